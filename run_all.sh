@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# The whole pipeline: data -> validation, cache and folds -> one training notebook per
+# experiment (k-fold CV, OOF and test predictions) -> Optuna blend -> submission.
+#
+#   ./run_all.sh                                     generated demo dataset, demo profile
+#   ./run_all.sh --data DIR --profile sample-cpu     the shared real sample on a CPU
+#   ./run_all.sh --data DIR --profile full-gpu       the full dataset on one GPU
+#
+# Options: --experiments a,b (default: the profile's), --force (redo finished experiments),
+# --trials N (blend, default 200), --smoke (tiny demo, 1-epoch models: what CI runs).
+# Demo artifacts go to oof/demo, submissions/demo and notebooks/runs/demo; real runs to oof/,
+# submissions/ and notebooks/runs/. The last line printed is the submission's path.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+data="" profile="" experiments="" force=false smoke=false trials=200
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --data) data="$2"; shift 2 ;;
+        --profile) profile="$2"; shift 2 ;;
+        --experiments) experiments="$2"; shift 2 ;;
+        --trials) trials="$2"; shift 2 ;;
+        --force) force=true; shift ;;
+        --smoke) smoke=true; shift ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "run_all.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+
+started=$SECONDS
+current_stage="setup"
+stage() {
+    current_stage="$1"
+    printf '\n==> [%4ds] %s\n' "$((SECONDS - started))" "$1"
+}
+trap 'echo "run_all.sh: FAILED at stage: $current_stage (after $((SECONDS - started)) s)" >&2' ERR
+
+stage "environment (.venv)"
+source src/ensure_venv.sh
+
+if [[ -z "$data" ]]; then
+    workspace="demo"
+    data="demo/data"
+    profile="${profile:-demo}"
+    oof_dir="oof/demo" submissions="submissions/demo" runs="notebooks/runs/demo"
+    if $smoke; then
+        data="demo/smoke-data" oof_dir="oof/demo-smoke" submissions="submissions/demo-smoke"
+        runs="notebooks/runs/demo-smoke"
+    fi
+    if [[ ! -f "$data/train_labels.csv" ]]; then
+        stage "generate the demo dataset ($data)"
+        if $smoke; then
+            python src/make_demo_data.py "$data" --n-train 40 --n-test 8 --size 32
+        else
+            python src/make_demo_data.py "$data"
+        fi
+    fi
+else
+    [[ -d "$data" ]] || { echo "run_all.sh: data folder not found: $data" >&2; exit 2; }
+    workspace="$(basename "$(cd "$data" && pwd)")"
+    profile="${profile:-sample-cpu}"
+    oof_dir="oof" submissions="submissions" runs="notebooks/runs"
+fi
+if [[ -z "$experiments" ]]; then
+    experiments="$(python -c "import sys; sys.path.insert(0, 'src')
+from landcover.config import load_profile
+print(','.join(load_profile('$profile')['experiments']))")"
+fi
+echo "data: $data | profile: $profile | experiments: $experiments"
+echo "artifacts: $oof_dir/  $submissions/  $runs/"
+mkdir -p "$oof_dir" "$submissions" "$runs"
+
+stage "validate, cache and split the data"
+python src/prepare.py --data "$data" --profile "$profile"
+
+if [[ ! -f "$runs/eda.ipynb" ]] || $force; then
+    stage "explore the data (notebooks/eda.ipynb -> $runs/eda.ipynb)"
+    papermill --log-level ERROR notebooks/eda.ipynb "$runs/eda.ipynb" \
+        -p data_dir "$data" -p smoke "$smoke"
+fi
+
+IFS=',' read -ra names <<< "$experiments"
+for name in "${names[@]}"; do
+    extra=()
+    $smoke && extra+=(--set train.epochs=1 train.steps_per_epoch=2 predict.tta=1)
+    state="$(python src/train.py --config "$name" --data "$data" --profile "$profile" \
+        --oof-dir "$oof_dir" "${extra[@]}" --status 2>/dev/null | tail -1)"
+    if [[ "$state" == "complete" ]] && ! $force; then
+        stage "train $name: already complete for this data and config, skipped"
+        continue
+    fi
+    stage "train $name (notebooks/train.ipynb -> $runs/$name.ipynb)"
+    papermill --log-level ERROR notebooks/train.ipynb "$runs/$name.ipynb" \
+        -p experiment "$name" -p data_dir "$data" -p profile "$profile" \
+        -p oof_dir "$oof_dir" -p smoke "$smoke" -p force "$force"
+done
+
+stage "blend the experiments (src/blend.py)"
+out="$submissions/blend-$(date -u +%Y%m%d-%H%M%S).csv"
+$smoke && trials=20
+python src/blend.py --oof-dir "$oof_dir" --experiments "$experiments" --trials "$trials" \
+    --out "$out" | tee "$runs/blend.log"
+
+stage "inspect the blend (notebooks/blend.ipynb -> $runs/blend.ipynb)"
+papermill --log-level ERROR notebooks/blend.ipynb "$runs/blend.ipynb" \
+    -p oof_dir "$oof_dir" -p experiments "$experiments" -p trials "$trials" -p smoke "$smoke"
+
+stage "check the submission"
+python - "$out" "$data" <<'PY'
+import sys
+sys.path.insert(0, "src")
+from landcover.layout import locate
+from landcover.tables import read_ids, read_proportions
+
+sub, data = sys.argv[1], sys.argv[2]
+table = read_proportions(sub, what="submission", require_sum_to_one=True, allow_fold=False)
+expected = read_ids(locate(data).x_test, "x_test")
+table.select(expected, what=f"{sub} vs x_test")
+print(f"{sub}: {len(table)} rows, the ids of x_test, rows sum to 1")
+PY
+
+printf '\n==> [%4ds] done (%s)\n' "$((SECONDS - started))" "$workspace"
+echo "$out"

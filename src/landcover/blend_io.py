@@ -1,0 +1,228 @@
+"""Blending's inputs and outputs: compatible experiments with their truth in, a submission out.
+
+Rows are matched by sample_id everywhere: every experiment's OOF and test predictions are
+aligned to the first experiment's ids, the truth to the OOF ids.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .artifacts import Experiment, check_compatible, discover, folds_fingerprint
+from .atomic import write_json
+from .blending import FLOOR_RANGE, T_RANGE, TINY, BlendFit, Stack, blend
+from .constants import CLASSES, IGNORED_CLASSES, N_CLASSES, SCORED_CLASSES
+from .errors import ArtifactError, DataError
+from .provenance import provenance
+from .tables import align, read_proportions, write_proportions
+
+
+@dataclass(frozen=True)
+class BlendInputs:
+    experiments: list[Experiment]
+    ids: np.ndarray  # OOF sample ids; rows of oof, truth and folds follow them
+    folds: np.ndarray
+    oof: np.ndarray  # (models, rows, 10)
+    truth: np.ndarray  # (rows, 10)
+    labels_path: Path
+    test_ids: np.ndarray
+    test: np.ndarray  # (models, test rows, 10)
+
+    @property
+    def names(self) -> list[str]:
+        return [e.name for e in self.experiments]
+
+    @property
+    def benchmark(self) -> int | None:
+        """Index of the official benchmark recipe (meta.json 'name' contains 'benchmark')."""
+        for i, exp in enumerate(self.experiments):
+            if "benchmark" in str(exp.meta.get("name", "")).lower():
+                return i
+        return None
+
+
+def resolve_labels(experiments: list[Experiment], labels: str | os.PathLike[str] | None) -> Path:
+    """``labels`` if given, else the ``labels_path`` the experiments recorded in meta.json."""
+    if labels is not None:
+        return Path(labels)
+    recorded = {e.name: e.meta["labels_path"] for e in experiments if e.meta.get("labels_path")}
+    if not recorded:
+        raise ArtifactError(
+            f"no --labels given and no meta.json records a labels_path "
+            f"({', '.join(e.name for e in experiments)}); pass --labels PATH (train labels CSV)"
+        )
+    if len(set(recorded.values())) > 1:
+        raise ArtifactError(
+            f"experiments record different labels_path {recorded}; pass --labels PATH to choose"
+        )
+    name, path = next(iter(recorded.items()))
+    if not Path(path).is_file():
+        raise DataError(
+            f"{path}: labels_path recorded in {name}/meta.json does not exist; pass --labels PATH"
+        )
+    return Path(path)
+
+
+def load_inputs(
+    oof_dir: str | os.PathLike[str],
+    names: list[str] | None = None,
+    labels: str | os.PathLike[str] | None = None,
+) -> BlendInputs:
+    """Load and cross-check the experiments (same data, ids and folds) and the OOF truth."""
+    if names and len(set(names)) != len(names):
+        raise ArtifactError(f"an experiment is named twice in {names}")
+    experiments = discover(oof_dir, names)
+    check_compatible(experiments)
+    first = experiments[0]
+    ids, test_ids = first.oof.ids, first.test.ids
+    oof = [e.oof.select(ids, what=f"{e.name}/oof.csv") for e in experiments]
+    test = [e.test.select(test_ids, what=f"{e.name}/test.csv") for e in experiments]
+    labels_path = resolve_labels(experiments, labels)
+    truth = read_proportions(labels_path, what="train labels", require_sum_to_one=True)
+    truth = align(truth, ids, what=f"{labels_path} vs the OOF sample ids of {first.name}")
+    return BlendInputs(
+        experiments=experiments, ids=ids, folds=first.oof.folds,
+        oof=np.stack([p.values for p in oof]), truth=truth.values, labels_path=labels_path,
+        test_ids=test_ids, test=np.stack([p.values for p in test]),
+    )
+
+
+def default_out(now: _dt.datetime | None = None) -> Path:
+    now = now or _dt.datetime.now(_dt.timezone.utc)
+    return Path("submissions") / f"blend-{now:%Y%m%d-%H%M%S}.csv"
+
+
+def sidecar_paths(out: Path) -> tuple[Path, Path]:
+    """(<name>.json, <name>.oof.csv) next to the submission <name>.csv."""
+    if out.suffix != ".csv":
+        raise DataError(f"{out}: the submission path must end in .csv")
+    return out.with_suffix(".json"), out.with_suffix(".oof.csv")
+
+
+def full_columns(scored: np.ndarray) -> np.ndarray:
+    """Scored-class proportions as the 10 submission columns; no_data and clouds get 0.
+
+    The metric drops those two and renormalises, so the file scores exactly what was tuned.
+    """
+    values = np.zeros((len(scored), N_CLASSES))
+    values[:, len(IGNORED_CLASSES) :] = scored
+    return values
+
+
+def summary(inputs: BlendInputs, fit: BlendFit) -> dict:
+    """Every score of the blend, keyed for the sidecar and the printed table."""
+    names = inputs.names
+    best = fit.best_single
+    scores = {
+        "oof_kl": fit.kl,
+        "nested_cv_kl": fit.nested_kl,
+        "nested_cv_fold_kl": {str(k): v for k, v in fit.nested_fold_kl.items()},
+        "equal_weight_kl": fit.equal_kl,
+        "best_single": {"name": names[best], "oof_kl": float(fit.single_kl[best])},
+        "study_best_kl": fit.study_kl,
+    }
+    bench = inputs.benchmark
+    if bench is not None:
+        ref = float(fit.single_kl[bench])
+        scores["benchmark"] = {
+            "name": names[bench],
+            "oof_kl": ref,
+            "ratio_to_benchmark": {
+                "blend_oof": fit.kl / ref,
+                "blend_nested_cv": None if fit.nested_kl is None else fit.nested_kl / ref,
+                "equal_weight": fit.equal_kl / ref,
+                "best_single": float(fit.single_kl[best]) / ref,
+            },
+        }
+    models = [
+        {
+            "name": name, "path": str(exp.path), "weight": float(w), "temperature": float(t),
+            "oof_kl": float(raw), "own_best_temperature": float(t_alone),
+            "oof_kl_at_own_best_temperature": float(kl_alone),
+        }
+        for name, exp, w, t, raw, t_alone, kl_alone in zip(
+            names, inputs.experiments, fit.params.weights, fit.params.temperatures,
+            fit.single_kl, fit.alone_temperature, fit.alone_kl, strict=True,
+        )
+    ]
+    return {"experiments": models, "floor": fit.params.floor, "chosen_by": fit.source,
+            "scores": scores}
+
+
+def write_outputs(
+    out: str | os.PathLike[str], inputs: BlendInputs, fit: BlendFit, settings: dict
+) -> Path:
+    """Write <out>.oof.csv, <out>.json, then the submission <out> itself (validated, atomic).
+
+    The submission comes last, so one that exists always has its sidecars.
+    """
+    out = Path(out)
+    json_path, oof_path = sidecar_paths(out)
+    oof_pred = blend(Stack.of(inputs.oof), fit.params, fit.prior)
+    test_pred = blend(Stack.of(inputs.test), fit.params, fit.prior)
+    write_proportions(oof_path, inputs.ids, full_columns(oof_pred), folds=inputs.folds,
+                      expected_ids=inputs.ids)
+    first = inputs.experiments[0]
+    sidecar = {
+        "submission": out.name,
+        "oof_predictions": oof_path.name,
+        **summary(inputs, fit),
+        "prior": dict(zip(SCORED_CLASSES, fit.prior.tolist(), strict=True)),
+        "settings": {**settings, "temperature_range": list(T_RANGE),
+                     "floor_range": list(FLOOR_RANGE), "log_epsilon": TINY},
+        "labels_path": str(inputs.labels_path),
+        "data_fingerprint": first.meta["data_fingerprint"],
+        "folds_fingerprint": folds_fingerprint(inputs.ids, inputs.folds),
+        "n_oof": len(inputs.ids),
+        "n_test": len(inputs.test_ids),
+        "columns": list(CLASSES),
+        "ignored_classes": f"{list(IGNORED_CLASSES)} written as 0: the metric drops them",
+        **provenance(),
+    }
+    write_json(json_path, sidecar)
+    return write_proportions(out, inputs.test_ids, full_columns(test_pred),
+                             expected_ids=inputs.test_ids)
+
+
+def format_table(inputs: BlendInputs, fit: BlendFit) -> str:
+    """The short report: per-model KL raw and at its own best temperature, weights, blend scores.
+
+    T is the temperature in the blend; alone T is the one that suits the model by itself.
+    """
+    info = summary(inputs, fit)
+    bench = info["scores"].get("benchmark")
+    ref = bench["oof_kl"] if bench else None
+    width = max(12, *(len(n) for n in inputs.names))
+
+    def ratio(kl: float | None) -> str:
+        return f"  {kl / ref:6.3f}x" if ref and kl is not None else ""
+
+    head = f"{'model':<{width}}  weight      T   OOF KL  alone T  KL there"
+    lines = [head + ("  vs bench" if ref else ""), "-" * (len(head) + (10 if ref else 0))]
+    for m in info["experiments"]:
+        lines.append(
+            f"{m['name']:<{width}}  {m['weight']:6.3f}  {m['temperature']:5.2f}  "
+            f"{m['oof_kl']:7.5f}  {m['own_best_temperature']:7.2f}  "
+            f"{m['oof_kl_at_own_best_temperature']:8.5f}" + ratio(m["oof_kl"])
+        )
+    s = info["scores"]
+    rows = [
+        ("blend, in-sample OOF", s["oof_kl"]),
+        ("blend, nested CV", s["nested_cv_kl"]),
+        ("equal weights, T=1", s["equal_weight_kl"]),
+        (f"best single: {s['best_single']['name']}", s["best_single"]["oof_kl"]),
+    ]
+    lines.append(f"floor {fit.params.floor:.4f} toward the training prior; chosen by {fit.source}")
+    for label, kl in rows:
+        shown = "n/a (one fold)" if kl is None else f"{kl:.5f}"
+        lines.append(f"{label:<{width + 24}}  {shown:>7}" + ratio(kl))
+    if fit.source == "single model":
+        lines.append("tuning did not beat the best single model: it is used as is")
+    if bench:
+        lines.append(f"ratios are to the benchmark {bench['name']} (OOF KL {ref:.5f})")
+    return "\n".join(lines)

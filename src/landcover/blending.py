@@ -1,0 +1,326 @@
+"""Blend OOF predictions: a temperature per model, simplex weights, a floor toward the prior.
+
+Everything happens on the 8 scored classes (the metric drops no_data and clouds and
+renormalises, so their share carries no information). For model i with scored proportions p_i:
+
+    q_i   = softmax(log(p_i + TINY) / T_i)      (T_i = 1 leaves p_i untouched)
+    blend = (1 - f) * sum_i w_i q_i + f * prior  (w on the simplex, prior = mean OOF truth)
+
+The models' proportions contain exact zeros (argmax pixel counts), hence TINY = 1e-12 inside the
+log: a zero share becomes about TINY ** (1 / T) of a share near 1, i.e. 1e-24 at T = 0.5 but 1e-6
+at T = 2 and 1e-3 at T = 4, so a flattening temperature also acts as a small floor. T = 1 skips
+the log/exp round trip (zeros stay 0, which the metric's 1e-8 cannot tell from 1e-12), so one-hot
+weights with T = 1 and f = 0 reproduce a model bit for bit. A row to which a model
+gives no scored mass at all (all no_data/clouds) counts as uniform: the model has no opinion.
+
+The objective is ``metric.kl_divergence``; ``fit_blend`` tunes with a seeded Optuna TPE study,
+polishes with L-BFGS-B (analytic gradient), never returns worse than the best single model, and
+estimates the score honestly by nested CV over the OOF folds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+from scipy.optimize import minimize, minimize_scalar
+
+from .constants import EPS, SCORED_CLASSES
+from .metric import kl_divergence, scored_proportions
+from .tables import prior_proportions
+
+TINY = 1e-12
+T_RANGE = (0.25, 4.0)
+FLOOR_RANGE = (0.0, 0.05)
+N_SCORED = len(SCORED_CLASSES)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Scored proportions of m models on the same n rows, with their logs computed once."""
+
+    probs: np.ndarray  # (m, n, 8), rows sum to 1
+    logp: np.ndarray  # log(probs + TINY)
+
+    @classmethod
+    def of(cls, preds: np.ndarray) -> Stack:
+        """From (models, rows, 10 or 8) predictions."""
+        preds = np.asarray(preds, dtype=np.float64)
+        if preds.ndim != 3:
+            raise ValueError(f"expected (models, rows, classes), got shape {preds.shape}")
+        probs = np.stack([scored_proportions(p) for p in preds])
+        probs[probs.sum(axis=2) == 0] = 1.0 / N_SCORED
+        return cls(probs, np.log(probs + TINY))
+
+    def __len__(self) -> int:
+        return self.probs.shape[1]
+
+    @property
+    def n_models(self) -> int:
+        return self.probs.shape[0]
+
+    def rows(self, mask: np.ndarray) -> Stack:
+        return Stack(self.probs[:, mask], self.logp[:, mask])
+
+    def tempered(self, i: int, temperature: float) -> np.ndarray:
+        """Model i's scored proportions at ``temperature``, rows summing to 1."""
+        if temperature == 1.0:
+            return self.probs[i]
+        z = self.logp[i] / temperature
+        z -= z.max(axis=1, keepdims=True)
+        q = np.exp(z)
+        q /= q.sum(axis=1, keepdims=True)
+        return q
+
+
+@dataclass(frozen=True)
+class BlendParams:
+    weights: np.ndarray  # (m,), non-negative, sums to 1
+    temperatures: np.ndarray  # (m,)
+    floor: float
+
+    @classmethod
+    def single(cls, m: int, i: int) -> BlendParams:
+        return cls(np.eye(m)[i], np.ones(m), 0.0)
+
+    @classmethod
+    def equal(cls, m: int) -> BlendParams:
+        return cls(np.full(m, 1.0 / m), np.ones(m), 0.0)
+
+
+def blend(stack: Stack, params: BlendParams, prior: np.ndarray) -> np.ndarray:
+    """Blended scored proportions, shape (n, 8); ``prior`` is the scored floor target."""
+    out = np.zeros((len(stack), N_SCORED))
+    for i, (w, t) in enumerate(zip(params.weights, params.temperatures, strict=True)):
+        if w > 0:
+            out += w * stack.tempered(i, float(t))
+    if params.floor > 0:
+        out = (1.0 - params.floor) * out + params.floor * prior
+    return out
+
+
+def scored_prior(truth: np.ndarray) -> np.ndarray:
+    """The training prior on the scored classes: the floor's target."""
+    return scored_proportions(prior_proportions(truth)[None, :])[0]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What one tuning run sees: models, truth and prior on the same rows."""
+
+    stack: Stack
+    truth: np.ndarray  # (n, 10) or (n, 8)
+    prior: np.ndarray  # (8,)
+    use_floor: bool
+    scored_truth: np.ndarray  # (n, 8), for the gradient
+
+    @classmethod
+    def build(cls, stack: Stack, truth: np.ndarray, use_floor: bool) -> Problem:
+        truth = np.asarray(truth, dtype=np.float64)
+        return cls(stack, truth, scored_prior(truth), use_floor, scored_proportions(truth))
+
+    def kl(self, params: BlendParams) -> float:
+        return kl_divergence(self.truth, blend(self.stack, params, self.prior))
+
+    def names(self) -> list[str]:
+        """The tuned vector: log T per model, raw weights (m > 1), floor (if used)."""
+        m = self.stack.n_models
+        return ([f"log_T{i}" for i in range(m)] + ([f"w{i}" for i in range(m)] if m > 1 else [])
+                + (["floor"] if self.use_floor else []))
+
+    def bounds(self) -> list[tuple[float, float]]:
+        m = self.stack.n_models
+        bounds = [(float(np.log(T_RANGE[0])), float(np.log(T_RANGE[1])))] * m
+        bounds += [(0.0, 1.0)] * (m if m > 1 else 0)
+        return bounds + ([FLOOR_RANGE] if self.use_floor else [])
+
+    def unpack(self, x: np.ndarray) -> BlendParams:
+        """Raw weights anywhere in [0, 1]^m cover the whole simplex once normalised."""
+        m = self.stack.n_models
+        raw = np.asarray(x[m : 2 * m]) if m > 1 else np.ones(1)
+        weights = raw / raw.sum() if raw.sum() > 0 else np.full(m, 1.0 / m)
+        floor = float(x[-1]) if self.use_floor else 0.0
+        return BlendParams(weights, np.exp(np.asarray(x[:m])), floor)
+
+    def pack(self, params: BlendParams) -> np.ndarray:
+        parts = [np.log(params.temperatures)]
+        if self.stack.n_models > 1:
+            parts.append(params.weights)
+        if self.use_floor:
+            parts.append([params.floor])
+        return np.concatenate(parts).astype(np.float64)
+
+    def kl_and_grad(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        """KL at ``x`` (via the metric) and its analytic gradient, for L-BFGS-B.
+
+        Blends stay on the simplex, so the metric's renormalisation has no effect on the
+        gradient: dKL/dblend = -(y + eps) / (blend + eps) / n on the scored classes.
+        """
+        params = self.unpack(x)
+        m, f = self.stack.n_models, params.floor
+        qs = [self.stack.tempered(i, float(t)) for i, t in enumerate(params.temperatures)]
+        mix = sum(w * q for w, q in zip(params.weights, qs, strict=True))
+        pred = (1.0 - f) * mix + f * self.prior
+        y = self.scored_truth
+        g = -(y + EPS) / (pred + EPS) / len(y)
+        grad_t = np.empty(m)
+        grad_w = np.empty(m)
+        for i, (t, q) in enumerate(zip(params.temperatures, qs, strict=True)):
+            gq = (1.0 - f) * g
+            grad_w[i] = np.sum(gq * q)
+            z = self.stack.logp[i] / t  # dq/dlogT = q * (zbar - z), shift-invariant per row
+            zbar = np.sum(q * z, axis=1, keepdims=True)
+            grad_t[i] = params.weights[i] * np.sum(gq * q * (zbar - z))
+        parts = [grad_t]
+        if m > 1:
+            raw = x[m : 2 * m]
+            total = raw.sum()
+            # d(w / sum w): the radial direction is flat, only the spread between models counts
+            parts.append((grad_w - params.weights @ grad_w) / total if total > 0 else np.zeros(m))
+        if self.use_floor:
+            parts.append([np.sum(g * (self.prior - mix))])
+        return kl_divergence(self.truth, pred), np.concatenate(parts)
+
+
+@dataclass(frozen=True)
+class Tuned:
+    params: BlendParams
+    kl: float
+    source: str  # "study", "polish" or "single model" (tuning did not beat the best one)
+    study_kl: float  # best trial of the Optuna study, before the polish
+
+
+def tune(problem: Problem, *, trials: int, seed: int, polish: bool = True) -> Tuned:
+    """Seeded TPE study over (T, w, floor), optional L-BFGS-B polish, never worse than a model."""
+    m = problem.stack.n_models
+    names, bounds = problem.names(), problem.bounds()
+
+    def objective(trial: optuna.Trial) -> float:
+        x = [trial.suggest_float(n, lo, hi) for n, (lo, hi) in zip(names, bounds, strict=True)]
+        return problem.kl(problem.unpack(np.array(x)))
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # multivariate TPE: weights and temperatures interact, so sample them jointly
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed, multivariate=True))
+    # Start from the points that must be beaten: the equal blend and every single model.
+    starts = [BlendParams.equal(m)] + [BlendParams.single(m, i) for i in range(m) if m > 1]
+    for start in starts:
+        study.enqueue_trial(dict(zip(names, problem.pack(start).tolist(), strict=True)))
+    study.optimize(objective, n_trials=trials)
+    best = problem.unpack(np.array([study.best_params[n] for n in names]))
+    best_kl = problem.kl(best)
+    tuned = Tuned(best, best_kl, "study", best_kl)
+
+    if polish:
+        res = minimize(
+            problem.kl_and_grad, problem.pack(best), jac=True, method="L-BFGS-B",
+            bounds=problem.bounds(), options={"maxiter": 200},
+        )
+        polished = problem.unpack(res.x)
+        polished_kl = problem.kl(polished)
+        if polished_kl < best_kl:
+            tuned = Tuned(polished, polished_kl, "polish", best_kl)
+
+    singles = [problem.kl(BlendParams.single(m, i)) for i in range(m)]
+    i_best = int(np.argmin(singles))
+    if singles[i_best] < tuned.kl:
+        return Tuned(BlendParams.single(m, i_best), singles[i_best], "single model", best_kl)
+    # A model without weight has no meaningful temperature: report T = 1 (the blend is unchanged)
+    p = tuned.params
+    temps = np.where(p.weights > 0, p.temperatures, 1.0)
+    return Tuned(BlendParams(p.weights, temps, p.floor), tuned.kl, tuned.source, best_kl)
+
+
+def best_temperature(problem: Problem, i: int) -> tuple[float, float]:
+    """(T, KL) of model i alone at its own best temperature, no floor."""
+    m = problem.stack.n_models
+
+    def kl_at(log_t: float) -> float:
+        return problem.kl(BlendParams(np.eye(m)[i], np.full(m, np.exp(log_t)), 0.0))
+
+    res = minimize_scalar(kl_at, bounds=np.log(T_RANGE), method="bounded")
+    as_is = kl_at(0.0)
+    return (float(np.exp(res.x)), float(res.fun)) if res.fun < as_is else (1.0, as_is)
+
+
+@dataclass(frozen=True)
+class BlendFit:
+    """A tuned blend with every score a reader needs to judge it."""
+
+    params: BlendParams
+    prior: np.ndarray  # scored prior of the whole OOF truth
+    kl: float  # in-sample OOF KL of the chosen blend
+    source: str  # as in Tuned
+    study_kl: float
+    nested_kl: float | None  # KL of the held-out fold predictions, each tuned without its fold
+    nested_fold_kl: dict[int, float]
+    nested_oof: np.ndarray | None  # (n, 8) the nested-CV predictions
+    equal_kl: float  # equal weights, T = 1, no floor
+    single_kl: np.ndarray  # (m,) each model as is
+    alone_temperature: np.ndarray  # (m,) each model's own best temperature, no floor
+    alone_kl: np.ndarray  # (m,) its KL there
+
+    @property
+    def best_single(self) -> int:
+        return int(np.argmin(self.single_kl))
+
+
+def fit_blend(
+    preds: np.ndarray,
+    truth: np.ndarray,
+    folds: np.ndarray,
+    *,
+    trials: int = 200,
+    seed: int = 0,
+    use_floor: bool = True,
+    polish: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> BlendFit:
+    """Tune on all OOF rows, then re-tune without each fold to score it (nested CV).
+
+    ``preds`` is (models, rows, classes) aligned with ``truth`` (rows, classes) and ``folds``.
+    """
+    log = log or (lambda _msg: None)
+    stack = Stack.of(preds)
+    truth = np.asarray(truth, dtype=np.float64)
+    folds = np.asarray(folds)
+    m = stack.n_models
+    problem = Problem.build(stack, truth, use_floor)
+    log(f"tuning {m} model(s) on {len(stack)} OOF rows ({trials} trials)")
+    tuned = tune(problem, trials=trials, seed=seed, polish=polish)
+
+    nested_oof, nested_kl, nested_fold_kl = None, None, {}
+    fold_ids = np.unique(folds)
+    if len(fold_ids) > 1:
+        nested_oof = np.empty((len(stack), N_SCORED))
+        for k in fold_ids:
+            held = folds == k
+            log(f"nested CV: tuning without fold {k} ({len(fold_ids)} folds)")
+            inner = Problem.build(stack.rows(~held), truth[~held], use_floor)
+            params = tune(inner, trials=trials, seed=seed, polish=polish).params
+            nested_oof[held] = blend(stack.rows(held), params, inner.prior)
+            nested_fold_kl[int(k)] = kl_divergence(truth[held], nested_oof[held])
+        nested_kl = kl_divergence(truth, nested_oof)
+
+    singles = np.array([problem.kl(BlendParams.single(m, i)) for i in range(m)])
+    alone = np.array([best_temperature(problem, i) for i in range(m)])
+    return BlendFit(
+        params=tuned.params, prior=problem.prior, kl=tuned.kl, source=tuned.source,
+        study_kl=tuned.study_kl, nested_kl=nested_kl, nested_fold_kl=nested_fold_kl,
+        nested_oof=nested_oof, equal_kl=problem.kl(BlendParams.equal(m)),
+        single_kl=singles, alone_temperature=alone[:, 0], alone_kl=alone[:, 1],
+    )
+
+
+def kl_vs_temperature(
+    preds: np.ndarray, truth: np.ndarray, temperatures: np.ndarray
+) -> np.ndarray:
+    """OOF KL of each model alone over a grid of temperatures, shape (models, len(grid))."""
+    problem = Problem.build(Stack.of(preds), truth, use_floor=False)
+    m = problem.stack.n_models
+    return np.array(
+        [[problem.kl(BlendParams(np.eye(m)[i], np.full(m, t), 0.0)) for t in temperatures]
+         for i in range(m)]
+    )

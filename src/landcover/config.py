@@ -1,0 +1,173 @@
+"""Experiment configs: ``configs/base.yaml`` + a short ``configs/models/<exp>.yaml`` diff,
+then the profile's overrides, then command-line ``key.path=value`` overrides.
+
+Every key must exist in the base and keep its type (an int is accepted for a float), so a
+typo or a wrong type is an error, not a silent default. A base value of ``{}`` is a free-form
+mapping (model parameters passed through to the library).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+from .provenance import REPO_ROOT
+
+CONFIG_DIR = REPO_ROOT / "configs"
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def merge(base: dict, update: dict, *, where: str, prefix: str = "") -> dict:
+    """Deep-merge ``update`` into a copy of ``base``, checking keys and types against it."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        name = f"{prefix}{key}"
+        if key not in base:
+            close = [k for k in base if k.startswith(str(key)[:3])]
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{where}: unknown key '{name}'{hint}")
+        ref = base[key]
+        if isinstance(ref, dict) and ref:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: '{name}' must be a mapping, got {_type_name(value)}")
+            out[key] = merge(ref, value, where=where, prefix=f"{name}.")
+        else:
+            out[key] = _check_type(ref, value, name, where)
+    return out
+
+
+def _check_type(ref: Any, value: Any, name: str, where: str) -> Any:
+    if ref is None or value is None:
+        return value  # optional settings: None in the base means any type, None disables
+    if isinstance(ref, bool) != isinstance(value, bool):
+        raise ConfigError(f"{where}: '{name}' must be bool, got {_type_name(value)} {value!r}")
+    if isinstance(ref, float) and isinstance(value, int):
+        return float(value)
+    if not isinstance(value, type(ref)):
+        raise ConfigError(
+            f"{where}: '{name}' must be {_type_name(ref)}, got {_type_name(value)} {value!r}"
+        )
+    return value
+
+
+def parse_overrides(items: list[str] | None) -> dict:
+    """``["train.epochs=3", "model.arch=FPN"]`` -> nested dict (values parsed as YAML)."""
+    result: dict = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key.path=value")
+        path, raw = item.split("=", 1)
+        node = result
+        *parents, leaf = path.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(raw)
+    return result
+
+
+def model_config_path(name_or_path: str) -> Path:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    return CONFIG_DIR / "models" / f"{name_or_path}.yaml"
+
+
+def load_profile(name: str | None) -> dict:
+    """A profile: ``experiments`` (default list) and ``overrides`` applied to each of them."""
+    if not name:
+        return {"experiments": [], "overrides": {}}
+    path = (
+        Path(name) if name.endswith((".yaml", ".yml")) else CONFIG_DIR / "profiles" / f"{name}.yaml"
+    )
+    if not path.is_file():
+        known = sorted(p.stem for p in (CONFIG_DIR / "profiles").glob("*.yaml"))
+        raise ConfigError(f"{path}: unknown profile {name!r} (known: {', '.join(known)})")
+    data = read_yaml(path)
+    unknown = set(data) - {"experiments", "overrides", "description"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}")
+    return {
+        "experiments": list(data.get("experiments") or []),
+        "overrides": data.get("overrides") or {},
+        "path": str(path),
+    }
+
+
+def data_settings(profile: str | None = None) -> dict:
+    """The ``data`` section (folds) of the base config under a profile, without a model."""
+    config = read_yaml(CONFIG_DIR / "base.yaml")
+    prof = load_profile(profile)
+    if prof["overrides"]:
+        config = merge(config, prof["overrides"], where=prof["path"])
+    return config["data"]
+
+
+def load_config(
+    model: str, *, profile: str | None = None, overrides: list[str] | dict | None = None
+) -> dict:
+    """Resolve an experiment config: base <- model file <- profile overrides <- overrides."""
+    base_path = CONFIG_DIR / "base.yaml"
+    config = read_yaml(base_path)
+    model_path = model_config_path(model)
+    config = merge(config, read_yaml(model_path), where=str(model_path))
+    prof = load_profile(profile)
+    if prof["overrides"]:
+        config = merge(config, prof["overrides"], where=prof["path"])
+    extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+    config = merge(config, extra, where="overrides")
+    config["experiment"] = config.get("experiment") or model_path.stem
+    config["profile"] = profile
+    validate(config)
+    return config
+
+
+def validate(config: dict) -> None:
+    """Checks that need more than a type: allowed names and ranges."""
+    choices = {
+        ("model", "kind"): ("smp", "benchmark_unet", "classifier"),
+        ("train", "optimizer"): ("adam", "adamw"),
+        ("train", "scheduler"): ("cosine", "none"),
+        ("loss", "class_weights"): ("none", "inverse_frequency"),
+        ("predict", "mode"): ("soft", "hard"),
+    }
+    for (section, key), allowed in choices.items():
+        if config[section][key] not in allowed:
+            raise ConfigError(
+                f"'{section}.{key}' must be one of {allowed}, got {config[section][key]!r}"
+            )
+    if config["predict"]["tta"] not in (1, 2, 4, 8):
+        raise ConfigError(f"'predict.tta' must be 1, 2, 4 or 8, got {config['predict']['tta']}")
+    for section, key in (("train", "epochs"), ("train", "batch_size"), ("data", "n_folds")):
+        if config[section][key] < 1:
+            raise ConfigError(f"'{section}.{key}' must be >= 1, got {config[section][key]}")
+    if config["model"]["kind"] == "classifier" and config["loss"]["ce_weight"]:
+        raise ConfigError("an image-level model has no pixel loss: set loss.ce_weight: 0")
+
+
+def config_hash(config: dict) -> str:
+    """Hash of what determines training results (not where it runs or what folds are shown)."""
+    relevant = {k: v for k, v in config.items() if k not in ("run", "profile")}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

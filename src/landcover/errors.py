@@ -1,0 +1,44 @@
+"""User-facing errors: one clear line naming the file or sample and the problem, no traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+
+class LandcoverError(Exception):
+    """A problem the user can act on (bad input, missing file, mismatched artifacts)."""
+
+
+class DataError(LandcoverError):
+    """Input data (TIFFs, CSVs, predictions) is missing or malformed."""
+
+
+class ConfigError(LandcoverError):
+    """A configuration file has an unknown key, a wrong type or an invalid value."""
+
+
+class ArtifactError(LandcoverError):
+    """Experiment artifacts are missing, incomplete or cannot be combined."""
+
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def cli_errors(main: F) -> F:
+    """Wrap a command-line entry point: a LandcoverError becomes one line on stderr and exit 2."""
+
+    @functools.wraps(main)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return main(*args, **kwargs)
+        except LandcoverError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            raise SystemExit(130) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,79 @@
+"""Training losses: pixel cross-entropy and the KL term on soft proportions.
+
+The KL term is the challenge metric written in torch so that it can be differentiated (drop
+no_data and clouds, renormalise, eps = 1e-8); tests check it equals ``metric.kl_per_sample``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .constants import EPS, N_CLASSES
+
+N_IGNORED = 2  # no_data, clouds
+
+
+def soft_proportions(logits: torch.Tensor) -> torch.Tensor:
+    """(B, 10, H, W) pixel logits or (B, 10) image logits -> (B, 10) proportions."""
+    probs = logits.float().softmax(dim=1)
+    return probs.flatten(2).mean(dim=2) if probs.ndim == 4 else probs
+
+
+def hard_proportions(logits: torch.Tensor) -> torch.Tensor:
+    """Argmax pixel counts (the benchmark recipe): (B, 10, H, W) -> (B, 10)."""
+    labels = logits.argmax(dim=1).flatten(1)
+    counts = F.one_hot(labels, N_CLASSES).sum(dim=1).float()
+    return counts / labels.shape[1]
+
+
+def kl_loss(target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+    """Per-sample challenge KL between (B, 10) proportion tensors, shape (B,)."""
+    y = target[:, N_IGNORED:].double()
+    p = pred[:, N_IGNORED:].double()
+    y = y / y.sum(dim=1, keepdim=True).clamp_min(1e-30)
+    p = p / p.sum(dim=1, keepdim=True).clamp_min(1e-30)
+    return ((y + EPS) * torch.log((y + EPS) / (p + EPS))).sum(dim=1)
+
+
+def class_weights(masks: np.ndarray, mode: str) -> torch.Tensor:
+    """Cross-entropy weights: 1, or inverse pixel frequency in the training masks; 0 for the
+    ignored classes and for classes absent from training."""
+    weights = np.ones(N_CLASSES)
+    if mode == "inverse_frequency":
+        counts = np.zeros(N_CLASSES)
+        for start in range(0, len(masks), 256):
+            counts += np.bincount(
+                np.asarray(masks[start : start + 256]).ravel(), minlength=N_CLASSES
+            )
+        freq = counts / counts.sum()
+        weights = np.divide(1.0, freq, out=np.zeros(N_CLASSES), where=freq > 0)
+    weights[:N_IGNORED] = 0.0
+    present = weights > 0
+    weights[present] *= present.sum() / weights[present].sum()  # mean weight 1 over classes
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def segmentation_ce(
+    logits: torch.Tensor, masks: torch.Tensor, weights: torch.Tensor, smoothing: float = 0.0
+) -> torch.Tensor:
+    """Weighted pixel cross-entropy, averaged over the weight of the pixels in the batch (a batch
+    of only cloud pixels gives 0, not NaN)."""
+    per_pixel = F.cross_entropy(logits.float(), masks, reduction="none", label_smoothing=smoothing)
+    w = weights.to(logits.device)[masks]
+    return (per_pixel * w).sum() / w.sum().clamp_min(1.0)
+
+
+def total_loss(
+    logits: torch.Tensor, batch: dict, loss_cfg: dict, weights: torch.Tensor
+) -> torch.Tensor:
+    loss = logits.new_zeros((), dtype=torch.float32)
+    if loss_cfg["ce_weight"] and logits.ndim == 4:
+        loss = loss + loss_cfg["ce_weight"] * segmentation_ce(
+            logits, batch["mask"], weights, loss_cfg["label_smoothing"]
+        )
+    if loss_cfg["kl_weight"]:
+        kl = kl_loss(batch["target"], soft_proportions(logits)).mean().float()
+        loss = loss + loss_cfg["kl_weight"] * kl
+    return loss

@@ -1,0 +1,296 @@
+"""Train one fold and predict with it. Knows nothing about folds or experiments.
+
+Resumable: ``last.pt`` (model, optimiser, scheduler, epoch, history, RNG states) is written
+atomically after every epoch, ``best.pt`` whenever the validation KL improves; calling
+``fit`` again on the same work directory continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import random
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .atomic import atomic_path
+from .dataset import TTA_VIEWS, Normalizer, PatchDataset, d4_invert, d4_views
+from .losses import class_weights, hard_proportions, soft_proportions, total_loss
+from .metric import kl_divergence
+from .models import build_model
+
+HISTORY_FIELDS = ("epoch", "lr", "train_loss", "val_kl", "val_kl_soft", "seconds")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python and torch (NumPy randomness uses explicit, seeded generators)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _autocast(device: torch.device, run_cfg: dict):
+    if device.type == "cuda" and run_cfg["amp"]:
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _prepare_model(config: dict, device: torch.device) -> torch.nn.Module:
+    model = build_model(config["model"]).to(device)
+    if device.type == "cuda" and config["run"]["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def _schedule(config: dict, total_steps: int, steps_per_epoch: int):
+    warmup = config["train"]["warmup_epochs"] * steps_per_epoch
+    if config["train"]["scheduler"] == "none":
+        return lambda step: 1.0
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _to_device(x: torch.Tensor, device: torch.device, config: dict) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    if device.type == "cuda" and config["run"]["channels_last"] and x.ndim == 4:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@torch.no_grad()
+def predict_proportions(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    rows: np.ndarray,
+    normalizer: Normalizer,
+    config: dict,
+    device: torch.device,
+    *,
+    tta: int | None = None,
+    mode: str | None = None,
+    desc: str | None = None,
+) -> np.ndarray:
+    """(len(rows), 10) proportions, averaged over ``tta`` flips/rotations.
+
+    Proportions do not change under a flip or rotation, so views are averaged without being
+    mapped back.
+    """
+    tta = config["predict"]["tta"] if tta is None else tta
+    mode = config["predict"]["mode"] if mode is None else mode
+    batch = config["predict"]["batch_size"]
+    model.eval()
+    out = np.zeros((len(rows), 10), dtype=np.float64)
+    starts = range(0, len(rows), batch)
+    for start in tqdm(starts, desc=desc, disable=desc is None, leave=False):
+        chunk = np.sort(rows[start : start + batch])  # sorted reads are faster on a memmap
+        order = np.searchsorted(chunk, rows[start : start + batch])
+        x = _to_device(torch.from_numpy(normalizer(images[chunk])), device, config)
+        total = 0
+        for view in d4_views(x, tta):
+            with _autocast(device, config["run"]):
+                logits = model(view)
+            if mode == "hard" and logits.ndim == 4:
+                total = total + hard_proportions(logits)
+            else:
+                total = total + soft_proportions(logits)
+        out[start : start + len(chunk)] = (total / tta).double().cpu().numpy()[order]
+    return out
+
+
+@torch.no_grad()
+def predict_masks(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    normalizer: Normalizer,
+    config: dict,
+    device: torch.device,
+    tta: int = 8,
+) -> np.ndarray:
+    """Per-pixel argmax of the TTA-averaged softmax, (n, H, W) uint8 (segmentation models)."""
+    model.eval()
+    x = _to_device(torch.from_numpy(normalizer(images)), device, config)
+    probs = 0
+    for view_index, view in zip(TTA_VIEWS[tta], d4_views(x, tta), strict=True):
+        with _autocast(device, config["run"]):
+            logits = model(view)
+        probs = probs + d4_invert(logits.float().softmax(dim=1), view_index)
+    return probs.argmax(dim=1).to(torch.uint8).cpu().numpy()
+
+
+def fit(
+    config: dict,
+    images: np.ndarray,
+    masks: np.ndarray,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray,
+    val_labels: np.ndarray,
+    normalizer: Normalizer,
+    work: Path,
+    device: torch.device,
+    *,
+    seed: int,
+    desc: str = "",
+) -> list[dict]:
+    """Train on ``train_rows``, validate on ``val_rows`` each epoch; returns the history."""
+    work.mkdir(parents=True, exist_ok=True)
+    tcfg = config["train"]
+    seed_everything(seed)
+    model = _prepare_model(config, device)
+    optim_cls = torch.optim.AdamW if tcfg["optimizer"] == "adamw" else torch.optim.Adam
+    optimizer = optim_cls(model.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
+    dataset = PatchDataset(
+        images,
+        train_rows,
+        normalizer,
+        masks=masks,
+        augment=config["augment"],
+        crop=tcfg["crop"],
+        seed=seed,
+    )
+    generator = torch.Generator().manual_seed(seed)
+    batch_size = min(tcfg["batch_size"], len(dataset))
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        generator=generator,
+        num_workers=config["run"]["num_workers"],
+        pin_memory=device.type == "cuda",
+        persistent_workers=config["run"]["num_workers"] > 0,
+    )
+    steps = tcfg["steps_per_epoch"] or len(loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, _schedule(config, steps * tcfg["epochs"], steps)
+    )
+    weights = class_weights(masks[np.sort(train_rows)], config["loss"]["class_weights"])
+
+    history: list[dict] = []
+    best_kl, start_epoch = math.inf, 0
+    last = work / "last.pt"
+    if last.is_file():
+        state = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        history, best_kl, start_epoch = state["history"], state["best_kl"], state["epoch"] + 1
+        torch.set_rng_state(state["torch_rng"])
+        generator.set_state(state["loader_rng"])
+        dataset.set_rng_state(state["dataset_rng"])
+
+    for epoch in range(start_epoch, tcfg["epochs"]):
+        if _stale_epochs(history, best_kl) >= tcfg["early_stopping"] > 0:
+            break
+        started = time.perf_counter()
+        model.train()
+        losses = []
+        batches = _cycle(loader, steps)
+        bar = tqdm(
+            batches,
+            total=steps,
+            desc=f"{desc} epoch {epoch + 1}/{tcfg['epochs']}",
+            leave=False,
+            unit="step",
+        )
+        for batch in bar:
+            x = _to_device(batch["image"], device, config)
+            batch = {k: v.to(device) for k, v in batch.items() if k != "image"}
+            with _autocast(device, config["run"]):
+                logits = model(x)
+            loss = total_loss(logits, batch, config["loss"], weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if tcfg["grad_clip"]:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+        val_pred = predict_proportions(model, images, val_rows, normalizer, config, device, tta=1)
+        val_kl = kl_divergence(val_labels, val_pred)
+        val_soft = val_kl
+        if config["predict"]["mode"] == "hard":
+            soft = predict_proportions(
+                model, images, val_rows, normalizer, config, device, tta=1, mode="soft"
+            )
+            val_soft = kl_divergence(val_labels, soft)
+        history.append(
+            {
+                "epoch": epoch + 1,
+                "lr": scheduler.get_last_lr()[0],
+                "train_loss": float(np.mean(losses)),
+                "val_kl": val_kl,
+                "val_kl_soft": val_soft,
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+        )
+        if val_kl < best_kl:
+            best_kl = val_kl
+            with atomic_path(work / "best.pt") as tmp:
+                torch.save(model.state_dict(), tmp)
+        with atomic_path(last) as tmp:
+            torch.save(
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "epoch": epoch,
+                    "history": history,
+                    "best_kl": best_kl,
+                    "torch_rng": torch.get_rng_state(),
+                    "loader_rng": generator.get_state(),
+                    "dataset_rng": dataset.rng_state(),
+                },
+                tmp,
+            )
+        _write_history(work / "history.csv", history)
+    return history
+
+
+def _stale_epochs(history: list[dict], best_kl: float) -> int:
+    """Epochs since the best validation KL."""
+    for back, row in enumerate(reversed(history)):
+        if row["val_kl"] <= best_kl:
+            return back
+    return len(history)
+
+
+def _cycle(loader: DataLoader, steps: int):
+    """``steps`` batches, restarting the loader (a new shuffle) when it runs out."""
+    done = 0
+    while done < steps:
+        for batch in loader:
+            yield batch
+            done += 1
+            if done == steps:
+                return
+
+
+def _write_history(path: Path, history: list[dict]) -> None:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(history)
+
+
+def load_model(config: dict, checkpoint: Path, device: torch.device) -> torch.nn.Module:
+    model = _prepare_model(config, device)
+    model.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True))
+    return model.eval()

@@ -1,0 +1,80 @@
+"""Validate a challenge data folder, build its array cache and write the fold file.
+
+python src/prepare.py --data ../shared/data/landcover-sample
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from landcover.cache import prepare_data
+from landcover.config import data_settings
+from landcover.errors import cli_errors
+from landcover.folds import ensure_folds
+from landcover.metric import scored_proportions
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--data", required=True, help="data folder in the official layout")
+    parser.add_argument(
+        "--cache-dir", help="where to write the cache (default: cache/<name>-<hash>)"
+    )
+    parser.add_argument("--x-train", help="explicit x_train CSV (default: found by name)")
+    parser.add_argument("--y-train", help="explicit y_train CSV (default: found by name)")
+    parser.add_argument("--x-test", help="explicit x_test CSV (default: found by name)")
+    parser.add_argument("--profile", help="take fold settings from this profile (default: base)")
+    parser.add_argument("--folds", type=int, help="number of folds (default: from the config)")
+    parser.add_argument(
+        "--group-size",
+        type=int,
+        help="consecutive ids (neighbouring tiles) kept in one fold (default: config)",
+    )
+    parser.add_argument("--seed", type=int, help="fold seed (default: from the config)")
+    parser.add_argument("--workers", type=int, default=4, help="TIFF reading threads")
+    parser.add_argument("--force", action="store_true", help="rebuild the cache even if up to date")
+    return parser.parse_args(argv)
+
+
+@cli_errors
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    data = prepare_data(
+        args.data,
+        cache_dir=args.cache_dir,
+        x_train=args.x_train,
+        y_train=args.y_train,
+        x_test=args.x_test,
+        workers=args.workers,
+        force=args.force,
+    )
+    settings = data_settings(args.profile)
+    path, folds = ensure_folds(
+        data.cache_dir,
+        data.train_ids,
+        data.labels,
+        n_folds=args.folds or settings["n_folds"],
+        group_size=args.group_size or settings["group_size"],
+        seed=settings["fold_seed"] if args.seed is None else args.seed,
+    )
+    m = data.manifest
+    print(f"data      {m['data_dir']}")
+    height, width = m["size"]
+    print(f"train     {m['n_train']} patches, test {m['n_test']} patches, {height}x{width}")
+    print(f"cache     {data.cache_dir} (fingerprint {m['data_fingerprint']})")
+    if m["labels_disagreeing_with_masks"]:
+        bad = m["labels_disagreeing_with_masks"]
+        print(
+            f"warning   {len(bad)} label rows differ from their mask's pixel fractions: {bad[:5]}"
+        )
+    scored = scored_proportions(data.labels)
+    for k in range(int(folds.max()) + 1):
+        mix = " ".join(f"{v:.3f}" for v in scored[folds == k].mean(axis=0))
+        print(f"fold {k}    {int((folds == k).sum()):>6} patches, scored-class mean: {mix}")
+    print(f"folds     {path}")
+
+
+if __name__ == "__main__":
+    main()

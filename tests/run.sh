@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: lint (ruff) and the test suite (pytest), in .venv (created on first use).
+#   tests/run.sh               everything
+#   tests/run.sh -k metric     extra arguments go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source src/ensure_venv.sh
+echo "==> ruff"
+ruff check src tests notebooks
+ruff format --check src tests
+echo "==> pytest"
+python -m pytest "$@"

@@ -1,0 +1,242 @@
+"""Blending: known temperatures are undone, useless models dropped, outputs re-score exactly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from landcover import blending
+from landcover.artifacts import write_experiment
+from landcover.blend_io import load_inputs, write_outputs
+from landcover.blending import BlendParams, Problem, Stack, blend, fit_blend, tune
+from landcover.errors import ArtifactError, DataError
+from landcover.metric import kl_divergence, scored_proportions
+from landcover.tables import Proportions, align, read_proportions, write_proportions
+
+REPO = Path(__file__).resolve().parents[1]
+N, N_TEST = 300, 40
+
+
+def power(p: np.ndarray, t0: float) -> np.ndarray:
+    """p ** (1 / t0), rows renormalised: t0 < 1 sharpens, t0 > 1 flattens."""
+    z = np.log(p) / t0
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def ten(scored: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """8 scored shares -> 10 columns with some no_data/clouds mass, which the metric drops."""
+    ignored = rng.uniform(0, 0.2, size=(len(scored), 2)) * (rng.random((len(scored), 1)) < 0.3)
+    return np.hstack([ignored, scored * (1 - ignored.sum(axis=1, keepdims=True))])
+
+
+def world(seed: int, n: int = N) -> tuple[np.ndarray, np.ndarray]:
+    """(belief q of a calibrated model, truth drawn around it), both (n, 8).
+
+    E[truth | q] = q, so q at T = 1 is the best a temperature can do: a model shown as q ** (1/t0)
+    is best served by T = 1 / t0.
+    """
+    rng = np.random.default_rng(seed)
+    q = rng.dirichlet(np.full(8, 0.7), size=n)
+    truth = np.stack([rng.dirichlet(30 * row + 1e-2) for row in q])
+    return q, truth
+
+
+@pytest.mark.parametrize("t0", [0.5, 2.0])
+def test_temperature_undoes_known_sharpening(t0: float) -> None:
+    q, truth = world(1, n=800)
+    problem = Problem.build(Stack.of(power(q, t0)[None]), truth, use_floor=False)
+    tuned = tune(problem, trials=30, seed=0)
+    # on 800 rows the error stays under 3% across data seeds
+    assert tuned.params.temperatures[0] == pytest.approx(1 / t0, rel=0.05)
+
+
+def test_useless_model_gets_no_weight() -> None:
+    q, truth = world(2)
+    useless = np.random.default_rng(3).dirichlet(np.ones(8), size=N)
+    problem = Problem.build(Stack.of(np.stack([q, useless])), truth, use_floor=True)
+    tuned = tune(problem, trials=40, seed=0)
+    assert tuned.params.weights[1] < 0.02  # under 0.004 across data seeds
+    assert tuned.kl <= problem.kl(BlendParams.single(2, 0))
+
+
+def test_one_hot_weights_reproduce_the_model_exactly() -> None:
+    q, truth = world(4)
+    rng = np.random.default_rng(4)
+    raw = np.stack([ten(q, rng), ten(power(q, 0.7), rng), ten(rng.dirichlet(np.ones(8), N), rng)])
+    stack = Stack.of(raw)
+    for i in range(3):
+        pred = blend(stack, BlendParams.single(3, i), prior=np.full(8, 1 / 8))
+        np.testing.assert_array_equal(pred, scored_proportions(raw[i]))
+        assert kl_divergence(truth, pred) == pytest.approx(kl_divergence(truth, raw[i]), rel=1e-12)
+
+
+def test_gradient_matches_finite_differences() -> None:
+    q, truth = world(5)
+    rng = np.random.default_rng(5)
+    problem = Problem.build(Stack.of(np.stack([power(q, 0.6), rng.dirichlet(np.ones(8), N)])),
+                            truth, use_floor=True)
+    x = np.array([np.log(1.4), np.log(0.8), 0.7, 0.2, 0.01])
+    _, grad = problem.kl_and_grad(x)
+    h = 1e-6
+    numeric = [
+        (problem.kl(problem.unpack(x + h * e)) - problem.kl(problem.unpack(x - h * e))) / (2 * h)
+        for e in np.eye(len(x))
+    ]
+    np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-8)
+
+
+def test_never_worse_than_the_best_single_model() -> None:
+    _, truth = world(6)
+    useless = np.random.default_rng(6).dirichlet(np.ones(8), size=N)
+    problem = Problem.build(Stack.of(np.stack([truth, useless])), truth, use_floor=True)
+    # one trial = only the equal blend, which the perfect model beats: fall back to it
+    tuned = tune(problem, trials=1, seed=0, polish=False)
+    assert tuned.source == "single model"
+    np.testing.assert_array_equal(tuned.params.weights, [1.0, 0.0])
+    assert tuned.kl == problem.kl(BlendParams.single(2, 0))
+
+
+def test_same_seed_same_blend() -> None:
+    q, truth = world(7)
+    preds = np.stack([power(q, 0.6), power(q, 1.5)])
+    folds = np.arange(N) % 3
+    a = fit_blend(preds, truth, folds, trials=15, seed=3)
+    b = fit_blend(preds, truth, folds, trials=15, seed=3)
+    np.testing.assert_array_equal(a.params.weights, b.params.weights)
+    np.testing.assert_array_equal(a.params.temperatures, b.params.temperatures)
+    assert (a.params.floor, a.kl, a.nested_kl) == (b.params.floor, b.kl, b.nested_kl)
+
+
+# --- experiments on disk ----------------------------------------------------------------
+
+
+def make_oof_dir(tmp_path: Path, *, record_labels: bool = True) -> tuple[Path, Path]:
+    """oof/ with a benchmark, a sharpened copy of a calibrated model and a useless one."""
+    rng = np.random.default_rng(11)
+    q, truth = world(11)
+    ids = rng.permutation(5000)[:N] + 100
+    folds = np.arange(N) % 4
+    test_ids = rng.permutation(np.arange(9000, 9000 + N_TEST))
+    test_q = rng.dirichlet(np.full(8, 0.7), size=N_TEST)
+    labels = tmp_path / "train_labels.csv"
+    write_proportions(labels, ids, ten(truth, rng))
+    models = {
+        "a_sharp": (power(q, 0.5), power(test_q, 0.5), "resnet"),
+        "b_unet_benchmark": (power(q + 0.05, 1.2), test_q, "unet_benchmark"),
+        "c_useless": (rng.dirichlet(np.ones(8), N), rng.dirichlet(np.ones(8), N_TEST), "noise"),
+    }
+    oof_dir = tmp_path / "oof"
+    for name, (oof, test, meta_name) in models.items():
+        order, test_order = rng.permutation(N), rng.permutation(N_TEST)  # rows travel with ids
+        meta = {"name": meta_name, "data_fingerprint": "fp1"}
+        if record_labels:
+            meta["labels_path"] = str(labels)
+        write_experiment(
+            oof_dir / name,
+            oof=Proportions(ids[order], ten(oof, rng)[order], folds[order]),
+            test=Proportions(test_ids[test_order], ten(test, rng)[test_order]),
+            meta=meta, config={"name": name}, scores={},
+        )
+    return oof_dir, labels
+
+
+def test_submission_validates_and_oof_rescores(tmp_path: Path) -> None:
+    oof_dir, labels = make_oof_dir(tmp_path)
+    inputs = load_inputs(oof_dir)
+    fit = fit_blend(inputs.oof, inputs.truth, inputs.folds, trials=20, seed=0)
+    out = write_outputs(tmp_path / "sub" / "blend.csv", inputs, fit, {"trials": 20, "seed": 0})
+
+    sub = read_proportions(out, what="submission", require_sum_to_one=True, allow_fold=False)
+    assert sorted(sub.ids.tolist()) == sorted(inputs.test_ids.tolist())
+
+    side = json.loads(out.with_suffix(".json").read_text())
+    truth = read_proportions(labels, require_sum_to_one=True)
+    oof = read_proportions(out.with_suffix(".oof.csv"), require_sum_to_one=True)
+    rescored = kl_divergence(truth.values, align(oof, truth.ids).values)
+    assert rescored == pytest.approx(side["scores"]["oof_kl"], rel=1e-12)
+    assert side["scores"]["oof_kl"] <= side["scores"]["best_single"]["oof_kl"]
+    assert side["scores"]["benchmark"]["name"] == "b_unet_benchmark"
+    assert side["data_fingerprint"] == "fp1"
+    weights = {m["name"]: m["weight"] for m in side["experiments"]}
+    assert weights["c_useless"] < 0.05
+
+
+def rewrite(exp_dir: Path, *, ids=None, folds=None, fingerprint=None) -> None:
+    """Rewrite one experiment with altered ids, folds or data fingerprint."""
+    oof = read_proportions(exp_dir / "oof.csv")
+    test = read_proportions(exp_dir / "test.csv", allow_fold=False)
+    meta = json.loads((exp_dir / "meta.json").read_text())
+    if fingerprint:
+        meta["data_fingerprint"] = fingerprint
+    oof = Proportions(oof.ids if ids is None else ids(oof.ids), oof.values,
+                      oof.folds if folds is None else folds(oof.folds))
+    write_experiment(exp_dir, oof=oof, test=test, meta=meta, config={}, scores={})
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"ids": lambda ids: np.where(ids == ids[0], 99999, ids)}, "sample ids disagree"),
+        ({"folds": lambda f: np.where(np.arange(len(f)) == 0, (f + 1) % 4, f)}, "fold"),
+        ({"fingerprint": "other"}, "different data"),
+    ],
+)
+def test_incompatible_experiments_are_refused(tmp_path: Path, change: dict, message: str) -> None:
+    oof_dir, _ = make_oof_dir(tmp_path)
+    rewrite(oof_dir / "c_useless", **change)
+    with pytest.raises(ArtifactError, match=message):
+        load_inputs(oof_dir)
+    load_inputs(oof_dir, ["a_sharp", "b_unet_benchmark"])  # the others still blend
+
+
+def test_labels_must_be_known_and_match_the_oof(tmp_path: Path) -> None:
+    oof_dir, labels = make_oof_dir(tmp_path, record_labels=False)
+    with pytest.raises(ArtifactError, match="--labels"):
+        load_inputs(oof_dir)
+    truth = read_proportions(labels)
+    short = tmp_path / "short.csv"
+    write_proportions(short, truth.ids[1:], truth.values[1:])
+    with pytest.raises(DataError, match="missing sample_id"):
+        load_inputs(oof_dir, labels=short)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "src" / "blend.py"), *args],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+
+
+def test_cli_end_to_end(tmp_path: Path) -> None:
+    oof_dir, _ = make_oof_dir(tmp_path)
+    out = tmp_path / "sub.csv"
+    # no --labels: the path recorded in meta.json is used
+    done = run_cli("--oof-dir", str(oof_dir), "--trials", "20", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == str(out)
+    assert "nested CV" in done.stdout and "vs bench" in done.stdout
+    read_proportions(out, require_sum_to_one=True, allow_fold=False)
+    assert out.with_suffix(".json").is_file() and out.with_suffix(".oof.csv").is_file()
+
+
+def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
+    oof_dir, labels = make_oof_dir(tmp_path)
+    done = run_cli("--oof-dir", str(oof_dir), "--experiments", "a_sharp,nope",
+                   "--labels", str(labels), "--trials", "5", "--out", str(tmp_path / "x.csv"))
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "nope" in done.stderr
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_kl_vs_temperature_has_its_minimum_near_the_undoing_temperature() -> None:
+    q, truth = world(8, n=800)
+    grid = np.geomspace(*blending.T_RANGE, 25)
+    curve = blending.kl_vs_temperature(power(q, 0.5)[None], truth, grid)[0]
+    assert grid[np.argmin(curve)] == pytest.approx(2.0, rel=0.15)

@@ -1,0 +1,64 @@
+import re
+
+import pytest
+
+from landcover.config import CONFIG_DIR, config_hash, load_config, load_profile, parse_overrides
+from landcover.errors import ConfigError
+
+PROFILES = sorted(p.stem for p in (CONFIG_DIR / "profiles").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_experiment_resolves(profile: str):
+    experiments = load_profile(profile)["experiments"]
+    assert experiments
+    for name in experiments:
+        config = load_config(name, profile=profile)
+        assert config["experiment"] == name
+
+
+def test_sample_cpu_profile_includes_the_benchmark_recipe():
+    assert any("benchmark" in name for name in load_profile("sample-cpu")["experiments"])
+
+
+def test_overrides_are_typed():
+    config = load_config(
+        "unet_resnet18", overrides=["train.epochs=3", "train.lr=0.01", "model.arch=FPN"]
+    )
+    assert config["train"]["epochs"] == 3 and config["train"]["lr"] == 0.01
+    assert config["model"]["arch"] == "FPN"
+    assert parse_overrides(["a.b=1", "a.c=x"]) == {"a": {"b": 1, "c": "x"}}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.epoch=3", "unknown key 'train.epoch' (did you mean 'epochs'?)"),
+        ("train.epochs=three", "'train.epochs' must be int, got str 'three'"),
+        ("train.lr=fast", "'train.lr' must be float"),
+        ("augment.d4=1", "'augment.d4' must be bool"),
+        ("train=3", "'train' must be a mapping"),
+        ("predict.tta=3", "'predict.tta' must be 1, 2, 4 or 8"),
+        ("model.kind=transformer", "'model.kind' must be one of"),
+        ("nonsense", "expected key.path=value"),
+    ],
+)
+def test_bad_overrides(override: str, message: str):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config("unet_resnet18", overrides=[override])
+
+
+def test_bad_model_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  encoderr: tu-resnet18\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: unknown key 'model.encoderr'"):
+        load_config(str(bad))
+    with pytest.raises(ConfigError, match="unknown profile"):
+        load_config("unet_resnet18", profile="nope")
+
+
+def test_hash_ignores_where_it_runs():
+    a = load_config("unet_resnet18", overrides=["run.device=cpu"])
+    b = load_config("unet_resnet18", overrides=["run.device=cuda", "run.num_workers=4"])
+    c = load_config("unet_resnet18", overrides=["train.epochs=2"])
+    assert config_hash(a) == config_hash(b) != config_hash(c)

@@ -1,0 +1,77 @@
+"""Every model config builds and trains a step on a tiny input; the benchmark is exact."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import run_cli
+
+from landcover.config import CONFIG_DIR, load_config
+from landcover.losses import class_weights, soft_proportions, total_loss
+from landcover.models import BenchmarkUNet, build_model, count_parameters
+
+MODEL_CONFIGS = sorted(p.stem for p in (CONFIG_DIR / "models").glob("*.yaml"))
+
+
+def test_benchmark_unet_has_the_official_parameter_count():
+    model = BenchmarkUNet()
+    assert count_parameters(model) == 984_234
+    convs = [
+        m for m in model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)
+    ]
+    assert len(convs) == 21  # the README's 21 convolutions, the 1x1 head included
+    assert model(torch.zeros(1, 4, 32, 32)).shape == (1, 10, 32, 32)
+
+
+@pytest.mark.parametrize("name", MODEL_CONFIGS)
+def test_model_config_forward_backward(name: str):
+    config = load_config(name)
+    torch.manual_seed(0)
+    model = build_model(config["model"])
+    x = torch.randn(2, 4, 64, 64)
+    masks = torch.randint(2, 10, (2, 64, 64))
+    target = torch.nn.functional.one_hot(masks.flatten(1), 10).float().mean(dim=1)
+    logits = model(x)
+    assert logits.shape[:2] == (2, 10)
+    props = soft_proportions(logits)
+    assert torch.allclose(props.sum(dim=1), torch.ones(2), atol=1e-5)
+    loss = total_loss(
+        logits,
+        {"mask": masks, "target": target},
+        config["loss"],
+        class_weights(masks.numpy(), "none"),
+    )
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert torch.isfinite(loss) and all(g is not None for g in grads)
+
+
+@pytest.mark.parametrize("name", ["unet_resnet18", "classifier_resnet18"])
+def test_pretrained_weights_unavailable_is_a_clear_error(name: str, demo_dir: Path, tmp_path: Path):
+    # run_cli sets HF_HUB_OFFLINE=1, as a machine without network access would fail
+    result = run_cli(
+        "src/train.py",
+        "--config",
+        name,
+        "--data",
+        str(demo_dir),
+        "--oof-dir",
+        str(tmp_path),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--set",
+        "model.pretrained=true",
+    )
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "could not be fetched" in lines[0]
+    assert "set model.pretrained: false" in lines[0]
+    assert not list(tmp_path.glob(name))  # nothing half-written
+
+
+def test_class_weights_ignore_no_data_and_clouds():
+    masks = torch.tensor([[0, 1, 2, 2, 2, 3]]).numpy()
+    weights = class_weights(masks, "inverse_frequency")
+    assert weights[0] == 0 and weights[1] == 0
+    assert weights[3] > weights[2] > 0  # rarer class weighs more

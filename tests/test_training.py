@@ -1,0 +1,141 @@
+"""The fold loop end to end on generated data: artifacts, scoring, resume after SIGKILL."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from conftest import REPO, run_cli
+
+from landcover.artifacts import is_complete, load_experiment
+from landcover.config import load_config
+from landcover.experiment import run_experiment
+from landcover.tables import read_proportions
+
+SMOKE = {
+    "train": {"epochs": 2, "steps_per_epoch": 2, "batch_size": 8},
+    "predict": {"tta": 2},
+    "data": {"n_folds": 3, "group_size": 2},
+    "run": {"threads": 1},
+}
+
+
+def test_fold_loop_writes_valid_artifacts(demo_data, demo_dir: Path, tmp_path: Path):
+    config = load_config("unet_regnety_002", profile="demo", overrides=SMOKE)
+    exp_dir = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
+    assert exp_dir == tmp_path / "unet_regnety_002" and is_complete(exp_dir)
+    exp = load_experiment(exp_dir)
+    assert sorted(exp.oof.ids.tolist()) == sorted(demo_data.train_ids.tolist())
+    assert set(exp.oof.folds.tolist()) == {0, 1, 2}
+    assert sorted(exp.test.ids.tolist()) == sorted(demo_data.test_ids.tolist())
+    for k in range(3):
+        assert (exp_dir / "folds" / f"fold{k}" / "history.csv").is_file()
+        assert (exp_dir / "checkpoints" / f"fold{k}.pt").is_file()
+    assert not (tmp_path / ".work" / "unet_regnety_002").exists()
+    for name in ("oof.csv", "test.csv"):
+        read_proportions(exp_dir / name, require_sum_to_one=True)
+    result = run_cli("src/score.py", str(demo_dir / "train_labels.csv"), str(exp_dir / "oof.csv"))
+    assert result.returncode == 0, result.stderr
+    assert float(result.stdout.splitlines()[-1]) == np.float64(exp.scores["oof_kl"]).round(10)
+    # a second run skips the complete experiment
+    messages = []
+    assert run_experiment(config, demo_data, oof_dir=tmp_path, log=messages.append) == exp_dir
+    assert "already complete" in messages[0]
+
+
+def test_benchmark_and_classifier_run(demo_data, tmp_path: Path):
+    for name in ("benchmark_unet", "classifier_resnet18"):
+        config = load_config(
+            name, profile="demo", overrides={**SMOKE, "train": {"epochs": 1, "steps_per_epoch": 1}}
+        )
+        exp_dir = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
+        assert is_complete(exp_dir)
+    hard = load_experiment(tmp_path / "benchmark_unet").oof.values
+    pixels = 32 * 32  # hard argmax counts are multiples of 1/(pixels * tta views)
+    assert np.allclose(hard * pixels * 2, np.round(hard * pixels * 2))
+
+
+def test_partial_folds_then_rest(demo_data, tmp_path: Path):
+    config = load_config("unet_regnety_002", profile="demo", overrides=SMOKE)
+    assert (
+        run_experiment(config, demo_data, oof_dir=tmp_path, folds_to_run=[0], log=lambda _: None)
+        is None
+    )
+    assert (tmp_path / ".work" / "unet_regnety_002" / "fold0" / "done.json").is_file()
+    assert is_complete(run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None))
+
+
+def _train_cmd(demo_dir: Path, oof: Path, cache: Path) -> list[str]:
+    return [
+        sys.executable,
+        "src/train.py",
+        "--config",
+        "unet_regnety_002",
+        "--data",
+        str(demo_dir),
+        "--profile",
+        "demo",
+        "--oof-dir",
+        str(oof),
+        "--cache-dir",
+        str(cache),
+        "--set",
+        "train.epochs=3",
+        "train.batch_size=8",
+        "data.n_folds=2",
+        "data.group_size=2",
+        "predict.tta=1",
+        "run.threads=1",
+        "--folds",
+        "0",
+    ]
+
+
+def test_sigkill_mid_training_resumes_to_identical_result(demo_dir: Path, tmp_path: Path):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    cache = tmp_path / "cache"
+    reference = subprocess.run(
+        _train_cmd(demo_dir, tmp_path / "ref", cache),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert reference.returncode == 0, reference.stderr
+
+    work = tmp_path / "killed" / ".work" / "unet_regnety_002" / "fold0"
+    proc = subprocess.Popen(
+        _train_cmd(demo_dir, tmp_path / "killed", cache),
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while not (work / "last.pt").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)  # during epoch 2 (epoch 1's checkpoint just landed)
+    proc.wait()
+    assert not (work / "done.json").exists(), "training finished before it could be killed"
+    epochs_before = len(pd.read_csv(work / "history.csv")) if (work / "history.csv").exists() else 0
+    assert epochs_before < 3
+    resumed = subprocess.run(
+        _train_cmd(demo_dir, tmp_path / "killed", cache),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    ref_work = tmp_path / "ref" / ".work" / "unet_regnety_002" / "fold0"
+    assert np.array_equal(np.load(work / "val.npy"), np.load(ref_work / "val.npy"))
+    assert (
+        pd.read_csv(work / "history.csv")["val_kl"].tolist()
+        == pd.read_csv(ref_work / "history.csv")["val_kl"].tolist()
+    )
