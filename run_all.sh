@@ -110,12 +110,12 @@ python - "$out" "$data" <<'PY'
 import sys
 sys.path.insert(0, "src")
 from landcover.layout import locate
-from landcover.tables import read_ids, read_proportions
+from landcover.tables import align, read_ids, read_proportions
 
 sub, data = sys.argv[1], sys.argv[2]
 table = read_proportions(sub, what="submission", require_sum_to_one=True, allow_fold=False)
 expected = read_ids(locate(data).x_test, "x_test")
-table.select(expected, what=f"{sub} vs x_test")
+align(table, expected, what=f"{sub} vs x_test")
 print(f"{sub}: {len(table)} rows, the ids of x_test, rows sum to 1")
 PY
 

@@ -42,10 +42,18 @@ def main(argv: list[str] | None = None) -> None:
         "--trials", type=positive_int, default=200, help="Optuna trials (default: 200)"
     )
     parser.add_argument("--seed", type=int, default=0, help="TPE sampler seed (default: 0)")
-    parser.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
-                        help="tune a floor toward the training prior (default: on)")
-    parser.add_argument("--polish", action=argparse.BooleanOptionalAction, default=True,
-                        help="refine the best trial with L-BFGS-B (default: on)")
+    parser.add_argument(
+        "--floor",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tune a floor toward the training prior (default: on)",
+    )
+    parser.add_argument(
+        "--polish",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refine the best trial with L-BFGS-B (default: on)",
+    )
     parser.add_argument("--out", help="submission CSV (default: submissions/blend-<UTC>.csv)")
     args = parser.parse_args(argv)
 
@@ -59,11 +67,22 @@ def main(argv: list[str] | None = None) -> None:
 
     log(f"experiments: {', '.join(inputs.names)}; labels: {inputs.labels_path}")
     fit = fit_blend(
-        inputs.oof, inputs.truth, inputs.folds, trials=args.trials, seed=args.seed,
-        use_floor=args.floor, polish=args.polish, log=log,
+        inputs.oof,
+        inputs.truth,
+        inputs.folds,
+        trials=args.trials,
+        seed=args.seed,
+        use_floor=args.floor,
+        polish=args.polish,
+        log=log,
     )
-    settings = {"trials": args.trials, "seed": args.seed, "floor": args.floor,
-                "polish": args.polish, "experiments_requested": names}
+    settings = {
+        "trials": args.trials,
+        "seed": args.seed,
+        "floor": args.floor,
+        "polish": args.polish,
+        "experiments_requested": names,
+    }
     path = write_outputs(out, inputs, fit, settings)
     print(format_table(inputs, fit))
     print(path)

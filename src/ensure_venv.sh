@@ -13,3 +13,5 @@ if [[ ! -x .venv/bin/python || ! -f "$venv_stamp" || "$(cat "$venv_stamp")" != "
 fi
 export PATH="$PWD/.venv/bin:$PATH"  # papermill's python3 kernel then runs the venv's python
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::UserWarning}"
+# OpenMP threads that spin while waiting make a busy 2-core machine many times slower
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"

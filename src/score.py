@@ -12,7 +12,7 @@ import argparse
 
 from landcover.errors import cli_errors
 from landcover.metric import kl_divergence
-from landcover.tables import read_proportions
+from landcover.tables import align, read_proportions
 
 
 @cli_errors
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> float:
     args = parser.parse_args(argv)
     truth = read_proportions(args.truth, what="truth", require_sum_to_one=True)
     pred = read_proportions(args.pred, what="prediction")
-    pred = pred.select(truth.ids, what=f"{args.pred} vs {args.truth}")
+    pred = align(pred, truth.ids, what=f"{args.pred} vs {args.truth}")  # same ids, once each
     score = kl_divergence(truth.values, pred.values)
     print(f"{len(truth)} samples")
     print(f"{score:.10f}")

@@ -79,8 +79,9 @@ def test_one_hot_weights_reproduce_the_model_exactly() -> None:
 def test_gradient_matches_finite_differences() -> None:
     q, truth = world(5)
     rng = np.random.default_rng(5)
-    problem = Problem.build(Stack.of(np.stack([power(q, 0.6), rng.dirichlet(np.ones(8), N)])),
-                            truth, use_floor=True)
+    problem = Problem.build(
+        Stack.of(np.stack([power(q, 0.6), rng.dirichlet(np.ones(8), N)])), truth, use_floor=True
+    )
     x = np.array([np.log(1.4), np.log(0.8), 0.7, 0.2, 0.01])
     _, grad = problem.kl_and_grad(x)
     h = 1e-6
@@ -141,7 +142,9 @@ def make_oof_dir(tmp_path: Path, *, record_labels: bool = True) -> tuple[Path, P
             oof_dir / name,
             oof=Proportions(ids[order], ten(oof, rng)[order], folds[order]),
             test=Proportions(test_ids[test_order], ten(test, rng)[test_order]),
-            meta=meta, config={"name": name}, scores={},
+            meta=meta,
+            config={"name": name},
+            scores={},
         )
     return oof_dir, labels
 
@@ -174,8 +177,11 @@ def rewrite(exp_dir: Path, *, ids=None, folds=None, fingerprint=None) -> None:
     meta = json.loads((exp_dir / "meta.json").read_text())
     if fingerprint:
         meta["data_fingerprint"] = fingerprint
-    oof = Proportions(oof.ids if ids is None else ids(oof.ids), oof.values,
-                      oof.folds if folds is None else folds(oof.folds))
+    oof = Proportions(
+        oof.ids if ids is None else ids(oof.ids),
+        oof.values,
+        oof.folds if folds is None else folds(oof.folds),
+    )
     write_experiment(exp_dir, oof=oof, test=test, meta=meta, config={}, scores={})
 
 
@@ -209,7 +215,10 @@ def test_labels_must_be_known_and_match_the_oof(tmp_path: Path) -> None:
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(REPO / "src" / "blend.py"), *args],
-        capture_output=True, text=True, cwd=REPO, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
     )
 
 
@@ -228,8 +237,18 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
 
 def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     oof_dir, labels = make_oof_dir(tmp_path)
-    done = run_cli("--oof-dir", str(oof_dir), "--experiments", "a_sharp,nope",
-                   "--labels", str(labels), "--trials", "5", "--out", str(tmp_path / "x.csv"))
+    done = run_cli(
+        "--oof-dir",
+        str(oof_dir),
+        "--experiments",
+        "a_sharp,nope",
+        "--labels",
+        str(labels),
+        "--trials",
+        "5",
+        "--out",
+        str(tmp_path / "x.csv"),
+    )
     assert done.returncode == 2
     assert done.stderr.count("\n") == 1 and "nope" in done.stderr
     assert not (tmp_path / "x.csv").exists()

@@ -86,9 +86,14 @@ def load_inputs(
     truth = read_proportions(labels_path, what="train labels", require_sum_to_one=True)
     truth = align(truth, ids, what=f"{labels_path} vs the OOF sample ids of {first.name}")
     return BlendInputs(
-        experiments=experiments, ids=ids, folds=first.oof.folds,
-        oof=np.stack([p.values for p in oof]), truth=truth.values, labels_path=labels_path,
-        test_ids=test_ids, test=np.stack([p.values for p in test]),
+        experiments=experiments,
+        ids=ids,
+        folds=first.oof.folds,
+        oof=np.stack([p.values for p in oof]),
+        truth=truth.values,
+        labels_path=labels_path,
+        test_ids=test_ids,
+        test=np.stack([p.values for p in test]),
     )
 
 
@@ -141,17 +146,31 @@ def summary(inputs: BlendInputs, fit: BlendFit) -> dict:
         }
     models = [
         {
-            "name": name, "path": str(exp.path), "weight": float(w), "temperature": float(t),
-            "oof_kl": float(raw), "own_best_temperature": float(t_alone),
+            "name": name,
+            "path": str(exp.path),
+            "weight": float(w),
+            "temperature": float(t),
+            "oof_kl": float(raw),
+            "own_best_temperature": float(t_alone),
             "oof_kl_at_own_best_temperature": float(kl_alone),
         }
         for name, exp, w, t, raw, t_alone, kl_alone in zip(
-            names, inputs.experiments, fit.params.weights, fit.params.temperatures,
-            fit.single_kl, fit.alone_temperature, fit.alone_kl, strict=True,
+            names,
+            inputs.experiments,
+            fit.params.weights,
+            fit.params.temperatures,
+            fit.single_kl,
+            fit.alone_temperature,
+            fit.alone_kl,
+            strict=True,
         )
     ]
-    return {"experiments": models, "floor": fit.params.floor, "chosen_by": fit.source,
-            "scores": scores}
+    return {
+        "experiments": models,
+        "floor": fit.params.floor,
+        "chosen_by": fit.source,
+        "scores": scores,
+    }
 
 
 def write_outputs(
@@ -165,16 +184,21 @@ def write_outputs(
     json_path, oof_path = sidecar_paths(out)
     oof_pred = blend(Stack.of(inputs.oof), fit.params, fit.prior)
     test_pred = blend(Stack.of(inputs.test), fit.params, fit.prior)
-    write_proportions(oof_path, inputs.ids, full_columns(oof_pred), folds=inputs.folds,
-                      expected_ids=inputs.ids)
+    write_proportions(
+        oof_path, inputs.ids, full_columns(oof_pred), folds=inputs.folds, expected_ids=inputs.ids
+    )
     first = inputs.experiments[0]
     sidecar = {
         "submission": out.name,
         "oof_predictions": oof_path.name,
         **summary(inputs, fit),
         "prior": dict(zip(SCORED_CLASSES, fit.prior.tolist(), strict=True)),
-        "settings": {**settings, "temperature_range": list(T_RANGE),
-                     "floor_range": list(FLOOR_RANGE), "log_epsilon": TINY},
+        "settings": {
+            **settings,
+            "temperature_range": list(T_RANGE),
+            "floor_range": list(FLOOR_RANGE),
+            "log_epsilon": TINY,
+        },
         "labels_path": str(inputs.labels_path),
         "data_fingerprint": first.meta["data_fingerprint"],
         "folds_fingerprint": folds_fingerprint(inputs.ids, inputs.folds),
@@ -185,8 +209,9 @@ def write_outputs(
         **provenance(),
     }
     write_json(json_path, sidecar)
-    return write_proportions(out, inputs.test_ids, full_columns(test_pred),
-                             expected_ids=inputs.test_ids)
+    return write_proportions(
+        out, inputs.test_ids, full_columns(test_pred), expected_ids=inputs.test_ids
+    )
 
 
 def format_table(inputs: BlendInputs, fit: BlendFit) -> str:

@@ -127,8 +127,11 @@ class Problem:
     def names(self) -> list[str]:
         """The tuned vector: log T per model, raw weights (m > 1), floor (if used)."""
         m = self.stack.n_models
-        return ([f"log_T{i}" for i in range(m)] + ([f"w{i}" for i in range(m)] if m > 1 else [])
-                + (["floor"] if self.use_floor else []))
+        return (
+            [f"log_T{i}" for i in range(m)]
+            + ([f"w{i}" for i in range(m)] if m > 1 else [])
+            + (["floor"] if self.use_floor else [])
+        )
 
     def bounds(self) -> list[tuple[float, float]]:
         m = self.stack.n_models
@@ -215,8 +218,12 @@ def tune(problem: Problem, *, trials: int, seed: int, polish: bool = True) -> Tu
 
     if polish:
         res = minimize(
-            problem.kl_and_grad, problem.pack(best), jac=True, method="L-BFGS-B",
-            bounds=problem.bounds(), options={"maxiter": 200},
+            problem.kl_and_grad,
+            problem.pack(best),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=problem.bounds(),
+            options={"maxiter": 200},
         )
         polished = problem.unpack(res.x)
         polished_kl = problem.kl(polished)
@@ -307,20 +314,28 @@ def fit_blend(
     singles = np.array([problem.kl(BlendParams.single(m, i)) for i in range(m)])
     alone = np.array([best_temperature(problem, i) for i in range(m)])
     return BlendFit(
-        params=tuned.params, prior=problem.prior, kl=tuned.kl, source=tuned.source,
-        study_kl=tuned.study_kl, nested_kl=nested_kl, nested_fold_kl=nested_fold_kl,
-        nested_oof=nested_oof, equal_kl=problem.kl(BlendParams.equal(m)),
-        single_kl=singles, alone_temperature=alone[:, 0], alone_kl=alone[:, 1],
+        params=tuned.params,
+        prior=problem.prior,
+        kl=tuned.kl,
+        source=tuned.source,
+        study_kl=tuned.study_kl,
+        nested_kl=nested_kl,
+        nested_fold_kl=nested_fold_kl,
+        nested_oof=nested_oof,
+        equal_kl=problem.kl(BlendParams.equal(m)),
+        single_kl=singles,
+        alone_temperature=alone[:, 0],
+        alone_kl=alone[:, 1],
     )
 
 
-def kl_vs_temperature(
-    preds: np.ndarray, truth: np.ndarray, temperatures: np.ndarray
-) -> np.ndarray:
+def kl_vs_temperature(preds: np.ndarray, truth: np.ndarray, temperatures: np.ndarray) -> np.ndarray:
     """OOF KL of each model alone over a grid of temperatures, shape (models, len(grid))."""
     problem = Problem.build(Stack.of(preds), truth, use_floor=False)
     m = problem.stack.n_models
     return np.array(
-        [[problem.kl(BlendParams(np.eye(m)[i], np.full(m, t), 0.0)) for t in temperatures]
-         for i in range(m)]
+        [
+            [problem.kl(BlendParams(np.eye(m)[i], np.full(m, t), 0.0)) for t in temperatures]
+            for i in range(m)
+        ]
     )

@@ -96,9 +96,10 @@ def model_config_path(name_or_path: str) -> Path:
 
 
 def load_profile(name: str | None) -> dict:
-    """A profile: ``experiments`` (default list) and ``overrides`` applied to each of them."""
+    """A profile: ``experiments`` (default list), ``overrides`` applied to each of them, and
+    ``experiment_overrides`` (name -> overrides) applied after those to one experiment."""
     if not name:
-        return {"experiments": [], "overrides": {}}
+        return {"experiments": [], "overrides": {}, "experiment_overrides": {}}
     path = (
         Path(name) if name.endswith((".yaml", ".yml")) else CONFIG_DIR / "profiles" / f"{name}.yaml"
     )
@@ -106,12 +107,13 @@ def load_profile(name: str | None) -> dict:
         known = sorted(p.stem for p in (CONFIG_DIR / "profiles").glob("*.yaml"))
         raise ConfigError(f"{path}: unknown profile {name!r} (known: {', '.join(known)})")
     data = read_yaml(path)
-    unknown = set(data) - {"experiments", "overrides", "description"}
+    unknown = set(data) - {"experiments", "overrides", "experiment_overrides", "description"}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}")
     return {
         "experiments": list(data.get("experiments") or []),
         "overrides": data.get("overrides") or {},
+        "experiment_overrides": data.get("experiment_overrides") or {},
         "path": str(path),
     }
 
@@ -136,6 +138,9 @@ def load_config(
     prof = load_profile(profile)
     if prof["overrides"]:
         config = merge(config, prof["overrides"], where=prof["path"])
+    own = prof["experiment_overrides"].get(model_path.stem)
+    if own:
+        config = merge(config, own, where=f"{prof['path']} ({model_path.stem})")
     extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
     config = merge(config, extra, where="overrides")
     config["experiment"] = config.get("experiment") or model_path.stem

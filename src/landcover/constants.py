@@ -26,7 +26,16 @@ EPS = 1e-8  # the challenge page's epsilon (the organisers' benchmark repository
 # Official pixel counts per class over the full train set (18,491 patches), from the
 # challenge's data description; used as the class prior and for inverse-frequency weights.
 OFFICIAL_PIXEL_COUNTS: tuple[int, ...] = (
-    0, 20643, 60971025, 404760981, 277012377, 96473046, 333407133, 9775295, 1071, 29404605,
+    0,
+    20643,
+    60971025,
+    404760981,
+    277012377,
+    96473046,
+    333407133,
+    9775295,
+    1071,
+    29404605,
 )
 
 # Class palette for masks, fixed so that every notebook reads the same.

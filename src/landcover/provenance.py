@@ -10,8 +10,16 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _PACKAGES = (
-    "torch", "timm", "segmentation-models-pytorch", "albumentations", "rasterio", "optuna",
-    "pandas", "numpy", "scipy", "lightgbm",
+    "torch",
+    "timm",
+    "segmentation-models-pytorch",
+    "albumentations",
+    "rasterio",
+    "optuna",
+    "pandas",
+    "numpy",
+    "scipy",
+    "lightgbm",
 )
 
 
@@ -19,12 +27,20 @@ def code_version() -> str:
     """Git commit of the repository (with ``-dirty`` if it has uncommitted changes)."""
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-            text=True, check=True, timeout=10,
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-            capture_output=True, text=True, check=True, timeout=10,
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

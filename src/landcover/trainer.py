@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .atomic import atomic_path
-from .dataset import TTA_VIEWS, Normalizer, PatchDataset, d4_invert, d4_views
+from .dataset import TTA_VIEWS, Normalizer, PatchDataset, d4_invert, d4_views, mask_proportions
 from .losses import class_weights, hard_proportions, soft_proportions, total_loss
 from .metric import kl_divergence
 from .models import build_model
@@ -74,7 +74,60 @@ def _to_device(x: torch.Tensor, device: torch.device, config: dict) -> torch.Ten
     return x
 
 
+def center_crop(array: np.ndarray, size: int) -> np.ndarray:
+    """The central ``size`` x ``size`` window of (..., H, W) arrays (no-op for 0 or full size)."""
+    height, width = array.shape[-2:]
+    if not size or size >= min(height, width):
+        return array
+    top, left = (height - size) // 2, (width - size) // 2
+    return array[..., top : top + size, left : left + size]
+
+
 @torch.no_grad()
+def predict_modes(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    rows: np.ndarray,
+    normalizer: Normalizer,
+    config: dict,
+    device: torch.device,
+    *,
+    tta: int,
+    modes: tuple[str, ...],
+    crop: int = 0,
+    desc: str | None = None,
+) -> dict[str, np.ndarray]:
+    """(len(rows), 10) proportions for each of ``modes`` ('soft', 'hard') from one pass,
+    averaged over ``tta`` flips/rotations, on whole patches or their central ``crop``.
+
+    Proportions do not change under a flip or rotation, so views are averaged without being
+    mapped back.
+    """
+    batch = config["predict"]["batch_size"]
+    model.eval()
+    out = {mode: np.zeros((len(rows), 10), dtype=np.float64) for mode in modes}
+    for start in tqdm(range(0, len(rows), batch), desc=desc, disable=desc is None, leave=False):
+        wanted = rows[start : start + batch]
+        chunk = np.sort(wanted)  # sorted reads are faster on a memmap
+        order = np.searchsorted(chunk, wanted)
+        pixels = center_crop(images[chunk], crop)
+        x = _to_device(torch.from_numpy(normalizer(pixels)), device, config)
+        totals = dict.fromkeys(modes, 0)
+        for view in d4_views(x, tta):
+            with _autocast(device, config["run"]):
+                logits = model(view)
+            for mode in modes:
+                hard = mode == "hard" and logits.ndim == 4  # image-level logits have no pixels
+                totals[mode] = totals[mode] + (
+                    hard_proportions(logits) if hard else soft_proportions(logits)
+                )
+        for mode in modes:
+            out[mode][start : start + len(chunk)] = (
+                (totals[mode] / tta).double().cpu().numpy()[order]
+            )
+    return out
+
+
 def predict_proportions(
     model: torch.nn.Module,
     images: np.ndarray,
@@ -83,35 +136,21 @@ def predict_proportions(
     config: dict,
     device: torch.device,
     *,
-    tta: int | None = None,
-    mode: str | None = None,
     desc: str | None = None,
 ) -> np.ndarray:
-    """(len(rows), 10) proportions, averaged over ``tta`` flips/rotations.
-
-    Proportions do not change under a flip or rotation, so views are averaged without being
-    mapped back.
-    """
-    tta = config["predict"]["tta"] if tta is None else tta
-    mode = config["predict"]["mode"] if mode is None else mode
-    batch = config["predict"]["batch_size"]
-    model.eval()
-    out = np.zeros((len(rows), 10), dtype=np.float64)
-    starts = range(0, len(rows), batch)
-    for start in tqdm(starts, desc=desc, disable=desc is None, leave=False):
-        chunk = np.sort(rows[start : start + batch])  # sorted reads are faster on a memmap
-        order = np.searchsorted(chunk, rows[start : start + batch])
-        x = _to_device(torch.from_numpy(normalizer(images[chunk])), device, config)
-        total = 0
-        for view in d4_views(x, tta):
-            with _autocast(device, config["run"]):
-                logits = model(view)
-            if mode == "hard" and logits.ndim == 4:
-                total = total + hard_proportions(logits)
-            else:
-                total = total + soft_proportions(logits)
-        out[start : start + len(chunk)] = (total / tta).double().cpu().numpy()[order]
-    return out
+    """Whole-patch proportions as the config's ``predict`` section says (mode, TTA views)."""
+    mode = config["predict"]["mode"]
+    return predict_modes(
+        model,
+        images,
+        rows,
+        normalizer,
+        config,
+        device,
+        tta=config["predict"]["tta"],
+        modes=(mode,),
+        desc=desc,
+    )[mode]
 
 
 @torch.no_grad()
@@ -181,6 +220,10 @@ def fit(
         optimizer, _schedule(config, steps * tcfg["epochs"], steps)
     )
     weights = class_weights(masks[np.sort(train_rows)], config["loss"]["class_weights"])
+    val_target = val_labels
+    if tcfg["val_crop"]:  # checkpoint selection on central crops: the crop's own proportions
+        crops = center_crop(np.asarray(masks[val_rows]), tcfg["val_crop"])
+        val_target = np.stack([mask_proportions(m) for m in crops]).astype(np.float64)
 
     history: list[dict] = []
     best_kl, start_epoch = math.inf, 0
@@ -223,14 +266,19 @@ def fit(
             scheduler.step()
             losses.append(loss.item())
             bar.set_postfix(loss=f"{np.mean(losses):.4f}")
-        val_pred = predict_proportions(model, images, val_rows, normalizer, config, device, tta=1)
-        val_kl = kl_divergence(val_labels, val_pred)
-        val_soft = val_kl
-        if config["predict"]["mode"] == "hard":
-            soft = predict_proportions(
-                model, images, val_rows, normalizer, config, device, tta=1, mode="soft"
-            )
-            val_soft = kl_divergence(val_labels, soft)
+        val = predict_modes(
+            model,
+            images,
+            val_rows,
+            normalizer,
+            config,
+            device,
+            tta=1,
+            modes=("hard", "soft") if config["predict"]["mode"] == "hard" else ("soft",),
+            crop=tcfg["val_crop"],
+        )
+        val_kl = kl_divergence(val_target, val[config["predict"]["mode"]])
+        val_soft = kl_divergence(val_target, val["soft"])
         history.append(
             {
                 "epoch": epoch + 1,
