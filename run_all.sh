@@ -27,6 +27,8 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 
+py_bool() { if "$1"; then echo True; else echo False; fi; }  # papermill reads True/False
+
 started=$SECONDS
 current_stage="setup"
 stage() {
@@ -76,15 +78,16 @@ python src/prepare.py --data "$data" --profile "$profile"
 if [[ ! -f "$runs/eda.ipynb" ]] || $force; then
     stage "explore the data (notebooks/eda.ipynb -> $runs/eda.ipynb)"
     papermill --log-level ERROR notebooks/eda.ipynb "$runs/eda.ipynb" \
-        -p data_dir "$data" -p smoke "$smoke"
+        -p data_dir "$data" -p smoke "$(py_bool $smoke)"
 fi
 
 IFS=',' read -ra names <<< "$experiments"
 for name in "${names[@]}"; do
     extra=()
-    $smoke && extra+=(--set train.epochs=1 train.steps_per_epoch=2 predict.tta=1)
+    $smoke && extra+=(--smoke)
+    current_stage="train $name (status check)"
     state="$(python src/train.py --config "$name" --data "$data" --profile "$profile" \
-        --oof-dir "$oof_dir" "${extra[@]}" --status 2>/dev/null | tail -1)"
+        --oof-dir "$oof_dir" "${extra[@]}" --status | tail -1)"
     if [[ "$state" == "complete" ]] && ! $force; then
         stage "train $name: already complete for this data and config, skipped"
         continue
@@ -92,7 +95,7 @@ for name in "${names[@]}"; do
     stage "train $name (notebooks/train.ipynb -> $runs/$name.ipynb)"
     papermill --log-level ERROR notebooks/train.ipynb "$runs/$name.ipynb" \
         -p experiment "$name" -p data_dir "$data" -p profile "$profile" \
-        -p oof_dir "$oof_dir" -p smoke "$smoke" -p force "$force"
+        -p oof_dir "$oof_dir" -p smoke "$(py_bool $smoke)" -p force "$(py_bool $force)"
 done
 
 stage "blend the experiments (src/blend.py)"
@@ -103,7 +106,7 @@ python src/blend.py --oof-dir "$oof_dir" --experiments "$experiments" --trials "
 
 stage "inspect the blend (notebooks/blend.ipynb -> $runs/blend.ipynb)"
 papermill --log-level ERROR notebooks/blend.ipynb "$runs/blend.ipynb" \
-    -p oof_dir "$oof_dir" -p experiments "$experiments" -p trials "$trials" -p smoke "$smoke"
+    -p oof_dir "$oof_dir" -p experiments "$experiments" -p trials "$trials" -p smoke "$(py_bool $smoke)"
 
 stage "check the submission"
 python - "$out" "$data" <<'PY'

@@ -16,7 +16,7 @@ from landcover.cache import prepare_data
 from landcover.config import load_config
 from landcover.errors import cli_errors
 from landcover.experiment import experiment_state, run_experiment
-from landcover.models import build_model
+from landcover.models import check_model
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,6 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--oof-dir", default="oof", help="where experiments are written")
     parser.add_argument("--cache-dir", help="data cache (default: cache/<name>-<hash>)")
     parser.add_argument("--force", action="store_true", help="retrain even if complete")
+    parser.add_argument("--smoke", action="store_true", help="1 epoch of 2 steps, no TTA (CI)")
     parser.add_argument(
         "--status",
         action="store_true",
@@ -48,8 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 @cli_errors
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    config = load_config(args.config, profile=args.profile, overrides=args.set)
-    build_model(config["model"])  # a bad model or unavailable weights fail before any data work
+    config = load_config(args.config, profile=args.profile, overrides=args.set, smoke=args.smoke)
+    check_model(config["model"])  # a bad model or unavailable weights fail before any data work
     data = prepare_data(args.data, cache_dir=args.cache_dir)
     if args.status:
         print(experiment_state(Path(args.oof_dir), config, data))

@@ -2,7 +2,14 @@ import re
 
 import pytest
 
-from landcover.config import CONFIG_DIR, config_hash, load_config, load_profile, parse_overrides
+from landcover.config import (
+    CONFIG_DIR,
+    config_differences,
+    config_hash,
+    load_config,
+    load_profile,
+    parse_overrides,
+)
 from landcover.errors import ConfigError
 
 PROFILES = sorted(p.stem for p in (CONFIG_DIR / "profiles").glob("*.yaml"))
@@ -62,3 +69,12 @@ def test_hash_ignores_where_it_runs():
     b = load_config("unet_resnet18", overrides=["run.device=cuda", "run.num_workers=4"])
     c = load_config("unet_resnet18", overrides=["train.epochs=2"])
     assert config_hash(a) == config_hash(b) != config_hash(c)
+
+
+def test_differences_ignore_new_settings_and_where_it_runs():
+    trained = load_config("unet_resnet18", overrides=["run.device=cpu"])
+    del trained["train"]["val_crop"]  # a setting added to the base after this was trained
+    current = load_config("unet_resnet18", overrides=["run.device=cuda"])
+    assert config_differences(trained, current) == []
+    changed = load_config("unet_resnet18", overrides=["train.lr=0.01", "model.arch=FPN"])
+    assert config_differences(trained, changed) == ["model.arch", "train.lr"]

@@ -139,3 +139,46 @@ def test_sigkill_mid_training_resumes_to_identical_result(demo_dir: Path, tmp_pa
         pd.read_csv(work / "history.csv")["val_kl"].tolist()
         == pd.read_csv(ref_work / "history.csv")["val_kl"].tolist()
     )
+
+
+def test_same_data_config_and_seed_reproduce_folds_and_oof(
+    demo_data, demo_dir: Path, tmp_path: Path
+):
+    from landcover.cache import prepare_data
+
+    config = load_config("unet_regnety_002", profile="demo", overrides=SMOKE)
+    first = run_experiment(config, demo_data, oof_dir=tmp_path / "a", log=lambda _: None)
+    fresh = prepare_data(demo_dir, cache_dir=tmp_path / "cache", workers=2)  # new fold file too
+    second = run_experiment(config, fresh, oof_dir=tmp_path / "b", log=lambda _: None)
+    folds_name = "folds-k3-g2-s0.csv"
+    assert (demo_data.cache_dir / folds_name).read_bytes() == (
+        tmp_path / "cache" / folds_name
+    ).read_bytes()
+    for name in ("oof.csv", "test.csv", "scores.json"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    meta = load_experiment(first).meta
+    for key in (
+        "data_fingerprint",
+        "config_hash",
+        "seed",
+        "code_version",
+        "packages",
+        "folds_fingerprint",
+    ):
+        assert meta[key] not in (None, "", {}), key
+
+
+def test_pixel_gbm_member(demo_data, tmp_path: Path):
+    from landcover.viz import predict_oof_masks
+
+    config = load_config(
+        "pixel_lightgbm", profile="demo", overrides={**SMOKE, "gbm": {"n_estimators": 20}}
+    )
+    exp_dir = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
+    exp = load_experiment(exp_dir)
+    assert np.allclose(exp.oof.values.sum(axis=1), 1) and np.allclose(
+        exp.test.values.sum(axis=1), 1
+    )
+    assert exp.scores["oof_kl"] < 1.0  # it learns something in 20 rounds
+    masks = predict_oof_masks(exp_dir, demo_data.train_images[:4], exp.oof.folds[:4])
+    assert masks.shape == (4, 32, 32) and masks.max() <= 9

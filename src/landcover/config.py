@@ -127,10 +127,23 @@ def data_settings(profile: str | None = None) -> dict:
     return config["data"]
 
 
+# Smoke mode (CI, notebook checks): every stage runs, on almost no work. One thread: on a busy
+# 2-core machine two spinning threads can be ten times slower than one.
+SMOKE_OVERRIDES = {
+    "train": {"epochs": 1, "steps_per_epoch": 2},
+    "predict": {"tta": 1},
+    "run": {"threads": 1},
+}
+
+
 def load_config(
-    model: str, *, profile: str | None = None, overrides: list[str] | dict | None = None
+    model: str,
+    *,
+    profile: str | None = None,
+    overrides: list[str] | dict | None = None,
+    smoke: bool = False,
 ) -> dict:
-    """Resolve an experiment config: base <- model file <- profile overrides <- overrides."""
+    """Resolve an experiment config: base <- model file <- profile <- overrides <- smoke."""
     base_path = CONFIG_DIR / "base.yaml"
     config = read_yaml(base_path)
     model_path = model_config_path(model)
@@ -143,6 +156,8 @@ def load_config(
         config = merge(config, own, where=f"{prof['path']} ({model_path.stem})")
     extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
     config = merge(config, extra, where="overrides")
+    if smoke:
+        config = merge(config, SMOKE_OVERRIDES, where="smoke mode")
     config["experiment"] = config.get("experiment") or model_path.stem
     config["profile"] = profile
     validate(config)
@@ -152,7 +167,7 @@ def load_config(
 def validate(config: dict) -> None:
     """Checks that need more than a type: allowed names and ranges."""
     choices = {
-        ("model", "kind"): ("smp", "benchmark_unet", "classifier"),
+        ("model", "kind"): ("smp", "benchmark_unet", "classifier", "pixel_gbm"),
         ("train", "optimizer"): ("adam", "adamw"),
         ("train", "scheduler"): ("cosine", "none"),
         ("loss", "class_weights"): ("none", "inverse_frequency"),
@@ -172,7 +187,31 @@ def validate(config: dict) -> None:
         raise ConfigError("an image-level model has no pixel loss: set loss.ce_weight: 0")
 
 
+NOT_RESULTS = ("run", "profile")  # where and how it ran, not what it computes
+
+
+def config_differences(trained: dict, current: dict, prefix: str = "") -> list[str]:
+    """Key paths whose values differ between a trained experiment's config and ``current``.
+
+    Keys the trained config does not have are settings added to the base since it was trained:
+    they do not count, so adding a setting (with a default that keeps the old behaviour) does
+    not make every finished experiment stale.
+    """
+    differ = []
+    for key, value in trained.items():
+        if not prefix and key in NOT_RESULTS:
+            continue
+        name = f"{prefix}{key}"
+        if key not in current:
+            differ.append(name)
+        elif isinstance(value, dict) and isinstance(current[key], dict) and value:
+            differ += config_differences(value, current[key], f"{name}.")
+        elif value != current[key]:
+            differ.append(name)
+    return differ
+
+
 def config_hash(config: dict) -> str:
     """Hash of what determines training results (not where it runs or what folds are shown)."""
-    relevant = {k: v for k, v in config.items() if k not in ("run", "profile")}
+    relevant = {k: v for k, v in config.items() if k not in NOT_RESULTS}
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]

@@ -15,18 +15,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from .artifacts import is_complete, write_experiment
 from .atomic import write_json
 from .cache import PreparedData
-from .config import config_hash
+from .config import config_differences, config_hash
 from .dataset import Normalizer, fit_normalizer
 from .folds import ensure_folds
 from .metric import kl_divergence
-from .models import build_model
+from .models import check_model
 from .provenance import provenance
 from .tables import Proportions
-from .trainer import fit, load_model, predict_proportions, resolve_device
+from .trainer import fit, load_model, predict_proportions, resolve_device, write_history
 
 
 def experiment_state(oof_dir: Path, config: dict, data: PreparedData) -> str:
@@ -35,10 +36,9 @@ def experiment_state(oof_dir: Path, config: dict, data: PreparedData) -> str:
     if not is_complete(exp_dir):
         return "absent"
     meta = json.loads((exp_dir / "meta.json").read_text())
-    same = meta.get("data_fingerprint") == data.fingerprint and meta.get(
-        "config_hash"
-    ) == config_hash(config)
-    return "complete" if same else "stale"
+    trained = yaml.safe_load((exp_dir / "config.yaml").read_text()) or {}
+    same = meta.get("data_fingerprint") == data.fingerprint
+    return "complete" if same and not config_differences(trained, config) else "stale"
 
 
 def _work_dir(oof_dir: Path, config: dict, data: PreparedData) -> Path:
@@ -68,10 +68,16 @@ def run_fold(
         return json.loads(done.read_text())
     train_rows, val_rows = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
     seed = config["seed"] * 1000 + fold
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    test_rows = np.arange(len(data.test_ids))
+    if config["model"]["kind"] == "pixel_gbm":
+        val, test, history = _gbm_fold(
+            config, data, train_rows, val_rows, test_rows, fold_dir, seed
+        )
+        return _finish_fold(fold_dir, fold, data.labels[val_rows], val, test, history)
     normalizer = fit_normalizer(
         data.train_images, train_rows, log=config["normalize"]["log"], seed=seed
     )
-    fold_dir.mkdir(parents=True, exist_ok=True)
     write_json(fold_dir / "normalizer.json", normalizer.to_dict())
     history = fit(
         config,
@@ -90,21 +96,59 @@ def run_fold(
     val = predict_proportions(
         model, data.train_images, val_rows, normalizer, config, device, desc=f"fold {fold} val"
     )
-    test_rows = np.arange(len(data.test_ids))
     test = predict_proportions(
         model, data.test_images, test_rows, normalizer, config, device, desc=f"fold {fold} test"
     )
+    return _finish_fold(fold_dir, fold, data.labels[val_rows], val, test, history)
+
+
+def _gbm_fold(
+    config: dict,
+    data: PreparedData,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray,
+    test_rows: np.ndarray,
+    fold_dir: Path,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    from . import gbm  # LightGBM is only needed by this member
+
+    booster, classes, history = gbm.fit_fold(
+        config,
+        data.train_images,
+        data.train_masks,
+        data.labels,
+        train_rows,
+        val_rows,
+        fold_dir,
+        seed,
+    )
+    write_history(fold_dir / "history.csv", history)
+    stride = config["gbm"]["predict_stride"]
+    val = gbm.predict_proportions(booster, classes, data.train_images, val_rows, stride)
+    test = gbm.predict_proportions(booster, classes, data.test_images, test_rows, stride)
+    return val, test, history
+
+
+def _finish_fold(
+    fold_dir: Path,
+    fold: int,
+    val_labels: np.ndarray,
+    val: np.ndarray,
+    test: np.ndarray,
+    history: list[dict],
+) -> dict:
     np.save(fold_dir / "val.npy", val)
     np.save(fold_dir / "test.npy", test)
     best = min(history, key=lambda row: row["val_kl"])
     summary = {
         "fold": fold,
-        "kl": kl_divergence(data.labels[val_rows], val),
+        "kl": kl_divergence(val_labels, val),
         "best_epoch": best["epoch"],
         "epochs_run": len(history),
         "train_seconds": round(sum(row["seconds"] for row in history), 1),
     }
-    write_json(done, summary)
+    write_json(fold_dir / "done.json", summary)  # last: the fold counts as done only now
     return summary
 
 
@@ -127,7 +171,7 @@ def run_experiment(
         return exp_dir
     if force:
         shutil.rmtree(oof_dir / ".work" / name, ignore_errors=True)
-    build_model(config["model"])  # fail now, not after data work, on a bad model or weights
+    check_model(config["model"])  # fail now, not after data work, on a bad model or weights
     dcfg = config["data"]
     folds_path, folds = ensure_folds(
         data.cache_dir,
@@ -176,8 +220,16 @@ def _assemble(
         test += np.load(fold_dir / "test.npy") / n_folds
         fold_kl[str(k)] = kl_divergence(data.labels[rows], oof[rows])
         for name in ("history.csv", "normalizer.json", "done.json"):
-            extra[f"folds/fold{k}/{name}"] = fold_dir / name
-        extra[f"checkpoints/fold{k}.pt"] = fold_dir / "best.pt"
+            if (fold_dir / name).is_file():
+                extra[f"folds/fold{k}/{name}"] = fold_dir / name
+        models = {
+            "best.pt": f"checkpoints/fold{k}.pt",
+            "model.txt": f"checkpoints/fold{k}.txt",
+            "classes.npy": f"checkpoints/fold{k}.classes.npy",
+        }
+        for name, target in models.items():
+            if (fold_dir / name).is_file():
+                extra[target] = fold_dir / name
     scores = {"oof_kl": kl_divergence(data.labels, oof), "fold_kl": fold_kl}
     meta = {
         "name": config["experiment"],
@@ -205,8 +257,6 @@ def _assemble(
 
 def load_fold_model(exp_dir: Path, fold: int, device: str = "cpu") -> tuple:
     """(model, normalizer, config) of one fold of a complete experiment, for inspection."""
-    import yaml
-
     exp_dir = Path(exp_dir)
     config = yaml.safe_load((exp_dir / "config.yaml").read_text())
     norm = json.loads((exp_dir / "folds" / f"fold{fold}" / "normalizer.json").read_text())

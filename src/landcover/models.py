@@ -90,6 +90,12 @@ def _pretrained_error(name: str, err: Exception) -> ConfigError:
     )
 
 
+def check_model(model_cfg: dict) -> None:
+    """Fail early on a model that cannot be built (bad name, unavailable pretrained weights)."""
+    if model_cfg["kind"] != "pixel_gbm":  # LightGBM members have no network to build
+        build_model(model_cfg)
+
+
 def build_model(model_cfg: dict) -> nn.Module:
     """Instantiate the network described by a config's ``model`` section."""
     kind = model_cfg["kind"]

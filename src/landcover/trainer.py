@@ -308,7 +308,7 @@ def fit(
                 },
                 tmp,
             )
-        _write_history(work / "history.csv", history)
+        write_history(work / "history.csv", history)
     return history
 
 
@@ -331,7 +331,7 @@ def _cycle(loader: DataLoader, steps: int):
                 return
 
 
-def _write_history(path: Path, history: list[dict]) -> None:
+def write_history(path: Path, history: list[dict]) -> None:
     with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
         writer.writeheader()

@@ -260,9 +260,17 @@ def predict_oof_masks(
     config = yaml.safe_load((Path(exp_dir) / "config.yaml").read_text())
     if config["model"]["kind"] == "classifier":
         return None
-    dev = resolve_device(device)
     folds = np.asarray(folds)
     masks = np.zeros((len(images), *images.shape[-2:]), dtype=np.uint8)
+    if config["model"]["kind"] == "pixel_gbm":
+        from . import gbm
+
+        for fold in np.unique(folds):
+            rows = np.flatnonzero(folds == fold)
+            booster, classes = gbm.load_fold(Path(exp_dir) / "checkpoints", int(fold))
+            masks[rows] = gbm.predict_masks(booster, classes, np.asarray(images[rows]))
+        return masks
+    dev = resolve_device(device)
     for fold in np.unique(folds):
         model, normalizer, config = load_fold_model(Path(exp_dir), int(fold), str(dev))
         rows = np.flatnonzero(folds == fold)

@@ -1,0 +1,97 @@
+"""Training and inference throughput per backbone on synthetic tensors (the compute ceiling).
+
+    python src/benchmarks/model_speed.py                      # CPU, every model config
+    python src/benchmarks/model_speed.py --device cuda --batch 64 --size 256
+
+Training: forward + backward + AdamW step on random (batch, 4, size, size) inputs; inference:
+forward of whole 256x256 patches. On CUDA both run in bf16 autocast with channels-last tensors,
+as the trainer does. Prints images per second after warm-up steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from landcover.config import CONFIG_DIR, load_config
+from landcover.models import build_model
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def measure(
+    name: str, device: torch.device, batch: int, size: int, steps: int
+) -> tuple[float, float]:
+    model = build_model(load_config(name)["model"]).to(device)
+    cuda = device.type == "cuda"
+    fmt = torch.channels_last if cuda else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+    optimizer = torch.optim.AdamW(model.parameters())
+    x = torch.randn(batch, 4, size, size, device=device).contiguous(memory_format=fmt)
+    model.train()
+    for step in range(steps + 2):  # two warm-up steps
+        if step == 2:
+            _sync(device)
+            started = time.perf_counter()
+        with autocast:
+            loss = model(x).float().mean()
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    _sync(device)
+    train = batch * steps / (time.perf_counter() - started)
+    model.eval()
+    patches = torch.randn(batch, 4, 256, 256, device=device).contiguous(memory_format=fmt)
+    with torch.no_grad():
+        for step in range(steps + 1):
+            if step == 1:
+                _sync(device)
+                started = time.perf_counter()
+            with autocast:
+                model(patches)
+    _sync(device)
+    return train, batch * steps / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--models", help="comma-separated model configs (default: all)")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--size", type=int, default=128, help="training crop size")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    names = (
+        args.models.split(",")
+        if args.models
+        else sorted(p.stem for p in (CONFIG_DIR / "models").glob("*.yaml"))
+    )
+    print(
+        f"device {device}, batch {args.batch}, training crops {args.size}px, threads "
+        f"{torch.get_num_threads()}"
+    )
+    print(f"{'model':24s} {'train img/s':>12s} {'infer img/s (256px)':>20s}")
+    for name in names:
+        train, infer = measure(name, device, args.batch, args.size, args.steps)
+        print(f"{name:24s} {train:12.1f} {infer:20.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

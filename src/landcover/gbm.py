@@ -1,0 +1,168 @@
+"""A per-pixel gradient-boosted member (LightGBM): a cheap model of a very different family.
+
+Each pixel is described by its four log reflectances, three spectral indices and the local mean
+of the log bands at two scales (context a pixel alone lacks); a multiclass LightGBM learns the
+mask class from pixels sampled in the training folds. A patch's proportions are the mean of the
+per-pixel class probabilities over a regular grid (every ``predict_stride``-th pixel), the soft
+proportions of the networks computed the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+from scipy.ndimage import uniform_filter
+
+from .constants import N_CLASSES
+from .metric import kl_divergence
+
+CONTEXT_SIZES = (5, 17)  # local-mean windows in pixels
+FEATURES = (
+    "log_b",
+    "log_g",
+    "log_r",
+    "log_nir",
+    "ndvi",
+    "ndwi",
+    "brightness",
+    *(f"mean{s}_{b}" for s in CONTEXT_SIZES for b in ("b", "g", "r", "nir")),
+)
+
+
+def pixel_features(images: np.ndarray, stride: int = 1) -> np.ndarray:
+    """(n, 4, H, W) uint16 -> (n, H//stride, W//stride, len(FEATURES)) float32."""
+    x = np.log1p(np.asarray(images, dtype=np.float32))
+    raw = np.asarray(images, dtype=np.float32)
+    green, red, nir = raw[:, 1], raw[:, 2], raw[:, 3]  # bands behave as B, G, R, NIR
+    ndvi = (nir - red) / (nir + red + 1.0)
+    ndwi = (green - nir) / (green + nir + 1.0)
+    bright = np.log1p(raw.mean(axis=1))
+    parts = [x[:, 0], x[:, 1], x[:, 2], x[:, 3], ndvi, ndwi, bright]
+    for size in CONTEXT_SIZES:
+        smooth = uniform_filter(x, size=(1, 1, size, size), mode="reflect")
+        parts += [smooth[:, 0], smooth[:, 1], smooth[:, 2], smooth[:, 3]]
+    feats = np.stack(parts, axis=-1)
+    offset = stride // 2
+    return np.ascontiguousarray(feats[:, offset::stride, offset::stride])
+
+
+def _sample_pixels(
+    images: np.ndarray,
+    masks: np.ndarray,
+    rows: np.ndarray,
+    per_image: int,
+    rng: np.random.Generator,
+    chunk: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
+    xs, ys = [], []
+    for start in range(0, len(rows), chunk):
+        batch = np.sort(rows[start : start + chunk])
+        feats = pixel_features(images[batch])
+        labels = np.asarray(masks[batch])
+        n, h, w, f = feats.shape
+        picks = rng.integers(0, h * w, size=(n, per_image))
+        xs.append(feats.reshape(n, h * w, f)[np.arange(n)[:, None], picks].reshape(-1, f))
+        ys.append(labels.reshape(n, h * w)[np.arange(n)[:, None], picks].reshape(-1))
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def predict_proportions(
+    booster: lgb.Booster,
+    classes: np.ndarray,
+    images: np.ndarray,
+    rows: np.ndarray,
+    stride: int,
+    chunk: int = 64,
+) -> np.ndarray:
+    """(len(rows), 10) mean per-pixel probabilities on a grid of every ``stride``-th pixel."""
+    out = np.zeros((len(rows), N_CLASSES))
+    for start in range(0, len(rows), chunk):
+        wanted = rows[start : start + chunk]
+        feats = pixel_features(images[np.sort(wanted)], stride)
+        n, h, w, f = feats.shape
+        probs = booster.predict(feats.reshape(-1, f)).reshape(n, h * w, -1).mean(axis=1)
+        order = np.searchsorted(np.sort(wanted), wanted)
+        out[start : start + len(wanted), classes] = probs[order]
+    return out
+
+
+def predict_masks(booster: lgb.Booster, classes: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """(n, H, W) uint8 argmax masks at full resolution."""
+    feats = pixel_features(images)
+    n, h, w, f = feats.shape
+    probs = booster.predict(feats.reshape(-1, f))
+    return classes[probs.argmax(axis=1)].reshape(n, h, w).astype(np.uint8)
+
+
+def fit_fold(
+    config: dict,
+    images: np.ndarray,
+    masks: np.ndarray,
+    labels: np.ndarray,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray,
+    work: Path,
+    seed: int,
+) -> tuple[lgb.Booster, np.ndarray, list[dict]]:
+    """Train on pixels of the training rows, early-stopped on pixels of the validation rows.
+
+    Returns the booster, the class index of each of its outputs, and a one-row history.
+    """
+    gcfg = config["gbm"]
+    rng = np.random.default_rng(seed)
+    started = time.perf_counter()
+    x_train, y_train = _sample_pixels(images, masks, train_rows, gcfg["pixels_per_image"], rng)
+    x_val, y_val = _sample_pixels(images, masks, val_rows, gcfg["pixels_per_image"] // 4, rng)
+    classes = np.unique(y_train)
+    index = {c: i for i, c in enumerate(classes.tolist())}
+    keep = np.isin(y_val, classes)  # a class absent from training cannot be scored
+    params = {
+        "objective": "multiclass",
+        "num_class": len(classes),
+        "learning_rate": gcfg["learning_rate"],
+        "num_leaves": gcfg["num_leaves"],
+        "min_data_in_leaf": 50,
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "lambda_l2": 1.0,
+        "seed": seed,
+        "deterministic": True,
+        "num_threads": config["run"]["threads"] or 2,
+        "verbose": -1,
+    }
+    to_index = np.vectorize(index.get)
+    train_set = lgb.Dataset(x_train, to_index(y_train), feature_name=list(FEATURES))
+    val_set = lgb.Dataset(x_val[keep], to_index(y_val[keep]), reference=train_set)
+    booster = lgb.train(
+        params,
+        train_set,
+        num_boost_round=gcfg["n_estimators"],
+        valid_sets=[val_set],
+        callbacks=[lgb.early_stopping(30, verbose=False)],
+    )
+    work.mkdir(parents=True, exist_ok=True)
+    booster.save_model(str(work / "model.txt"), num_iteration=booster.best_iteration)
+    np.save(work / "classes.npy", classes)
+    val = predict_proportions(booster, classes, images, val_rows, gcfg["predict_stride"])
+    val_kl = kl_divergence(labels[val_rows], val)
+    history = [
+        {
+            "epoch": 1,
+            "lr": gcfg["learning_rate"],
+            "train_loss": float(booster.best_score["valid_0"]["multi_logloss"]),
+            "val_kl": val_kl,
+            "val_kl_soft": val_kl,
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    ]
+    return booster, classes, history
+
+
+def load_fold(checkpoints: Path, fold: int) -> tuple[lgb.Booster, np.ndarray]:
+    """The booster and its class indices of one fold of a complete experiment."""
+    model = lgb.Booster(model_file=str(checkpoints / f"fold{fold}.txt"))
+    return model, np.load(checkpoints / f"fold{fold}.classes.npy")
