@@ -303,6 +303,20 @@ CASES: dict[str, Case] = {
     "config: wrong type": Case(
         lambda d: _train(d, "train.epochs=three"), "'train.epochs' must be int, got str 'three'"
     ),
+    "config: GPU profile without a GPU": Case(
+        lambda d: [
+            "src/train.py",
+            "--config",
+            "unet_regnety_002",
+            "--data",
+            str(d / "data"),
+            "--profile",
+            "full-gpu",
+            "--oof-dir",
+            str(d / "oof"),
+        ],
+        "no CUDA GPU is available here",
+    ),
     "config: unknown model": Case(
         lambda d: ["src/train.py", "--config", "nope", "--data", str(d / "data")],
         "nope.yaml: config file not found",

@@ -81,7 +81,11 @@ def main() -> None:
     names = (
         args.models.split(",")
         if args.models
-        else sorted(p.stem for p in (CONFIG_DIR / "models").glob("*.yaml"))
+        else sorted(
+            p.stem
+            for p in (CONFIG_DIR / "models").glob("*.yaml")
+            if load_config(p.stem)["model"]["kind"] != "pixel_gbm"  # networks only
+        )
     )
     print(
         f"device {device}, batch {args.batch}, training crops {args.size}px, threads "

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .dataset import TTA_VIEWS, Normalizer, PatchDataset, d4_invert, d4_views, mask_proportions
+from .errors import ConfigError
 from .losses import class_weights, hard_proportions, soft_proportions, total_loss
 from .metric import kl_divergence
 from .models import build_model
@@ -31,7 +32,18 @@ HISTORY_FIELDS = ("epoch", "lr", "train_loss", "val_kl", "val_kl_soft", "seconds
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(
+            f"run.device {name!r} is not a device (auto, cpu, cuda, cuda:1)"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"run.device is {name!r} but no CUDA GPU is available here: use a CPU profile "
+            "(sample-cpu) or --set run.device=cpu"
+        )
+    return device
 
 
 def seed_everything(seed: int) -> None:
