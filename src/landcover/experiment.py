@@ -113,7 +113,7 @@ def _gbm_fold(
 ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     from . import gbm  # LightGBM is only needed by this member
 
-    booster, classes, history = gbm.fit_fold(
+    booster, classes, val, history = gbm.fit_fold(
         config,
         data.train_images,
         data.train_masks,
@@ -125,7 +125,6 @@ def _gbm_fold(
     )
     write_history(fold_dir / "history.csv", history)
     stride = config["gbm"]["predict_stride"]
-    val = gbm.predict_proportions(booster, classes, data.train_images, val_rows, stride)
     test = gbm.predict_proportions(booster, classes, data.test_images, test_rows, stride)
     return val, test, history
 

@@ -106,10 +106,11 @@ def fit_fold(
     val_rows: np.ndarray,
     work: Path,
     seed: int,
-) -> tuple[lgb.Booster, np.ndarray, list[dict]]:
+) -> tuple[lgb.Booster, np.ndarray, np.ndarray, list[dict]]:
     """Train on pixels of the training rows, early-stopped on pixels of the validation rows.
 
-    Returns the booster, the class index of each of its outputs, and a one-row history.
+    Returns the booster, the class index of each of its outputs, the validation rows'
+    proportions and a one-row history.
     """
     gcfg = config["gbm"]
     rng = np.random.default_rng(seed)
@@ -159,7 +160,7 @@ def fit_fold(
             "seconds": round(time.perf_counter() - started, 2),
         }
     ]
-    return booster, classes, history
+    return booster, classes, val, history
 
 
 def load_fold(checkpoints: Path, fold: int) -> tuple[lgb.Booster, np.ndarray]:
