@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from landcover.config import CONFIG_DIR, load_config
-from landcover.models import build_model
+from landcover.models import build_model, is_network
 
 
 def _sync(device: torch.device) -> None:
@@ -84,7 +84,7 @@ def main() -> None:
         else sorted(
             p.stem
             for p in (CONFIG_DIR / "models").glob("*.yaml")
-            if load_config(p.stem)["model"]["kind"] != "pixel_gbm"  # networks only
+            if is_network(load_config(p.stem)["model"])
         )
     )
     print(

@@ -37,16 +37,17 @@ def kl_loss(target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
     return ((y + EPS) * torch.log((y + EPS) / (p + EPS))).sum(dim=1)
 
 
-def class_weights(masks: np.ndarray, mode: str) -> torch.Tensor:
-    """Cross-entropy weights: 1, or inverse pixel frequency in the training masks; 0 for the
-    ignored classes and for classes absent from training."""
+def class_weights(masks: np.ndarray, mode: str, rows: np.ndarray | None = None) -> torch.Tensor:
+    """Cross-entropy weights: 1, or inverse pixel frequency in ``masks[rows]`` (all rows by
+    default); 0 for the ignored classes and for classes absent from training. Masks are read
+    in chunks, and only for inverse_frequency."""
     weights = np.ones(N_CLASSES)
     if mode == "inverse_frequency":
+        rows = np.arange(len(masks)) if rows is None else np.sort(rows)
         counts = np.zeros(N_CLASSES)
-        for start in range(0, len(masks), 256):
-            counts += np.bincount(
-                np.asarray(masks[start : start + 256]).ravel(), minlength=N_CLASSES
-            )
+        for start in range(0, len(rows), 256):
+            chunk = np.asarray(masks[rows[start : start + 256]])
+            counts += np.bincount(chunk.ravel(), minlength=N_CLASSES)
         freq = counts / counts.sum()
         weights = np.divide(1.0, freq, out=np.zeros(N_CLASSES), where=freq > 0)
     weights[:N_IGNORED] = 0.0

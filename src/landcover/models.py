@@ -90,9 +90,14 @@ def _pretrained_error(name: str, err: Exception) -> ConfigError:
     )
 
 
+def is_network(model_cfg: dict) -> bool:
+    """Whether the model is a torch network (LightGBM members are not)."""
+    return model_cfg["kind"] != "pixel_gbm"
+
+
 def check_model(model_cfg: dict) -> None:
     """Fail early on a model that cannot be built (bad name, unavailable pretrained weights)."""
-    if model_cfg["kind"] != "pixel_gbm":  # LightGBM members have no network to build
+    if is_network(model_cfg):
         build_model(model_cfg)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path
-from .constants import CLASSES, FOLD_COLUMN, ID_COLUMN, IGNORED_CLASSES, SCORED_CLASSES
+from .constants import CLASSES, FOLD_COLUMN, ID_COLUMN, SCORED_CLASSES
 from .errors import DataError
 
 SUM_TOLERANCE = 1e-6
@@ -168,11 +168,10 @@ def _check_rows(
 
 
 def align(table: Proportions, ids: np.ndarray, *, what: str = "table") -> Proportions:
-    """Reorder ``table`` to ``ids``; the id sets must be equal."""
+    """Reorder ``table`` to ``ids``; the id sets must be equal (nothing missing, nothing extra)."""
     ids = np.asarray(ids, dtype=np.int64)
-    have = pd.Index(table.ids)
-    missing = np.setdiff1d(ids, table.ids)
     extra = np.setdiff1d(table.ids, ids)
+    missing = np.setdiff1d(ids, table.ids)
     if len(missing) or len(extra):
         parts = []
         if len(missing):
@@ -180,9 +179,7 @@ def align(table: Proportions, ids: np.ndarray, *, what: str = "table") -> Propor
         if len(extra):
             parts.append(f"unexpected sample_id {_sample(extra)}")
         raise DataError(f"{what}: " + "; ".join(parts))
-    order = have.get_indexer(ids)
-    folds = None if table.folds is None else table.folds[order]
-    return Proportions(ids=ids, values=table.values[order], folds=folds)
+    return table.select(ids, what=what)
 
 
 def normalise_rows(values: np.ndarray) -> np.ndarray:
@@ -228,15 +225,3 @@ def write_proportions(
 def prior_proportions(values: np.ndarray) -> np.ndarray:
     """Mean label vector, the constant baseline and the blend's floor target."""
     return normalise_rows(np.asarray(values, dtype=np.float64).mean(axis=0, keepdims=True))[0]
-
-
-__all__ = [
-    "IGNORED_CLASSES",
-    "Proportions",
-    "align",
-    "normalise_rows",
-    "prior_proportions",
-    "read_ids",
-    "read_proportions",
-    "write_proportions",
-]

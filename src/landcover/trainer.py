@@ -231,7 +231,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(config, steps * tcfg["epochs"], steps)
     )
-    weights = class_weights(masks[np.sort(train_rows)], config["loss"]["class_weights"])
+    weights = class_weights(masks, config["loss"]["class_weights"], rows=train_rows)
     val_target = val_labels
     if tcfg["val_crop"]:  # checkpoint selection on central crops: the crop's own proportions
         crops = center_crop(np.asarray(masks[val_rows]), tcfg["val_crop"])
