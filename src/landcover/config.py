@@ -172,6 +172,7 @@ def validate(config: dict) -> None:
         ("train", "scheduler"): ("cosine", "none"),
         ("loss", "class_weights"): ("none", "inverse_frequency"),
         ("predict", "mode"): ("soft", "hard"),
+        ("augment", "backend"): ("tensor", "albumentations"),
     }
     for (section, key), allowed in choices.items():
         if config[section][key] not in allowed:

@@ -1,19 +1,28 @@
-"""Torch datasets over the cached arrays: normalisation, augmentation, crops.
+"""Pixels to network inputs: the per-band normaliser and the D4 views used for test-time
+augmentation. Training batches (crops, flips, jitter) are built in ``batches.py``.
 
-Training targets come from the (possibly cropped) mask: the pixel fractions of the crop, which
-equal the label row for a whole patch.
+Reflectances are uint16; they travel to the device as int16 tensors holding the same bits
+(int16 works with every torch op on every device) and ``Normalizer`` reads them back as
+unsigned, so the host never makes a float copy.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-import albumentations as A
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from .constants import N_CLASSES
+
+
+def pixels_to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint16 reflectance array -> int16 tensor with the same bits (no copy when the array is
+    contiguous and writable)."""
+    if images.dtype != np.uint16:
+        raise TypeError(f"expected uint16 reflectance, got {images.dtype}")
+    images = np.require(images, requirements=["C", "W"])  # torch wants writable memory
+    return torch.from_numpy(images.view(np.int16))
 
 
 @dataclass
@@ -24,13 +33,14 @@ class Normalizer:
     std: list[float]
     log: bool
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        """(..., 4, H, W) uint16 -> float32, standardised per band."""
-        x = images.astype(np.float32)
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 4, H, W) int16 tensor from ``pixels_to_tensor`` -> float32, standardised per
+        band, on the tensor's device and in its memory format."""
+        x = (pixels.to(torch.int32) & 0xFFFF).float()
         if self.log:
-            x = np.log1p(x)
-        mean = np.asarray(self.mean, dtype=np.float32)[:, None, None]
-        std = np.asarray(self.std, dtype=np.float32)[:, None, None]
+            x = torch.log1p(x)
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(-1, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32, device=x.device).view(-1, 1, 1)
         return (x - mean) / std
 
     def to_dict(self) -> dict:
@@ -55,81 +65,12 @@ def mask_proportions(mask: np.ndarray) -> np.ndarray:
     return np.bincount(mask.ravel(), minlength=N_CLASSES).astype(np.float32) / mask.size
 
 
-class PatchDataset(Dataset):
-    """Training or validation patches from the cache.
-
-    Returns dicts with ``image`` (4, h, w) float32, ``mask`` (h, w) int64 and ``target``
-    (10,) float32 proportions when masks are given, and ``index`` (row in the cache).
-    """
-
-    def __init__(
-        self,
-        images: np.ndarray,
-        indices: np.ndarray,
-        normalizer: Normalizer,
-        *,
-        masks: np.ndarray | None = None,
-        augment: dict | None = None,
-        crop: int = 0,
-        seed: int = 0,
-    ) -> None:
-        self.images = images
-        self.masks = masks
-        self.indices = np.asarray(indices)
-        self.normalizer = normalizer
-        self.augment = augment or {}
-        transforms = []
-        if crop:
-            transforms.append(A.RandomCrop(crop, crop))
-        if self.augment.get("d4"):
-            transforms.append(A.D4(p=1.0))
-        self.spatial = A.Compose(transforms, seed=seed) if transforms else None
-        self.rng = np.random.default_rng(seed)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def rng_state(self) -> dict:
-        """Every random state of the augmentation, so a resumed run draws the same numbers."""
-        spatial = [
-            (t.random_generator.bit_generator.state, t.py_random.getstate())
-            for t in self._random_parts()
-        ]
-        return {"jitter": self.rng.bit_generator.state, "spatial": spatial}
-
-    def set_rng_state(self, state: dict) -> None:
-        self.rng.bit_generator.state = state["jitter"]
-        for part, (numpy_state, python_state) in zip(
-            self._random_parts(), state["spatial"], strict=True
-        ):
-            part.random_generator.bit_generator.state = numpy_state
-            part.py_random.setstate(python_state)
-
-    def _random_parts(self) -> list:
-        # albumentations gives the Compose and each transform generators of their own
-        return [] if self.spatial is None else [self.spatial, *self.spatial.transforms]
-
-    def __getitem__(self, i: int) -> dict:
-        row = int(self.indices[i])
-        image = self.normalizer(self.images[row])
-        mask = None if self.masks is None else np.asarray(self.masks[row])
-        if self.spatial is not None:
-            out = self.spatial(
-                image=image.transpose(1, 2, 0), **({"mask": mask} if mask is not None else {})
-            )
-            image = np.ascontiguousarray(out["image"].transpose(2, 0, 1))
-            mask = out.get("mask", mask)
-        gain, offset = self.augment.get("gain", 0.0), self.augment.get("offset", 0.0)
-        if gain or offset:
-            scale = np.exp(self.rng.normal(0.0, gain, size=(image.shape[0], 1, 1)))
-            shift = self.rng.normal(0.0, offset, size=(image.shape[0], 1, 1))
-            image = (image * scale + shift).astype(np.float32)
-        item = {"image": torch.from_numpy(image), "index": row}
-        if mask is not None:
-            mask = np.ascontiguousarray(mask)
-            item["mask"] = torch.from_numpy(mask.astype(np.int64))
-            item["target"] = torch.from_numpy(mask_proportions(mask))
-        return item
+def batch_proportions(masks: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) integer masks -> (B, 10) float32 pixel fractions, on the masks' device."""
+    flat = masks.reshape(len(masks), -1).long()
+    counts = torch.zeros(len(masks), N_CLASSES, device=masks.device)
+    counts.scatter_add_(1, flat, torch.ones_like(flat, dtype=torch.float32))
+    return counts / flat.shape[1]
 
 
 # Which of the 8 views (rotation k, then optional horizontal flip) each TTA level uses.

@@ -16,11 +16,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from .atomic import atomic_path
-from .dataset import TTA_VIEWS, Normalizer, PatchDataset, d4_invert, d4_views, mask_proportions
+from .batches import training_batches
+from .dataset import (
+    TTA_VIEWS,
+    Normalizer,
+    d4_invert,
+    d4_views,
+    mask_proportions,
+    pixels_to_tensor,
+)
 from .errors import ConfigError
 from .losses import class_weights, hard_proportions, soft_proportions, total_loss
 from .metric import kl_divergence
@@ -58,11 +65,17 @@ def _autocast(device: torch.device, run_cfg: dict):
     return nullcontext()
 
 
-def _prepare_model(config: dict, device: torch.device) -> torch.nn.Module:
+def prepare_model(config: dict, device: torch.device) -> torch.nn.Module:
     model = build_model(config["model"]).to(device)
     if device.type == "cuda" and config["run"]["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+def build_optimizer(config: dict, model: torch.nn.Module) -> torch.optim.Optimizer:
+    tcfg = config["train"]
+    optim_cls = torch.optim.AdamW if tcfg["optimizer"] == "adamw" else torch.optim.Adam
+    return optim_cls(model.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
 
 
 def _schedule(config: dict, total_steps: int, steps_per_epoch: int):
@@ -79,11 +92,17 @@ def _schedule(config: dict, total_steps: int, steps_per_epoch: int):
     return factor
 
 
-def _to_device(x: torch.Tensor, device: torch.device, config: dict) -> torch.Tensor:
-    x = x.to(device, non_blocking=True)
-    if device.type == "cuda" and config["run"]["channels_last"] and x.ndim == 4:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+def _layout(x: torch.Tensor, device: torch.device, config: dict) -> torch.Tensor:
+    """Channels-last on CUDA when configured, plain contiguous otherwise."""
+    cuda_last = device.type == "cuda" and config["run"]["channels_last"]
+    return x.contiguous(memory_format=torch.channels_last if cuda_last else torch.contiguous_format)
+
+
+def _inputs(pixels: np.ndarray, normalizer: Normalizer, device: torch.device, config: dict):
+    """uint16 (B, 4, H, W) pixels -> normalised network inputs on the device (the pixels
+    travel as 2-byte integers and are normalised there)."""
+    x = normalizer(pixels_to_tensor(pixels).to(device, non_blocking=True))
+    return _layout(x, device, config)
 
 
 def center_crop(array: np.ndarray, size: int) -> np.ndarray:
@@ -122,8 +141,7 @@ def predict_modes(
         wanted = rows[start : start + batch]
         chunk = np.sort(wanted)  # sorted reads are faster on a memmap
         order = np.searchsorted(chunk, wanted)
-        pixels = center_crop(images[chunk], crop)
-        x = _to_device(torch.from_numpy(normalizer(pixels)), device, config)
+        x = _inputs(center_crop(images[chunk], crop), normalizer, device, config)
         totals = dict.fromkeys(modes, 0)
         for view in d4_views(x, tta):
             with _autocast(device, config["run"]):
@@ -176,13 +194,34 @@ def predict_masks(
 ) -> np.ndarray:
     """Per-pixel argmax of the TTA-averaged softmax, (n, H, W) uint8 (segmentation models)."""
     model.eval()
-    x = _to_device(torch.from_numpy(normalizer(images)), device, config)
+    x = _inputs(images, normalizer, device, config)
     probs = 0
     for view_index, view in zip(TTA_VIEWS[tta], d4_views(x, tta), strict=True):
         with _autocast(device, config["run"]):
             logits = model(view)
         probs = probs + d4_invert(logits.float().softmax(dim=1), view_index)
     return probs.argmax(dim=1).to(torch.uint8).cpu().numpy()
+
+
+def train_step(
+    model: torch.nn.Module,
+    batch: dict,
+    optimizer: torch.optim.Optimizer,
+    config: dict,
+    weights: torch.Tensor,
+    device: torch.device,
+) -> torch.Tensor:
+    """One optimisation step on a batch from ``batches.py``; returns the loss (on the device,
+    detached: reading it would wait for the GPU)."""
+    with _autocast(device, config["run"]):
+        logits = model(_layout(batch["image"], device, config))
+    loss = total_loss(logits, batch, config["loss"], weights)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config["train"]["grad_clip"]:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), config["train"]["grad_clip"])
+    optimizer.step()
+    return loss.detach()
 
 
 def fit(
@@ -203,31 +242,12 @@ def fit(
     work.mkdir(parents=True, exist_ok=True)
     tcfg = config["train"]
     seed_everything(seed)
-    model = _prepare_model(config, device)
-    optim_cls = torch.optim.AdamW if tcfg["optimizer"] == "adamw" else torch.optim.Adam
-    optimizer = optim_cls(model.parameters(), lr=tcfg["lr"], weight_decay=tcfg["weight_decay"])
-    dataset = PatchDataset(
-        images,
-        train_rows,
-        normalizer,
-        masks=masks,
-        augment=config["augment"],
-        crop=tcfg["crop"],
-        seed=seed,
-    )
-    generator = torch.Generator().manual_seed(seed)
-    batch_size = min(tcfg["batch_size"], len(dataset))
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        shuffle=True,
-        drop_last=True,
-        generator=generator,
-        num_workers=config["run"]["num_workers"],
-        pin_memory=device.type == "cuda",
-        persistent_workers=config["run"]["num_workers"] > 0,
-    )
-    steps = tcfg["steps_per_epoch"] or len(loader)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels
+    model = prepare_model(config, device)
+    optimizer = build_optimizer(config, model)
+    batches = training_batches(config, images, masks, train_rows, normalizer, device, seed=seed)
+    steps = tcfg["steps_per_epoch"] or len(batches)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(config, steps * tcfg["epochs"], steps)
     )
@@ -247,37 +267,26 @@ def fit(
         scheduler.load_state_dict(state["scheduler"])
         history, best_kl, start_epoch = state["history"], state["best_kl"], state["epoch"] + 1
         torch.set_rng_state(state["torch_rng"])
-        generator.set_state(state["loader_rng"])
-        dataset.set_rng_state(state["dataset_rng"])
+        batches.set_state(state["batch_rng"])
 
     for epoch in range(start_epoch, tcfg["epochs"]):
         if _stale_epochs(history, best_kl) >= tcfg["early_stopping"] > 0:
             break
         started = time.perf_counter()
         model.train()
-        losses = []
-        batches = _cycle(loader, steps)
+        loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
         bar = tqdm(
-            batches,
+            enumerate(batches.epoch(steps), 1),
             total=steps,
             desc=f"{desc} epoch {epoch + 1}/{tcfg['epochs']}",
             leave=False,
             unit="step",
         )
-        for batch in bar:
-            x = _to_device(batch["image"], device, config)
-            batch = {k: v.to(device) for k, v in batch.items() if k != "image"}
-            with _autocast(device, config["run"]):
-                logits = model(x)
-            loss = total_loss(logits, batch, config["loss"], weights)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if tcfg["grad_clip"]:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg["grad_clip"])
-            optimizer.step()
+        for step, batch in bar:
+            loss_sum += train_step(model, batch, optimizer, config, weights, device)
             scheduler.step()
-            losses.append(loss.item())
-            bar.set_postfix(loss=f"{np.mean(losses):.4f}")
+            if step % 20 == 0 or step == steps:
+                bar.set_postfix(loss=f"{loss_sum.item() / step:.4f}")
         val = predict_modes(
             model,
             images,
@@ -295,7 +304,7 @@ def fit(
             {
                 "epoch": epoch + 1,
                 "lr": scheduler.get_last_lr()[0],
-                "train_loss": float(np.mean(losses)),
+                "train_loss": loss_sum.item() / steps,
                 "val_kl": val_kl,
                 "val_kl_soft": val_soft,
                 "seconds": round(time.perf_counter() - started, 2),
@@ -315,8 +324,7 @@ def fit(
                     "history": history,
                     "best_kl": best_kl,
                     "torch_rng": torch.get_rng_state(),
-                    "loader_rng": generator.get_state(),
-                    "dataset_rng": dataset.rng_state(),
+                    "batch_rng": batches.state(),
                 },
                 tmp,
             )
@@ -332,17 +340,6 @@ def _stale_epochs(history: list[dict], best_kl: float) -> int:
     return len(history)
 
 
-def _cycle(loader: DataLoader, steps: int):
-    """``steps`` batches, restarting the loader (a new shuffle) when it runs out."""
-    done = 0
-    while done < steps:
-        for batch in loader:
-            yield batch
-            done += 1
-            if done == steps:
-                return
-
-
 def write_history(path: Path, history: list[dict]) -> None:
     with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
@@ -351,6 +348,6 @@ def write_history(path: Path, history: list[dict]) -> None:
 
 
 def load_model(config: dict, checkpoint: Path, device: torch.device) -> torch.nn.Module:
-    model = _prepare_model(config, device)
+    model = prepare_model(config, device)
     model.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True))
     return model.eval()

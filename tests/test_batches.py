@@ -1,0 +1,164 @@
+"""Training batches: the one-gather crop + D4, both backends, their randomness and resume."""
+
+import numpy as np
+import pytest
+import torch
+
+from landcover.batches import AlbumentationsBatches, TensorBatches, crop_and_turn
+from landcover.dataset import Normalizer, d4_views, mask_proportions, pixels_to_tensor
+from landcover.trainer import _inputs
+
+AUGMENT = {"backend": "tensor", "d4": True, "gain": 0.05, "offset": 0.02}
+IDENTITY = Normalizer(mean=[0.0] * 4, std=[1.0] * 4, log=False)
+
+
+def _data(n: int = 12, size: int = 16, seed: int = 0):
+    """Pixels whose channel 0 encodes the mask, so a crop/turn can be checked pixel by pixel."""
+    rng = np.random.default_rng(seed)
+    masks = rng.integers(0, 10, size=(n, size, size), dtype=np.uint8)
+    images = rng.integers(0, 65535, size=(n, 4, size, size), dtype=np.uint16)
+    images[:, 0] = masks
+    return images, masks
+
+
+def test_crop_and_turn_gives_the_eight_d4_views_with_masks_following():
+    images, masks = _data(n=1, size=6)
+    x = pixels_to_tensor(images)
+    reference = [v[0] for v in d4_views(x.long(), 8)]
+    seen = []
+    for view in range(8):
+        out, mask = crop_and_turn(
+            x, torch.from_numpy(masks), *(torch.zeros(1, dtype=torch.long),) * 3, 6,
+            torch.tensor([view]),
+        )  # fmt: skip
+        assert out.shape == (1, 4, 6, 6) and mask.shape == (1, 6, 6)
+        assert torch.equal(out[0, 0].long(), mask[0].long())  # the mask moved with the pixels
+        match = [k for k, ref in enumerate(reference) if torch.equal(out[0].long(), ref)]
+        assert len(match) == 1
+        seen += match
+    assert sorted(seen) == list(range(8))
+
+
+def test_crop_and_turn_windows_per_sample():
+    images, masks = _data(n=3, size=10)
+    x, m = pixels_to_tensor(images), torch.from_numpy(masks)
+    samples, top, left = torch.tensor([2, 0, 2]), torch.tensor([0, 3, 6]), torch.tensor([5, 1, 0])
+    out, mask = crop_and_turn(x, m, samples, top, left, 4, torch.zeros(3, dtype=torch.long))
+    for b in range(3):
+        s, t, lft = samples[b], top[b], left[b]
+        assert torch.equal(out[b], x[s, :, t : t + 4, lft : lft + 4])
+        assert torch.equal(mask[b], m[s, t : t + 4, lft : lft + 4])
+
+
+def test_normalizer_reads_uint16_above_int16_range():
+    pixels = np.array([0, 1, 32767, 32768, 40000, 65535], dtype=np.uint16).reshape(1, 1, 2, 3)
+    pixels = np.repeat(pixels, 4, axis=1)
+    norm = Normalizer(mean=[5.0, 6.0, 7.0, 8.0], std=[2.0, 2.0, 3.0, 3.0], log=True)
+    got = norm(pixels_to_tensor(pixels)).numpy()
+    mean, std = np.array(norm.mean)[:, None, None], np.array(norm.std)[:, None, None]
+    np.testing.assert_allclose(got[0], (np.log1p(pixels[0].astype(np.float64)) - mean) / std, 1e-6)
+
+
+def _jitter_of(batch: dict) -> np.ndarray:
+    """Per-sample (scale, shift) of channel 0 against the mask it encodes; fails unless the
+    pixels are exactly the mask, scaled and shifted (so the mask followed every crop/turn)."""
+    fits = []
+    for image, mask in zip(batch["image"][:, 0].numpy(), batch["mask"].numpy(), strict=True):
+        x, y = mask.ravel().astype(np.float64), image.ravel().astype(np.float64)
+        scale, shift = np.polyfit(x, y, 1)
+        np.testing.assert_allclose(y, scale * x + shift, atol=1e-4)
+        fits.append((scale, shift))
+    return np.array(fits)
+
+
+def _tensor_batches(images, masks, *, on_device: bool, seed: int = 3, crop: int = 8):
+    return TensorBatches(
+        images,
+        masks,
+        np.arange(len(images)),
+        IDENTITY,
+        augment=AUGMENT,
+        crop=crop,
+        batch_size=4,
+        device=torch.device("cpu"),
+        seed=seed,
+        on_device=on_device,
+    )
+
+
+def test_tensor_batches_targets_views_and_jitter():
+    images, masks = _data(n=40)
+    batches = _tensor_batches(images, masks, on_device=False, crop=0)
+    assert len(batches) == 10
+    views = torch.stack(d4_views(torch.from_numpy(masks)[:, None].long(), 8))[:, :, 0]
+    seen_views = set()  # views: (8, n, H, W)
+    for batch in batches.epoch(30):
+        image, mask, target = batch["image"], batch["mask"], batch["target"]
+        assert image.shape == (4, 4, 16, 16) and mask.dtype == torch.int64
+        for b in range(4):
+            np.testing.assert_allclose(target[b].numpy(), mask_proportions(mask[b].numpy()))
+        jitter = _jitter_of(batch)
+        assert len(np.unique(jitter[:, 0].round(6))) == 4  # each sample its own gain
+        assert np.all(np.abs(np.log(jitter[:, 0])) < 5 * AUGMENT["gain"])
+        for sample in mask:  # whole patches: each is one of the 8 views of one source patch
+            (hit,) = torch.nonzero((views == sample).flatten(2).all(dim=2)).tolist()
+            seen_views.add(hit[0])
+    assert seen_views == set(range(8))
+
+
+def test_tensor_batches_same_with_data_resident_or_gathered_and_resume_exactly():
+    images, masks = _data(n=20)
+    host = list(_tensor_batches(images, masks, on_device=False).epoch(7))
+    resident = list(_tensor_batches(images, masks, on_device=True).epoch(7))
+    for a, b in zip(host, resident, strict=True):
+        for key in a:
+            assert torch.equal(a[key], b[key]), key
+    # stop after 3 batches, save the state, continue in a fresh object: same batches
+    first = _tensor_batches(images, masks, on_device=False)
+    list(first.epoch(3))
+    later = _tensor_batches(images, masks, on_device=False, seed=99)
+    later.set_state(first.state())
+    for a, b in zip(list(first.epoch(4)), list(later.epoch(4)), strict=True):
+        assert torch.equal(a["image"], b["image"])
+    # a different seed draws different batches
+    other = next(_tensor_batches(images, masks, on_device=False, seed=4).epoch(1))
+    assert not torch.equal(other["image"], host[0]["image"])
+
+
+def _album_batches(images, masks, workers: int, seed: int = 5):
+    return AlbumentationsBatches(
+        images,
+        masks,
+        np.arange(len(images)),
+        IDENTITY,
+        augment={**AUGMENT, "backend": "albumentations"},
+        crop=8,
+        batch_size=4,
+        device=torch.device("cpu"),
+        seed=seed,
+        num_workers=workers,
+    )
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_albumentations_backend_is_seeded_per_sample(workers: int):
+    images, masks = _data(n=16)
+    got = list(_album_batches(images, masks, workers).epoch(6))
+    assert all(b["image"].shape == (4, 4, 8, 8) for b in got)
+    gains = np.concatenate([_jitter_of(batch)[:, 0] for batch in got])
+    # every sample its own jitter (worker processes used to copy one generator between them)
+    assert len(np.unique(gains.round(6))) == len(gains)
+    if workers:  # worker processes draw exactly what the main process draws
+        alone = list(_album_batches(images, masks, 0).epoch(6))
+        for a, b in zip(got, alone, strict=True):
+            assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
+
+
+def test_inputs_normalise_on_the_device_like_the_formula():
+    images, _ = _data(n=2)
+    config = {"run": {"channels_last": True}}
+    norm = Normalizer(mean=[1.0, 2.0, 3.0, 4.0], std=[2.0] * 4, log=True)
+    x = _inputs(images, norm, torch.device("cpu"), config)
+    assert x.is_contiguous() and x.dtype == torch.float32
+    want = (np.log1p(images.astype(np.float64)) - np.array(norm.mean)[:, None, None]) / 2.0
+    np.testing.assert_allclose(x.numpy(), want, rtol=1e-5, atol=1e-5)
