@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from landcover.batches import AlbumentationsBatches, TensorBatches, crop_and_turn
+from landcover.batches import AlbumentationsBatches, TensorBatches, _upload, crop_and_turn
 from landcover.dataset import Normalizer, d4_views, mask_proportions, pixels_to_tensor
 from landcover.trainer import _inputs
 
@@ -162,3 +162,11 @@ def test_inputs_normalise_on_the_device_like_the_formula():
     assert x.is_contiguous() and x.dtype == torch.float32
     want = (np.log1p(images.astype(np.float64)) - np.array(norm.mean)[:, None, None]) / 2.0
     np.testing.assert_allclose(x.numpy(), want, rtol=1e-5, atol=1e-5)
+
+
+def test_upload_in_chunks_keeps_every_row_in_order():
+    images, masks = _data(n=11)
+    rows = np.array([0, 2, 3, 5, 8, 9, 10])
+    pixels, labels = _upload(images, masks, rows, torch.device("cpu"), chunk=3)
+    assert torch.equal(pixels, pixels_to_tensor(images[rows]))
+    assert torch.equal(labels, torch.from_numpy(masks[rows]))

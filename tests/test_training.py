@@ -59,6 +59,20 @@ def test_benchmark_and_classifier_run(demo_data, tmp_path: Path):
     assert np.allclose(hard * pixels * 2, np.round(hard * pixels * 2))
 
 
+def test_albumentations_backend_with_loader_workers(demo_data, tmp_path: Path):
+    overrides = {
+        **SMOKE,
+        "augment": {"backend": "albumentations"},
+        "train": {**SMOKE["train"], "crop": 16},
+        "run": {"threads": 1, "num_workers": 2},
+    }
+    config = load_config("unet_regnety_002", profile="demo", overrides=overrides)
+    exp_dir = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
+    assert is_complete(exp_dir)
+    history = pd.read_csv(exp_dir / "folds" / "fold0" / "history.csv")
+    assert len(history) == 2 and np.isfinite(history["train_loss"]).all()
+
+
 def test_partial_folds_then_rest(demo_data, tmp_path: Path):
     config = load_config("unet_regnety_002", profile="demo", overrides=SMOKE)
     assert (

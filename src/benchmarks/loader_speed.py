@@ -1,12 +1,12 @@
 """Is the data path the bottleneck? Training patches/s fed by the real batch builder, against
-the same training step on synthetic tensors already on the device (the ceiling).
+the same training step on a batch already on the device (the ceiling).
 
     python src/benchmarks/loader_speed.py --data ../shared/data/landcover-sample
     python src/benchmarks/loader_speed.py --data DIR --device cuda --batch 64 --crop 0 \\
         --models unet_resnet18,fpn_efficientnet_b0,unet_convnext_atto,classifier_resnet18
 
-Per model and batch backend (``augment.backend``; the tensor backend with the training
-patches resident on the GPU when on CUDA):
+Per model and batch backend (``augment.backend``; on CUDA the tensor backend keeps the
+training patches on the GPU):
 
 - ``data only``: patches/s the batch builder delivers (crop, flip/rotation, jitter,
   normalisation, targets), nothing else;
@@ -21,65 +21,12 @@ on CUDA), so they measure exactly what training does.
 from __future__ import annotations
 
 import argparse
-import sys
-import time
-from pathlib import Path
 
-import numpy as np
 import torch
+from rates import Bench
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from landcover.batches import training_batches
 from landcover.cache import prepare_data
 from landcover.config import load_config
-from landcover.dataset import fit_normalizer
-from landcover.losses import class_weights
-from landcover.trainer import build_optimizer, prepare_model, train_step
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _rate(batches, steps: int, warmup: int, device: torch.device, work=None) -> float:
-    """Patches/s over ``steps`` batches after ``warmup`` ones; ``work(batch)`` per batch."""
-    done, n = 0, 0
-    for batch in batches:
-        if done == warmup:
-            _sync(device)
-            started = time.perf_counter()
-        if work is not None:
-            work(batch)
-        done += 1
-        if done > warmup:
-            n += len(batch["target"])
-    _sync(device)
-    return n / (time.perf_counter() - started)
-
-
-def measure(config: dict, data, device: torch.device, steps: int, warmup: int) -> dict:
-    rows = np.arange(len(data.train_ids))
-    normalizer = fit_normalizer(data.train_images, rows, log=config["normalize"]["log"])
-    batches = training_batches(
-        config, data.train_images, data.train_masks, rows, normalizer, device, seed=0
-    )
-    total = steps + warmup
-    out = {"data only": _rate(batches.epoch(total), steps, warmup, device)}
-    torch.manual_seed(0)
-    model = prepare_model(config, device).train()
-    optimizer = build_optimizer(config, model)
-    weights = class_weights(data.train_masks, config["loss"]["class_weights"], rows=rows)
-
-    def step(batch: dict) -> None:
-        train_step(model, batch, optimizer, config, weights, device)
-
-    out["train real"] = _rate(batches.epoch(total), steps, warmup, device, step)
-    fixed = next(batches.epoch(1))
-    out["train synthetic"] = _rate((fixed for _ in range(total)), steps, warmup, device, step)
-    out["ratio"] = out["train real"] / out["train synthetic"]
-    return out
 
 
 def main() -> None:
@@ -118,11 +65,16 @@ def main() -> None:
                     "run": {"device": args.device, "num_workers": args.workers},
                 },
             )
-            got = measure(config, data, device, args.steps, args.warmup)
+            bench = Bench(config, data, device)
+            got = [
+                bench.data_rate(args.steps, args.warmup),
+                bench.train_rate(args.steps, args.warmup),
+                bench.train_rate(args.steps, args.warmup, synthetic=True),
+            ]
             print(
                 f"{name:22s} {backend:15s}"
-                + "".join(f"{got[k]:16.1f}" for k in header[2:5])
-                + f"{got['ratio']:16.3f}",
+                + "".join(f"{v:16.1f}" for v in got)
+                + f"{got[1] / got[2]:16.3f}",
                 flush=True,
             )
 

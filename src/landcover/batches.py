@@ -117,8 +117,7 @@ class TensorBatches:
         self.images, self.masks = images, masks
         self.resident = on_device
         if on_device:  # the training rows, copied to the device once
-            self.images = pixels_to_tensor(images[self.rows]).to(device)
-            self.masks = torch.from_numpy(np.asarray(masks[self.rows])).to(device)
+            self.images, self.masks = _upload(images, masks, self.rows, device)
 
     def __len__(self) -> int:
         return len(self.rows) // self.batch_size  # whole batches only
@@ -174,6 +173,20 @@ class TensorBatches:
         if self.device.type == "cuda":
             return x.pin_memory().to(self.device, non_blocking=True)
         return x
+
+
+def _upload(
+    images: np.ndarray, masks: np.ndarray, rows: np.ndarray, device: torch.device, chunk: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``images[rows]`` and ``masks[rows]`` as device tensors, copied in chunks so the host
+    never holds more than ``chunk`` patches at once."""
+    pixels = torch.empty((len(rows), *images.shape[1:]), dtype=torch.int16, device=device)
+    labels = torch.empty((len(rows), *masks.shape[1:]), dtype=torch.uint8, device=device)
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        pixels[start : start + len(part)] = pixels_to_tensor(images[part]).to(device)
+        labels[start : start + len(part)] = torch.from_numpy(np.asarray(masks[part])).to(device)
+    return pixels, labels
 
 
 class SampleDataset(Dataset):

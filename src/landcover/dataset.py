@@ -2,8 +2,8 @@
 augmentation. Training batches (crops, flips, jitter) are built in ``batches.py``.
 
 Reflectances are uint16; they travel to the device as int16 tensors holding the same bits
-(int16 works with every torch op on every device) and ``Normalizer`` reads them back as
-unsigned, so the host never makes a float copy.
+(torch supports uint16 only partly; int16 indexing and arithmetic work on every device), and
+``Normalizer`` reads them back as unsigned on the device, so the host never makes a float copy.
 """
 
 from __future__ import annotations
