@@ -43,9 +43,17 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: default)")
+    parser.add_argument(
+        "--sync-debug",
+        action="store_true",
+        help="CUDA: warn at every implicit host-GPU synchronisation (there should be none "
+        "inside a training step or a batch)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.sync_debug:
+        torch.cuda.set_sync_debug_mode("warn")
     device = torch.device(args.device)
     data = prepare_data(args.data)
     print(

@@ -66,7 +66,7 @@ class Bench:
         self.optimizer = build_optimizer(config, self.model)
         self.weights = class_weights(
             data.train_masks, config["loss"]["class_weights"], rows=self.rows
-        )
+        ).to(device)
 
     def step(self, batch: dict) -> None:
         train_step(self.model, batch, self.optimizer, self.config, self.weights, self.device)

@@ -148,28 +148,23 @@ class TensorBatches:
             if self.augment["d4"]
             else torch.zeros(n, dtype=torch.long)
         )
-        noise = _noise(g, n, self.images.shape[1], self.augment)
+        noise = self._to_device(_noise(g, n, self.images.shape[1], self.augment))
         if self.resident:
-            images, masks, samples = self.images, self.masks, picked.to(self.device)
+            images, masks, samples = self.images, self.masks, picked
         else:  # gather the batch on the host (sorted reads suit a memmap), then move it
             wanted = self.rows[picked.numpy()]
             chunk = np.sort(wanted)
-            order = torch.from_numpy(np.searchsorted(chunk, wanted))
+            samples = torch.from_numpy(np.searchsorted(chunk, wanted))
             images = self._to_device(pixels_to_tensor(self.images[chunk]))
             masks = self._to_device(torch.from_numpy(np.asarray(self.masks[chunk])))
-            samples = order.to(self.device)
-        pixels, crops = crop_and_turn(
-            images,
-            masks,
-            samples,
-            top.to(self.device),
-            left.to(self.device),
-            self.size,
-            views.to(self.device),
-        )
-        return finish_batch(pixels, crops, noise.to(self.device), self.normalizer, self.augment)
+        # the small draws travel together: one copy per batch
+        samples, top, left, views = self._to_device(torch.stack([samples, top, left, views]))
+        pixels, crops = crop_and_turn(images, masks, samples, top, left, self.size, views)
+        return finish_batch(pixels, crops, noise, self.normalizer, self.augment)
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        """Host -> device from pinned memory without waiting: a plain copy of pageable memory
+        would make the host wait for the GPU to finish the previous step."""
         if self.device.type == "cuda":
             return x.pin_memory().to(self.device, non_blocking=True)
         return x

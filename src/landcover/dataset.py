@@ -8,7 +8,7 @@ Reflectances are uint16; they travel to the device as int16 tensors holding the 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,6 +32,7 @@ class Normalizer:
     mean: list[float]
     std: list[float]
     log: bool
+    _on: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
         """(B, 4, H, W) int16 tensor from ``pixels_to_tensor`` -> float32, standardised per
@@ -39,12 +40,19 @@ class Normalizer:
         x = (pixels.to(torch.int32) & 0xFFFF).float()
         if self.log:
             x = torch.log1p(x)
-        mean = torch.tensor(self.mean, dtype=torch.float32, device=x.device).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32, device=x.device).view(-1, 1, 1)
+        mean, std = self._stats(x.device)
         return (x - mean) / std
 
+    def _stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and std on ``device``, copied there once (a copy per batch would make the host
+        wait for the GPU every step)."""
+        if device not in self._on:
+            stats = torch.tensor([self.mean, self.std], dtype=torch.float32)
+            self._on[device] = tuple(stats.to(device).view(2, -1, 1, 1))
+        return self._on[device]
+
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"mean": self.mean, "std": self.std, "log": self.log}
 
 
 def fit_normalizer(

@@ -251,7 +251,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(config, steps * tcfg["epochs"], steps)
     )
-    weights = class_weights(masks, config["loss"]["class_weights"], rows=train_rows)
+    weights = class_weights(masks, config["loss"]["class_weights"], rows=train_rows).to(device)
     val_target = val_labels
     if tcfg["val_crop"]:  # checkpoint selection on central crops: the crop's own proportions
         crops = center_crop(np.asarray(masks[val_rows]), tcfg["val_crop"])
