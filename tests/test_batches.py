@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from landcover.batches import AlbumentationsBatches, TensorBatches, _upload, crop_and_turn
+from landcover.batches import AlbumentationsBatches, TensorBatches, crop_and_turn, upload
 from landcover.dataset import Normalizer, d4_views, mask_proportions, pixels_to_tensor
-from landcover.trainer import _inputs
+from landcover.trainer import _inputs, predict_modes
 
 AUGMENT = {"backend": "tensor", "d4": True, "gain": 0.05, "offset": 0.02}
 IDENTITY = Normalizer(mean=[0.0] * 4, std=[1.0] * 4, log=False)
@@ -167,6 +167,24 @@ def test_inputs_normalise_on_the_device_like_the_formula():
 def test_upload_in_chunks_keeps_every_row_in_order():
     images, masks = _data(n=11)
     rows = np.array([0, 2, 3, 5, 8, 9, 10])
-    pixels, labels = _upload(images, masks, rows, torch.device("cpu"), chunk=3)
+    pixels = upload(images, rows, torch.device("cpu"), chunk=3)
+    labels = upload(masks, rows, torch.device("cpu"), chunk=3)
     assert torch.equal(pixels, pixels_to_tensor(images[rows]))
     assert torch.equal(labels, torch.from_numpy(masks[rows]))
+
+
+def test_prediction_from_patches_on_the_device_equals_prediction_from_the_cache():
+    images, _ = _data(n=9)
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(4, 10, 3, padding=1)
+    config = {"predict": {"batch_size": 4}, "run": {"amp": True, "channels_last": True}}
+    norm = Normalizer(mean=[9.0] * 4, std=[2.0] * 4, log=True)
+    rows = np.array([7, 1, 4, 2, 8])
+    device = torch.device("cpu")
+    common = {"tta": 2, "modes": ("hard", "soft"), "crop": 8}
+    from_cache = predict_modes(model, images, rows, norm, config, device, **common)
+    resident = upload(images, rows, device)
+    from_device = predict_modes(model, resident, np.arange(5), norm, config, device, **common)
+    for mode in ("hard", "soft"):
+        np.testing.assert_array_equal(from_cache[mode], from_device[mode])
+    assert not np.allclose(from_cache["soft"][0], from_cache["soft"][1])

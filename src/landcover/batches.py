@@ -117,7 +117,10 @@ class TensorBatches:
         self.images, self.masks = images, masks
         self.resident = on_device
         if on_device:  # the training rows, copied to the device once
-            self.images, self.masks = _upload(images, masks, self.rows, device)
+            self.images, self.masks = (
+                upload(images, self.rows, device),
+                upload(masks, self.rows, device),
+            )
 
     def __len__(self) -> int:
         return len(self.rows) // self.batch_size  # whole batches only
@@ -170,18 +173,22 @@ class TensorBatches:
         return x
 
 
-def _upload(
-    images: np.ndarray, masks: np.ndarray, rows: np.ndarray, device: torch.device, chunk: int = 256
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``images[rows]`` and ``masks[rows]`` as device tensors, copied in chunks so the host
-    never holds more than ``chunk`` patches at once."""
-    pixels = torch.empty((len(rows), *images.shape[1:]), dtype=torch.int16, device=device)
-    labels = torch.empty((len(rows), *masks.shape[1:]), dtype=torch.uint8, device=device)
+def upload(
+    array: np.ndarray, rows: np.ndarray, device: torch.device, chunk: int = 256
+) -> torch.Tensor:
+    """``array[rows]`` as a device tensor (uint16 pixels as int16 bits, see ``dataset.py``),
+    copied in chunks so the host never holds more than ``chunk`` patches at once."""
+
+    def convert(part: np.ndarray) -> torch.Tensor:
+        part = np.asarray(part)
+        return pixels_to_tensor(part) if part.dtype == np.uint16 else torch.from_numpy(part)
+
+    first = convert(array[rows[:1]])
+    out = torch.empty((len(rows), *first.shape[1:]), dtype=first.dtype, device=device)
     for start in range(0, len(rows), chunk):
         part = rows[start : start + chunk]
-        pixels[start : start + len(part)] = pixels_to_tensor(images[part]).to(device)
-        labels[start : start + len(part)] = torch.from_numpy(np.asarray(masks[part])).to(device)
-    return pixels, labels
+        out[start : start + len(part)] = convert(array[part]).to(device)
+    return out
 
 
 class SampleDataset(Dataset):
@@ -242,6 +249,8 @@ class _SeededBatches:
 
 class AlbumentationsBatches:
     """Augmented training batches from per-sample albumentations in DataLoader workers."""
+
+    resident = False  # the patches stay in host memory
 
     def __init__(
         self,
@@ -327,19 +336,17 @@ def training_batches(
         masks,
         rows,
         normalizer,
-        on_device=device.type == "cuda" and _fits_on_device(config, images, rows, device),
+        on_device=device.type == "cuda" and _fits_on_device(config, images, device),
         **common,
     )
 
 
-def _fits_on_device(
-    config: dict, images: np.ndarray, rows: np.ndarray, device: torch.device
-) -> bool:
-    """``run.data_on_device`` and the training rows (pixels + masks) take at most half the
-    device's free memory."""
+def _fits_on_device(config: dict, images: np.ndarray, device: torch.device) -> bool:
+    """``run.data_on_device`` and the fold's patches (training pixels and masks, validation
+    pixels: at most every training patch) take at most half the device's free memory."""
     if not config["run"]["data_on_device"]:
         return False
-    need = len(rows) * (images[0].nbytes + images[0][0].size)  # uint16 pixels + uint8 mask
+    need = len(images) * (images[0].nbytes + images[0][0].size)  # uint16 pixels + uint8 mask
     free, _ = torch.cuda.mem_get_info(device)
     if need > free / 2:
         print(

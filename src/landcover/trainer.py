@@ -19,7 +19,7 @@ import torch
 from tqdm import tqdm
 
 from .atomic import atomic_path
-from .batches import training_batches
+from .batches import training_batches, upload
 from .dataset import (
     TTA_VIEWS,
     Normalizer,
@@ -98,15 +98,20 @@ def _layout(x: torch.Tensor, device: torch.device, config: dict) -> torch.Tensor
     return x.contiguous(memory_format=torch.channels_last if cuda_last else torch.contiguous_format)
 
 
-def _inputs(pixels: np.ndarray, normalizer: Normalizer, device: torch.device, config: dict):
-    """uint16 (B, 4, H, W) pixels -> normalised network inputs on the device (the pixels
-    travel as 2-byte integers and are normalised there)."""
-    x = normalizer(pixels_to_tensor(pixels).to(device, non_blocking=True))
+def _inputs(
+    pixels: np.ndarray | torch.Tensor, normalizer: Normalizer, device: torch.device, config: dict
+) -> torch.Tensor:
+    """(B, 4, H, W) uint16 pixels, or their int16 tensor (``batches.upload``) -> normalised
+    network inputs on the device (the pixels travel as 2-byte integers, normalised there)."""
+    if not isinstance(pixels, torch.Tensor):
+        pixels = pixels_to_tensor(pixels)
+    x = normalizer(pixels.to(device, non_blocking=True))
     return _layout(x, device, config)
 
 
-def center_crop(array: np.ndarray, size: int) -> np.ndarray:
-    """The central ``size`` x ``size`` window of (..., H, W) arrays (no-op for 0 or full size)."""
+def center_crop(array, size: int):
+    """The central ``size`` x ``size`` window of (..., H, W) arrays or tensors (no-op for 0 or
+    full size)."""
     height, width = array.shape[-2:]
     if not size or size >= min(height, width):
         return array
@@ -117,7 +122,7 @@ def center_crop(array: np.ndarray, size: int) -> np.ndarray:
 @torch.no_grad()
 def predict_modes(
     model: torch.nn.Module,
-    images: np.ndarray,
+    images: np.ndarray | torch.Tensor,
     rows: np.ndarray,
     normalizer: Normalizer,
     config: dict,
@@ -130,6 +135,7 @@ def predict_modes(
 ) -> dict[str, np.ndarray]:
     """(len(rows), 10) proportions for each of ``modes`` ('soft', 'hard') from one pass,
     averaged over ``tta`` flips/rotations, on whole patches or their central ``crop``.
+    ``images``: the cache's uint16 array, or patches already on the device (``upload``).
 
     Proportions do not change under a flip or rotation, so views are averaged without being
     mapped back.
@@ -141,7 +147,11 @@ def predict_modes(
         wanted = rows[start : start + batch]
         chunk = np.sort(wanted)  # sorted reads are faster on a memmap
         order = np.searchsorted(chunk, wanted)
-        x = _inputs(center_crop(images[chunk], crop), normalizer, device, config)
+        if isinstance(images, torch.Tensor):
+            pixels = images[torch.from_numpy(chunk).to(images.device)]
+        else:
+            pixels = images[chunk]
+        x = _inputs(center_crop(pixels, crop), normalizer, device, config)
         totals = dict.fromkeys(modes, 0)
         for view in d4_views(x, tta):
             with _autocast(device, config["run"]):
@@ -257,6 +267,10 @@ def fit(
         crops = center_crop(np.asarray(masks[val_rows]), tcfg["val_crop"])
         val_target = np.stack([mask_proportions(m) for m in crops]).astype(np.float64)
 
+    val_images, val_index = images, val_rows
+    if batches.resident:  # validation patches on the device too: no host work per epoch
+        val_images, val_index = upload(images, val_rows, device), np.arange(len(val_rows))
+
     history: list[dict] = []
     best_kl, start_epoch = math.inf, 0
     last = work / "last.pt"
@@ -289,8 +303,8 @@ def fit(
                 bar.set_postfix(loss=f"{loss_sum.item() / step:.4f}")
         val = predict_modes(
             model,
-            images,
-            val_rows,
+            val_images,
+            val_index,
             normalizer,
             config,
             device,
