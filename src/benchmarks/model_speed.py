@@ -17,16 +17,12 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+from rates import sync
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from landcover.config import CONFIG_DIR, load_config
 from landcover.models import build_model, is_network
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
 
 
 def measure(
@@ -42,25 +38,25 @@ def measure(
     model.train()
     for step in range(steps + 2):  # two warm-up steps
         if step == 2:
-            _sync(device)
+            sync(device)
             started = time.perf_counter()
         with autocast:
             loss = model(x).float().mean()
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    _sync(device)
+    sync(device)
     train = batch * steps / (time.perf_counter() - started)
     model.eval()
     patches = torch.randn(batch, 4, 256, 256, device=device).contiguous(memory_format=fmt)
     with torch.no_grad():
         for step in range(steps + 1):
             if step == 1:
-                _sync(device)
+                sync(device)
                 started = time.perf_counter()
             with autocast:
                 model(patches)
-    _sync(device)
+    sync(device)
     return train, batch * steps / (time.perf_counter() - started)
 
 

@@ -85,7 +85,37 @@ def _noise(generator: torch.Generator, n: int, channels: int, augment: dict) -> 
     return torch.zeros(n, 2, channels)
 
 
-class TensorBatches:
+class _Batches:
+    """What both backends share: one seeded generator (its state goes in checkpoints) and
+    epochs of ``steps`` batches made of passes over the rows (``_pass``)."""
+
+    resident = False  # whether the patches live on the training device
+
+    def __init__(self, normalizer: Normalizer, augment: dict, device: torch.device, seed: int):
+        self.normalizer, self.augment, self.device = normalizer, augment, device
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def state(self) -> torch.Tensor:
+        return self.generator.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state)
+
+    def epoch(self, steps: int) -> Iterator[dict]:
+        """``steps`` batches; a new shuffle for each pass over the rows (and each epoch)."""
+        done = 0
+        while done < steps:
+            for batch in self._pass():
+                yield batch
+                done += 1
+                if done == steps:
+                    return
+
+    def _pass(self) -> Iterator[dict]:
+        raise NotImplementedError
+
+
+class TensorBatches(_Batches):
     """Augmented training batches built on the device (the ``tensor`` backend)."""
 
     def __init__(
@@ -102,8 +132,8 @@ class TensorBatches:
         seed: int,
         on_device: bool,
     ) -> None:
+        super().__init__(normalizer, augment, device, seed)
         self.rows = np.sort(np.asarray(rows))
-        self.normalizer, self.augment, self.device = normalizer, augment, device
         self.batch_size = min(batch_size, len(self.rows))
         height, width = images.shape[-2:]
         self.size = crop if crop and crop < min(height, width) else height
@@ -113,7 +143,6 @@ class TensorBatches:
                 "set train.crop to a square crop size"
             )
         self.max_offset = (height - self.size, width - self.size)
-        self.generator = torch.Generator().manual_seed(seed)
         self.images, self.masks = images, masks
         self.resident = on_device
         if on_device:  # the training rows, copied to the device once
@@ -125,22 +154,10 @@ class TensorBatches:
     def __len__(self) -> int:
         return len(self.rows) // self.batch_size  # whole batches only
 
-    def state(self) -> torch.Tensor:
-        return self.generator.get_state()
-
-    def set_state(self, state: torch.Tensor) -> None:
-        self.generator.set_state(state)
-
-    def epoch(self, steps: int) -> Iterator[dict]:
-        """``steps`` batches; a new shuffle for each pass over the rows (and each epoch)."""
-        done = 0
-        while done < steps:
-            order = torch.randperm(len(self.rows), generator=self.generator)
-            for start in range(0, len(self) * self.batch_size, self.batch_size):
-                yield self._batch(order[start : start + self.batch_size])
-                done += 1
-                if done == steps:
-                    return
+    def _pass(self) -> Iterator[dict]:
+        order = torch.randperm(len(self.rows), generator=self.generator)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield self._batch(order[start : start + self.batch_size])
 
     def _batch(self, picked: torch.Tensor) -> dict:
         n, g = len(picked), self.generator
@@ -247,10 +264,8 @@ class _SeededBatches:
             yield [(int(self.rows[i]), int(seeds[i])) for i in picked]
 
 
-class AlbumentationsBatches:
+class AlbumentationsBatches(_Batches):
     """Augmented training batches from per-sample albumentations in DataLoader workers."""
-
-    resident = False  # the patches stay in host memory
 
     def __init__(
         self,
@@ -266,8 +281,7 @@ class AlbumentationsBatches:
         seed: int,
         num_workers: int,
     ) -> None:
-        self.normalizer, self.augment, self.device = normalizer, augment, device
-        self.generator = torch.Generator().manual_seed(seed)
+        super().__init__(normalizer, augment, device, seed)
         rows = np.sort(np.asarray(rows))
         sampler = _SeededBatches(rows, min(batch_size, len(rows)), self.generator)
         self.loader = DataLoader(
@@ -281,27 +295,16 @@ class AlbumentationsBatches:
     def __len__(self) -> int:
         return len(self.loader)
 
-    def state(self) -> torch.Tensor:
-        return self.generator.get_state()
-
-    def set_state(self, state: torch.Tensor) -> None:
-        self.generator.set_state(state)
-
-    def epoch(self, steps: int) -> Iterator[dict]:
-        done = 0
-        while done < steps:
-            for batch in self.loader:
-                on_device = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-                yield finish_batch(
-                    on_device["pixels"],
-                    on_device["mask"],
-                    on_device["noise"],
-                    self.normalizer,
-                    self.augment,
-                )
-                done += 1
-                if done == steps:
-                    return
+    def _pass(self) -> Iterator[dict]:
+        for batch in self.loader:
+            on_device = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+            yield finish_batch(
+                on_device["pixels"],
+                on_device["mask"],
+                on_device["noise"],
+                self.normalizer,
+                self.augment,
+            )
 
 
 def training_batches(
