@@ -7,22 +7,24 @@
 #   ./run_all.sh --data DIR --profile full-gpu       the full dataset on one GPU
 #
 # Options: --experiments a,b (default: the profile's), --force (redo finished experiments),
-# --trials N (blend, default 200), --smoke (tiny demo, 1-epoch models: what CI runs).
+# --trials N (blend, default 200), --set KEY=VALUE (a config override for every experiment,
+# repeatable: --set data.buffer_rows=0), --smoke (tiny demo, 1-epoch models: what CI runs).
 # Demo artifacts go to oof/demo, submissions/demo and notebooks/runs/demo; real runs to oof/,
 # submissions/ and notebooks/runs/. The last line printed is the submission's path.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-data="" profile="" experiments="" force=false smoke=false trials=200
+data="" profile="" experiments="" force=false smoke=false trials=200 sets=()
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --data) data="$2"; shift 2 ;;
         --profile) profile="$2"; shift 2 ;;
         --experiments) experiments="$2"; shift 2 ;;
         --trials) trials="$2"; shift 2 ;;
+        --set) sets+=("$2"); shift 2 ;;
         --force) force=true; shift ;;
         --smoke) smoke=true; shift ;;
-        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run_all.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -49,7 +51,7 @@ if [[ -z "$data" ]]; then
         data="demo/smoke-data" oof_dir="oof/demo-smoke" submissions="submissions/demo-smoke"
         runs="notebooks/runs/demo-smoke"
     fi
-    if [[ ! -f "$data/train_labels.csv" ]]; then
+    if [[ ! -f "$data/train_labels.csv" || ! -f "$data/grid.json" ]]; then  # grid.json: newer
         stage "generate the demo dataset ($data)"
         if $smoke; then
             python src/make_demo_data.py "$data" --n-train 40 --n-test 8 --size 32
@@ -73,7 +75,10 @@ echo "artifacts: $oof_dir/  $submissions/  $runs/"
 mkdir -p "$oof_dir" "$submissions" "$runs"
 
 stage "validate, cache and split the data"
-python src/prepare.py --data "$data" --profile "$profile"
+data_sets=()
+for item in ${sets[@]+"${sets[@]}"}; do [[ "$item" == data.* ]] && data_sets+=("$item"); done
+python src/prepare.py --data "$data" --profile "$profile" \
+    ${data_sets[@]+--set "${data_sets[@]}"}
 
 if [[ ! -f "$runs/eda.ipynb" ]] || $force; then
     stage "explore the data (notebooks/eda.ipynb -> $runs/eda.ipynb)"
@@ -87,7 +92,8 @@ for name in "${names[@]}"; do
     $smoke && extra+=(--smoke)
     current_stage="train $name (status check)"
     state="$(python src/train.py --config "$name" --data "$data" --profile "$profile" \
-        --oof-dir "$oof_dir" "${extra[@]}" --status | tail -1)"
+        --oof-dir "$oof_dir" ${extra[@]+"${extra[@]}"} ${sets[@]+--set "${sets[@]}"} \
+        --status | tail -1)"
     if [[ "$state" == "complete" ]] && ! $force; then
         stage "train $name: already complete for this data and config, skipped"
         continue
@@ -95,7 +101,8 @@ for name in "${names[@]}"; do
     stage "train $name (notebooks/train.ipynb -> $runs/$name.ipynb)"
     papermill --log-level ERROR notebooks/train.ipynb "$runs/$name.ipynb" \
         -p experiment "$name" -p data_dir "$data" -p profile "$profile" \
-        -p oof_dir "$oof_dir" -p smoke "$(py_bool $smoke)" -p force "$(py_bool $force)"
+        -p oof_dir "$oof_dir" -p smoke "$(py_bool $smoke)" -p force "$(py_bool $force)" \
+        -p overrides "${sets[*]+${sets[*]}}"
 done
 
 stage "blend the experiments (src/blend.py)"

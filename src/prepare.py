@@ -10,7 +10,7 @@ import argparse
 from landcover.cache import prepare_data
 from landcover.config import data_settings
 from landcover.errors import cli_errors
-from landcover.folds import ensure_folds
+from landcover.folds import FoldScheme, plan_for
 from landcover.metric import scored_proportions
 
 
@@ -26,13 +26,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--y-train", help="explicit y_train CSV (default: found by name)")
     parser.add_argument("--x-test", help="explicit x_test CSV (default: found by name)")
     parser.add_argument("--profile", help="take fold settings from this profile (default: base)")
-    parser.add_argument("--folds", type=int, help="number of folds (default: from the config)")
     parser.add_argument(
-        "--group-size",
-        type=int,
-        help="consecutive ids (neighbouring tiles) kept in one fold (default: config)",
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="fold settings, e.g. data.buffer_rows=0 data.scheme=id_groups data.n_folds=3",
     )
-    parser.add_argument("--seed", type=int, help="fold seed (default: from the config)")
     parser.add_argument("--workers", type=int, default=4, help="TIFF reading threads")
     parser.add_argument("--force", action="store_true", help="rebuild the cache even if up to date")
     return parser.parse_args(argv)
@@ -50,15 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         workers=args.workers,
         force=args.force,
     )
-    settings = data_settings(args.profile)
-    path, folds = ensure_folds(
-        data.cache_dir,
-        data.train_ids,
-        data.labels,
-        n_folds=args.folds or settings["n_folds"],
-        group_size=args.group_size or settings["group_size"],
-        seed=settings["fold_seed"] if args.seed is None else args.seed,
-    )
+    plan = plan_for(data, data_settings(args.profile, args.set))
     m = data.manifest
     print(f"data      {m['data_dir']}")
     height, width = m["size"]
@@ -69,11 +61,16 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"warning   {len(bad)} label rows differ from their mask's pixel fractions: {bad[:5]}"
         )
+    print(f"folds     {plan.path}: {FoldScheme(**plan.scheme).describe()}")
     scored = scored_proportions(data.labels)
-    for k in range(int(folds.max()) + 1):
-        mix = " ".join(f"{v:.3f}" for v in scored[folds == k].mean(axis=0))
-        print(f"fold {k}    {int((folds == k).sum()):>6} patches, scored-class mean: {mix}")
-    print(f"folds     {path}")
+    for row in plan.summary():
+        k = row["fold"]
+        mix = " ".join(f"{v:.3f}" for v in scored[plan.val_rows(k)].mean(axis=0))
+        print(
+            f"fold {k}    {row['val']:>6} val, {row['train']:>6} train, {row['buffer']:>5} "
+            f"buffer; scored-class mean of val: {mix}"
+        )
+    print(f"plan      {plan.path}")
 
 
 if __name__ == "__main__":

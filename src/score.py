@@ -1,18 +1,31 @@
 """Score a prediction CSV against the truth with the challenge metric.
 
-    python src/score.py TRUTH.csv PRED.csv
+    python src/score.py TRUTH.csv PRED.csv [--eps 1e-7]
 
 Rows are matched by sample_id; files may have all 10 class columns or only the 8 scored ones
-(and a fold column). The last line printed is the score (mean KL, lower is better).
+(and a fold column). The last line printed is the score (mean KL, lower is better). The
+epsilon is the challenge page's 1e-8 (which rules); --eps 1e-7 reproduces the organisers'
+evaluation script.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from landcover.constants import EPS
 from landcover.errors import cli_errors
 from landcover.metric import kl_divergence
 from landcover.tables import align, read_proportions
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
 
 
 @cli_errors
@@ -22,11 +35,17 @@ def main(argv: list[str] | None = None) -> float:
     )
     parser.add_argument("truth", help="labels CSV (e.g. train_labels.csv)")
     parser.add_argument("pred", help="prediction CSV in the submission format")
+    parser.add_argument(
+        "--eps",
+        type=positive_float,
+        default=EPS,
+        help="smoothing epsilon (default 1e-8, the challenge page; 1e-7: the organisers' eval.py)",
+    )
     args = parser.parse_args(argv)
     truth = read_proportions(args.truth, what="truth", require_sum_to_one=True)
     pred = read_proportions(args.pred, what="prediction")
     pred = align(pred, truth.ids, what=f"{args.pred} vs {args.truth}")  # same ids, once each
-    score = kl_divergence(truth.values, pred.values)
+    score = kl_divergence(truth.values, pred.values, eps=args.eps)
     print(f"{len(truth)} samples")
     print(f"{score:.10f}")
     return score

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 
 from landcover import blending
-from landcover.artifacts import write_experiment
+from landcover.artifacts import load_experiment, write_experiment
 from landcover.blend_io import load_inputs, write_outputs
 from landcover.blending import BlendParams, Problem, Stack, blend, fit_blend, tune
 from landcover.errors import ArtifactError, DataError
@@ -259,3 +260,43 @@ def test_kl_vs_temperature_has_its_minimum_near_the_undoing_temperature() -> Non
     grid = np.geomspace(*blending.T_RANGE, 25)
     curve = blending.kl_vs_temperature(power(q, 0.5)[None], truth, grid)[0]
     assert grid[np.argmin(curve)] == pytest.approx(2.0, rel=0.15)
+
+
+def test_temperatures_are_applied_per_fold_model_then_averaged(tmp_path: Path) -> None:
+    """The blend tunes T on single-model OOF rows, so on test it tempers each fold model's
+    predictions and then averages; tempering the fold mean would be another prediction."""
+    from landcover.blend_io import blend_test
+
+    oof_dir, _ = make_oof_dir(tmp_path)
+    rng = np.random.default_rng(5)
+    for exp_dir in sorted(oof_dir.iterdir()):  # give every experiment 4 distinct fold models
+        exp = load_experiment(exp_dir)
+        noise = rng.dirichlet(np.ones(10), size=(4, len(exp.test)))
+        folds = 0.6 * exp.test.values[None] + 0.4 * noise
+        write_experiment(
+            exp_dir,
+            oof=exp.oof,
+            test=Proportions(exp.test.ids, folds.mean(axis=0)),
+            test_folds=folds,
+            meta=exp.meta,
+            config=exp.config,
+            scores={},
+        )
+    inputs = load_inputs(oof_dir)
+    assert inputs.test_folds.shape == (3, 4, N_TEST, 10)
+    fit = fit_blend(inputs.oof, inputs.truth, inputs.folds, trials=10, seed=0)
+    params = BlendParams(np.array([0.5, 0.3, 0.2]), np.array([0.5, 2.0, 1.0]), 0.01)
+    fit = dataclasses.replace(fit, params=params)
+    pred, how = blend_test(inputs, fit)
+    by_hand = np.mean(
+        [blend(Stack.of(inputs.test_folds[:, k]), params, fit.prior) for k in range(4)], axis=0
+    )
+    np.testing.assert_allclose(pred, by_hand, rtol=1e-12)
+    mean_first = blend(Stack.of(inputs.test), params, fit.prior)
+    assert np.abs(pred - mean_first).max() > 1e-3  # the order matters at T != 1
+    assert how["kl_from_mean_first"] > 0 and "per fold model" in how["order"]
+    out = write_outputs(tmp_path / "blend.csv", inputs, fit, {})
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["test_calibration"]["order"] == how["order"]
+    sub = read_proportions(out, allow_fold=False).select(inputs.test_ids)
+    np.testing.assert_allclose(sub.values[:, 2:], pred, rtol=1e-12)

@@ -82,22 +82,25 @@ def test_cache_round_trip_reuse_and_rebuild(demo_dir: Path, tmp_path: Path):
     assert rebuilt.train_images[0, 0, 0, 0] == image[0, 0, 0]
 
 
-def test_prepare_cli_writes_folds(demo_dir: Path, tmp_path: Path):
+def test_prepare_cli_writes_the_fold_plan(demo_dir: Path, tmp_path: Path):
     result = run_cli(
         "src/prepare.py",
         "--data",
         str(demo_dir),
         "--cache-dir",
         str(tmp_path / "c"),
-        "--folds",
-        "3",
-        "--group-size",
-        "2",
+        "--set",
+        "data.n_folds=3",
     )
     assert result.returncode == 0, result.stderr
-    folds = pd.read_csv(tmp_path / "c" / "folds-k3-g2-s0.csv")
-    assert list(folds.columns) == ["sample_id", "fold"] and set(folds.fold) == {0, 1, 2}
-    assert "folds" in result.stdout.splitlines()[-1]
+    # the demo's grid.json says 6 tiles to a row: 3 bands of whole rows, a one-row buffer
+    folds = pd.read_csv(tmp_path / "c" / "folds-bands-w6-n3-b1-k3-s0.csv")
+    assert list(folds.columns) == ["sample_id", "fold", "train_0", "train_1", "train_2"]
+    assert set(folds.fold) == {0, 1, 2}
+    assert "1-row buffer" in result.stdout
+    assert "folds-bands-w6-n3-b1-k3-s0.csv" in result.stdout.splitlines()[-1]
+    bad = run_cli("src/prepare.py", "--data", str(demo_dir), "--set", "train.epochs=3")
+    assert bad.returncode == 2 and "only data.* settings" in bad.stderr
 
 
 def test_data_error_names_file(tmp_path: Path):

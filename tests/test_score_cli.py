@@ -45,3 +45,34 @@ def test_prediction_without_ignored_columns(tmp_path: Path):
     result = run_cli("src/score.py", str(tmp_path / "truth.csv"), str(tmp_path / "pred.csv"))
     assert result.returncode == 0, result.stderr
     assert float(result.stdout.splitlines()[-1]) == pytest.approx(kl_divergence(y, p), abs=1e-10)
+
+
+def test_organisers_epsilon_matches_a_hand_computation(tmp_path: Path):
+    """--eps 1e-7 reproduces the organisers' eval.py; the default stays the challenge page's."""
+    import math
+
+    y = np.array([[0, 0.2, 0, 0.4, 0.4, 0, 0, 0, 0, 0]])  # clouds dropped: 50/50
+    p = np.array([[0, 0.0, 0, 0.25, 0.75, 0, 0, 0, 0, 0]])
+    write_proportions(tmp_path / "truth.csv", np.array([7]), y)
+    write_proportions(tmp_path / "pred.csv", np.array([7]), p)
+
+    def hand(eps: float) -> float:
+        return (0.5 + eps) * math.log((0.5 + eps) / (0.25 + eps)) + (0.5 + eps) * math.log(
+            (0.5 + eps) / (0.75 + eps)
+        )
+
+    args = ("src/score.py", str(tmp_path / "truth.csv"), str(tmp_path / "pred.csv"))
+    default, organisers = run_cli(*args), run_cli(*args, "--eps", "1e-7")
+    assert float(default.stdout.splitlines()[-1]) == pytest.approx(hand(1e-8), abs=1e-10)
+    assert float(organisers.stdout.splitlines()[-1]) == pytest.approx(hand(1e-7), abs=1e-10)
+    # zeros in the prediction: the epsilon decides the cost of a missed class
+    write_proportions(tmp_path / "miss.csv", np.array([7]), np.eye(10)[[3]])
+    miss = ("src/score.py", str(tmp_path / "truth.csv"), str(tmp_path / "miss.csv"))
+    expected = (0.5 + 1e-7) * math.log((0.5 + 1e-7) / (1 + 1e-7)) + (0.5 + 1e-7) * math.log(
+        (0.5 + 1e-7) / 1e-7
+    )
+    assert float(run_cli(*miss, "--eps", "1e-7").stdout.splitlines()[-1]) == pytest.approx(
+        expected + 6 * 1e-7 * math.log(1.0), abs=1e-9
+    )
+    bad = run_cli(*args, "--eps", "2")
+    assert bad.returncode == 2 and "between 0 and 1" in bad.stderr

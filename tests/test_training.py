@@ -19,7 +19,7 @@ from landcover.tables import read_proportions
 SMOKE = {
     "train": {"epochs": 2, "steps_per_epoch": 2, "batch_size": 8},
     "predict": {"tta": 2},
-    "data": {"n_folds": 3, "group_size": 2},
+    "data": {"n_folds": 3},
     "run": {"threads": 1},
 }
 
@@ -35,6 +35,11 @@ def test_fold_loop_writes_valid_artifacts(demo_data, demo_dir: Path, tmp_path: P
     for k in range(3):
         assert (exp_dir / "folds" / f"fold{k}" / "history.csv").is_file()
         assert (exp_dir / "checkpoints" / f"fold{k}.pt").is_file()
+        assert (exp_dir / "checkpoints" / f"fold{k}.best_epoch.pt").is_file()
+    # each fold model's own test predictions, and test.csv is their mean
+    assert len(exp.test_folds) == 3
+    mean = np.mean([t.select(exp.test.ids).values for t in exp.test_folds], axis=0)
+    assert np.allclose(mean, exp.test.values, atol=1e-15)
     assert not (tmp_path / ".work" / "unet_regnety_002").exists()
     for name in ("oof.csv", "test.csv"):
         read_proportions(exp_dir / name, require_sum_to_one=True)
@@ -164,7 +169,7 @@ def test_same_data_config_and_seed_reproduce_folds_and_oof(
     first = run_experiment(config, demo_data, oof_dir=tmp_path / "a", log=lambda _: None)
     fresh = prepare_data(demo_dir, cache_dir=tmp_path / "cache", workers=2)  # new fold file too
     second = run_experiment(config, fresh, oof_dir=tmp_path / "b", log=lambda _: None)
-    folds_name = "folds-k3-g2-s0.csv"
+    folds_name = "folds-bands-w6-n3-b1-k3-s0.csv"
     assert (demo_data.cache_dir / folds_name).read_bytes() == (
         tmp_path / "cache" / folds_name
     ).read_bytes()
@@ -178,6 +183,8 @@ def test_same_data_config_and_seed_reproduce_folds_and_oof(
         "code_version",
         "packages",
         "folds_fingerprint",
+        "fold_plan",
+        "fold_scheme",
     ):
         assert meta[key] not in (None, "", {}), key
 
@@ -196,3 +203,70 @@ def test_pixel_gbm_member(demo_data, tmp_path: Path):
     assert exp.scores["oof_kl"] < 1.0  # it learns something in 20 rounds
     masks = predict_oof_masks(exp_dir, demo_data.train_images[:4], exp.oof.folds[:4])
     assert masks.shape == (4, 32, 32) and masks.max() <= 9
+
+
+def test_each_fold_trains_on_its_plan_rows_only(demo_data, tmp_path: Path, monkeypatch):
+    """The fold loop trains fold k on the plan's training rows: its validation band and the
+    buffer rows around it never reach the model or the normaliser."""
+    from landcover import experiment
+    from landcover.folds import plan_for
+
+    seen = {}
+    real_fit = experiment.fit
+
+    def spy(config, images, masks, train_rows, val_rows, *args, **kwargs):
+        seen[kwargs["desc"]] = (np.asarray(train_rows), np.asarray(val_rows))
+        return real_fit(config, images, masks, train_rows, val_rows, *args, **kwargs)
+
+    monkeypatch.setattr(experiment, "fit", spy)
+    config = load_config("unet_regnety_002", profile="demo", overrides=SMOKE)
+    run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
+    plan = plan_for(demo_data, config["data"])
+    assert any(len(plan.buffer_rows(k)) for k in range(3))
+    for k in range(3):
+        train_rows, val_rows = seen[f"fold {k}"]
+        assert np.array_equal(train_rows, plan.train_rows(k))
+        assert np.array_equal(val_rows, plan.val_rows(k))
+        assert not set(train_rows) & set(plan.buffer_rows(k))
+
+
+def test_select_best_and_last_predict_with_different_weights(demo_data, tmp_path: Path):
+    """train.select last predicts with the final weights, best with the best-validation epoch's;
+    early stopping is refused without select best (it would peek at the validation fold)."""
+    import pytest
+    import torch
+
+    from landcover.errors import ConfigError
+
+    overrides = {**SMOKE, "train": {**SMOKE["train"], "epochs": 3}}
+    runs = {}
+    for select in ("last", "best"):
+        config = load_config(
+            "unet_regnety_002",
+            profile="demo",
+            overrides={**overrides, "train": {**overrides["train"], "select": select}},
+        )
+        runs[select] = run_experiment(config, demo_data, oof_dir=tmp_path / select, log=print)
+    last, best = runs["last"] / "checkpoints", runs["best"] / "checkpoints"
+    for k in range(3):
+        final = torch.load(last / f"fold{k}.pt", weights_only=True)
+        chosen = torch.load(best / f"fold{k}.pt", weights_only=True)
+        kept = torch.load(last / f"fold{k}.best_epoch.pt", weights_only=True)
+        assert all(torch.equal(chosen[n], kept[n]) for n in chosen)  # same training run
+        history = pd.read_csv(runs["last"] / "folds" / f"fold{k}" / "history.csv")
+        same = all(torch.equal(final[n], chosen[n]) for n in final)
+        assert same == (history["val_kl"].idxmin() == len(history) - 1)
+        final_again = torch.load(best / f"fold{k}.last_epoch.pt", weights_only=True)
+        assert all(torch.equal(final[n], final_again[n]) for n in final)
+    # benchmarks/checkpoint_choice.py: the last and best OOF of both runs agree
+    from benchmarks.checkpoint_choice import epoch_oof
+
+    row_of = {sample_id: row for row, sample_id in enumerate(demo_data.train_ids.tolist())}
+    exp_last, exp_best = load_experiment(runs["last"]), load_experiment(runs["best"])
+    assert np.array_equal(epoch_oof(exp_last, demo_data, row_of, "last")[0], exp_last.oof.values)
+    assert np.array_equal(epoch_oof(exp_best, demo_data, row_of, "best")[0], exp_best.oof.values)
+    assert np.allclose(
+        epoch_oof(exp_last, demo_data, row_of, "best")[0], exp_best.oof.values, atol=1e-12
+    )
+    with pytest.raises(ConfigError, match=r"needs train\.select: best"):
+        load_config("unet_regnety_002", overrides=["train.early_stopping=3"])

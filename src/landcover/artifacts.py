@@ -5,6 +5,8 @@ Layout of a complete experiment directory::
     oof.csv        sample_id, fold, 10 class columns: every train id once, predicted by the
                    model of the fold that did not see it
     test.csv       sample_id, 10 class columns: mean over the fold models
+    test_folds/fold<k>.csv   each fold model's own test predictions (the blend tempers each
+                   before averaging, as it was tuned on single-model OOF predictions)
     config.yaml    the resolved config
     meta.json      experiment name, data_fingerprint, folds_fingerprint, seed, code version,
                    package versions, creation time
@@ -42,6 +44,7 @@ class Experiment:
     meta: dict
     config: dict
     scores: dict = field(default_factory=dict)
+    test_folds: list[Proportions] | None = None  # absent in experiments from before it existed
 
 
 def folds_fingerprint(ids: np.ndarray, folds: np.ndarray) -> str:
@@ -71,6 +74,10 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
         meta = json.loads((path / "meta.json").read_text())
         scores = json.loads((path / "scores.json").read_text())
         config = yaml.safe_load((path / "config.yaml").read_text())
+        fold_files = sorted((path / "test_folds").glob("fold*.csv"), key=_fold_number)
+        test_folds = [
+            read_proportions(f, what="fold test predictions", allow_fold=False) for f in fold_files
+        ] or None
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         raise ArtifactError(f"{path}: unreadable experiment metadata ({err})") from None
     except LandcoverError as err:
@@ -79,7 +86,14 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
         raise ArtifactError(f"{path / 'oof.csv'}: no 'fold' column")
     if "data_fingerprint" not in meta:
         raise ArtifactError(f"{path / 'meta.json'}: no data_fingerprint")
-    return Experiment(path.name, path, oof, test, meta, config, scores)
+    if test_folds and [_fold_number(f) for f in fold_files] != list(range(len(fold_files))):
+        raise ArtifactError(f"{path / 'test_folds'}: expected fold0.csv .. fold<k>.csv")
+    return Experiment(path.name, path, oof, test, meta, config, scores, test_folds)
+
+
+def _fold_number(path: Path) -> int:
+    digits = path.stem.removeprefix("fold")
+    return int(digits) if digits.isdigit() else -1
 
 
 def discover(oof_dir: str | os.PathLike[str], names: list[str] | None = None) -> list[Experiment]:
@@ -116,6 +130,13 @@ def check_compatible(experiments: list[Experiment]) -> None:
                 f"{exp.name} and {first.name}: fold assignments disagree (sample_id {bad}: "
                 f"fold {mine[bad]} vs {theirs[bad]})"
             )
+        plans = (exp.meta.get("fold_plan"), first.meta.get("fold_plan"))
+        if None not in plans and plans[0] != plans[1]:
+            raise ArtifactError(
+                f"{exp.name} and {first.name}: trained under different fold plans (same "
+                f"validation folds, different training sets: {plans[0]} vs {plans[1]}); "
+                "retrain one of them under the other's data settings"
+            )
         if set(exp.test.ids.tolist()) != set(first.test.ids.tolist()):
             raise ArtifactError(f"{exp.name} and {first.name}: test sample ids disagree")
 
@@ -128,6 +149,7 @@ def write_experiment(
     meta: dict,
     config: dict,
     scores: dict,
+    test_folds: np.ndarray | None = None,
     extra: dict[str, Path] | None = None,
 ) -> Path:
     """Write a complete experiment directory atomically (replacing any previous one).
@@ -142,6 +164,8 @@ def write_experiment(
     with atomic_dir(dest) as tmp:
         write_proportions(tmp / "oof.csv", oof.ids, oof.values, folds=oof.folds)
         write_proportions(tmp / "test.csv", test.ids, test.values)
+        for k, values in enumerate([] if test_folds is None else test_folds):
+            write_proportions(tmp / "test_folds" / f"fold{k}.csv", test.ids, values)
         (tmp / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
         (tmp / "scores.json").write_text(json.dumps(scores, indent=2, sort_keys=True))

@@ -18,6 +18,7 @@ from .atomic import write_json
 from .blending import FLOOR_RANGE, T_RANGE, TINY, BlendFit, Stack, blend
 from .constants import CLASSES, IGNORED_CLASSES, N_CLASSES, SCORED_CLASSES
 from .errors import ArtifactError, DataError
+from .metric import kl_divergence
 from .provenance import provenance
 from .tables import align, read_proportions, write_proportions
 
@@ -31,7 +32,8 @@ class BlendInputs:
     truth: np.ndarray  # (rows, 10)
     labels_path: Path
     test_ids: np.ndarray
-    test: np.ndarray  # (models, test rows, 10)
+    test: np.ndarray  # (models, test rows, 10): each experiment's mean over its fold models
+    test_folds: np.ndarray | None  # (models, folds, test rows, 10), when every experiment has it
 
     @property
     def names(self) -> list[str]:
@@ -82,6 +84,16 @@ def load_inputs(
     ids, test_ids = first.oof.ids, first.test.ids
     oof = [e.oof.select(ids, what=f"{e.name}/oof.csv") for e in experiments]
     test = [e.test.select(test_ids, what=f"{e.name}/test.csv") for e in experiments]
+    test_folds = None
+    if all(e.test_folds for e in experiments):
+        test_folds = np.stack(
+            [
+                np.stack(
+                    [p.select(test_ids, what=f"{e.name}/test_folds").values for p in e.test_folds]
+                )
+                for e in experiments
+            ]
+        )
     labels_path = resolve_labels(experiments, labels)
     truth = read_proportions(labels_path, what="train labels", require_sum_to_one=True)
     truth = align(truth, ids, what=f"{labels_path} vs the OOF sample ids of {first.name}")
@@ -94,6 +106,7 @@ def load_inputs(
         labels_path=labels_path,
         test_ids=test_ids,
         test=np.stack([p.values for p in test]),
+        test_folds=test_folds,
     )
 
 
@@ -183,7 +196,7 @@ def write_outputs(
     out = Path(out)
     json_path, oof_path = sidecar_paths(out)
     oof_pred = blend(Stack.of(inputs.oof), fit.params, fit.prior)
-    test_pred = blend(Stack.of(inputs.test), fit.params, fit.prior)
+    test_pred, calibration = blend_test(inputs, fit)
     write_proportions(
         oof_path, inputs.ids, full_columns(oof_pred), folds=inputs.folds, expected_ids=inputs.ids
     )
@@ -202,6 +215,7 @@ def write_outputs(
         "labels_path": str(inputs.labels_path),
         "data_fingerprint": first.meta["data_fingerprint"],
         "folds_fingerprint": folds_fingerprint(inputs.ids, inputs.folds),
+        "test_calibration": calibration,
         "n_oof": len(inputs.ids),
         "n_test": len(inputs.test_ids),
         "columns": list(CLASSES),
@@ -212,6 +226,30 @@ def write_outputs(
     return write_proportions(
         out, inputs.test_ids, full_columns(test_pred), expected_ids=inputs.test_ids
     )
+
+
+def blend_test(inputs: BlendInputs, fit: BlendFit) -> tuple[np.ndarray, dict]:
+    """The blended test predictions (n_test, 8) and how they were made.
+
+    The temperatures were tuned on OOF rows, each predicted by one fold model, so they are
+    applied to each fold model's test predictions before averaging over the folds (the blend
+    is affine in each tempered model, so averaging blends is the same). Averaging first and
+    tempering the mean would temper a flatter, already-averaged prediction. Experiments from
+    before ``test_folds/`` existed fall back to that order, and the sidecar says so.
+    """
+    mean_first = blend(Stack.of(inputs.test), fit.params, fit.prior)
+    if inputs.test_folds is None:
+        return mean_first, {"order": "fold mean, then temperature (no test_folds/ saved)"}
+    n_folds = inputs.test_folds.shape[1]
+    per_fold = [
+        blend(Stack.of(inputs.test_folds[:, k]), fit.params, fit.prior) for k in range(n_folds)
+    ]
+    test_pred = np.mean(per_fold, axis=0)
+    return test_pred, {
+        "order": f"temperature per fold model, then the mean of {n_folds} folds",
+        "kl_from_mean_first": kl_divergence(test_pred, mean_first),
+        "max_abs_difference_from_mean_first": float(np.abs(test_pred - mean_first).max()),
+    }
 
 
 def format_table(inputs: BlendInputs, fit: BlendFit) -> str:

@@ -55,6 +55,11 @@ class PreparedData:
         return self.manifest["data_fingerprint"]
 
     @property
+    def row_width(self) -> int | None:
+        """Tiles per raster row if the dataset records it (generated data), else None."""
+        return self.layout.row_width
+
+    @property
     def size(self) -> int:
         return int(self.train_images.shape[-1])
 

@@ -118,12 +118,17 @@ def load_profile(name: str | None) -> dict:
     }
 
 
-def data_settings(profile: str | None = None) -> dict:
-    """The ``data`` section (folds) of the base config under a profile, without a model."""
+def data_settings(profile: str | None = None, overrides: list[str] | None = None) -> dict:
+    """The ``data`` section (the fold plan) of the base config under a profile and
+    ``data.*`` overrides, without a model."""
     config = read_yaml(CONFIG_DIR / "base.yaml")
     prof = load_profile(profile)
     if prof["overrides"]:
         config = merge(config, prof["overrides"], where=prof["path"])
+    extra = parse_overrides(overrides)
+    if set(extra) - {"data"}:
+        raise ConfigError(f"only data.* settings shape the fold plan, got {sorted(extra)}")
+    config = merge(config, extra, where="overrides")
     return config["data"]
 
 
@@ -170,6 +175,8 @@ def validate(config: dict) -> None:
         ("model", "kind"): ("smp", "benchmark_unet", "classifier", "pixel_gbm"),
         ("train", "optimizer"): ("adam", "adamw"),
         ("train", "scheduler"): ("cosine", "none"),
+        ("train", "select"): ("last", "best"),
+        ("data", "scheme"): ("row_bands", "id_groups"),
         ("loss", "class_weights"): ("none", "inverse_frequency"),
         ("predict", "mode"): ("soft", "hard"),
         ("augment", "backend"): ("tensor", "albumentations"),
@@ -184,6 +191,10 @@ def validate(config: dict) -> None:
     for section, key in (("train", "epochs"), ("train", "batch_size"), ("data", "n_folds")):
         if config[section][key] < 1:
             raise ConfigError(f"'{section}.{key}' must be >= 1, got {config[section][key]}")
+    if config["train"]["early_stopping"] and config["train"]["select"] != "best":
+        raise ConfigError(
+            "'train.early_stopping' stops on the validation fold, so it needs train.select: best"
+        )
     if config["model"]["kind"] == "classifier" and config["loss"]["ce_weight"]:
         raise ConfigError("an image-level model has no pixel loss: set loss.ce_weight: 0")
 

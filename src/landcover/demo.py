@@ -9,6 +9,7 @@ learn the proportions, with realistic overlap between classes.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -79,6 +80,7 @@ MAX_VALUE = 24000  # real pixels span 1..~24,000
 DATASET_ENTRIES = {
     "dataset",
     "README.txt",
+    "grid.json",
     "train_images.csv",
     "train_labels.csv",
     "test_images.csv",
@@ -250,6 +252,8 @@ def make_demo_dataset(
             text = "\n".join([ID_COLUMN, *map(str, part_ids)]) + "\n"
             (tmp / f"{name}_images.csv").write_text(text)
         write_proportions(tmp / "train_labels.csv", ids[:n_train], labels)
+        # the scene's raster width, so fold plans cut bands of whole rows as on the real data
+        (tmp / "grid.json").write_text(json.dumps({"row_width": cols}) + "\n")
         (tmp / "README.txt").write_text(
             "Synthetic demo data (landcover.demo.make_demo_dataset), NOT real imagery: "
             f"n_train={n_train} n_test={n_test} size={size} seed={seed}\n"

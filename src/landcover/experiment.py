@@ -22,29 +22,44 @@ from .atomic import write_json
 from .cache import PreparedData
 from .config import config_differences, config_hash
 from .dataset import Normalizer, fit_normalizer
-from .folds import ensure_folds
+from .folds import FoldPlan, plan_for
 from .metric import kl_divergence
 from .models import check_model
 from .provenance import provenance
 from .tables import Proportions
-from .trainer import fit, load_model, predict_proportions, resolve_device, write_history
+from .trainer import (
+    fit,
+    load_model,
+    predict_proportions,
+    resolve_device,
+    selected_checkpoint,
+    write_history,
+)
 
 
 def experiment_state(oof_dir: Path, config: dict, data: PreparedData) -> str:
-    """'complete' (same data and config), 'stale' (complete but different) or 'absent'."""
+    """'complete' (same data, fold plan and config), 'stale' (complete but different) or
+    'absent'."""
     exp_dir = Path(oof_dir) / config["experiment"]
     if not is_complete(exp_dir):
         return "absent"
     meta = json.loads((exp_dir / "meta.json").read_text())
     trained = yaml.safe_load((exp_dir / "config.yaml").read_text()) or {}
-    same = meta.get("data_fingerprint") == data.fingerprint
+    same = (
+        meta.get("data_fingerprint") == data.fingerprint
+        and meta.get("fold_plan") == plan_for(data, config["data"]).fingerprint()
+    )
     return "complete" if same and not config_differences(trained, config) else "stale"
 
 
-def _work_dir(oof_dir: Path, config: dict, data: PreparedData) -> Path:
-    """A work directory for this exact data and config; work for anything else is discarded."""
+def _work_dir(oof_dir: Path, config: dict, data: PreparedData, plan: FoldPlan) -> Path:
+    """A work directory for this exact data, plan and config; other work is discarded."""
     work = Path(oof_dir) / ".work" / config["experiment"]
-    key = {"data_fingerprint": data.fingerprint, "config_hash": config_hash(config)}
+    key = {
+        "data_fingerprint": data.fingerprint,
+        "fold_plan": plan.fingerprint(),
+        "config_hash": config_hash(config),
+    }
     key_file = work / "key.json"
     if work.exists() and (not key_file.is_file() or json.loads(key_file.read_text()) != key):
         shutil.rmtree(work)
@@ -56,7 +71,7 @@ def _work_dir(oof_dir: Path, config: dict, data: PreparedData) -> Path:
 def run_fold(
     config: dict,
     data: PreparedData,
-    folds: np.ndarray,
+    plan: FoldPlan,
     fold: int,
     work: Path,
     device: torch.device,
@@ -66,7 +81,7 @@ def run_fold(
     done = fold_dir / "done.json"
     if done.is_file():
         return json.loads(done.read_text())
-    train_rows, val_rows = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+    train_rows, val_rows = plan.train_rows(fold), plan.val_rows(fold)
     seed = config["seed"] * 1000 + fold
     fold_dir.mkdir(parents=True, exist_ok=True)
     test_rows = np.arange(len(data.test_ids))
@@ -92,7 +107,7 @@ def run_fold(
         seed=seed,
         desc=f"fold {fold}",
     )
-    model = load_model(config, fold_dir / "best.pt", device)
+    model = load_model(config, selected_checkpoint(config, fold_dir), device)
     val = predict_proportions(
         model, data.train_images, val_rows, normalizer, config, device, desc=f"fold {fold} val"
     )
@@ -145,6 +160,7 @@ def _finish_fold(
         "kl": kl_divergence(val_labels, val),
         "best_epoch": best["epoch"],
         "epochs_run": len(history),
+        **({"best_round": history[0]["best_round"]} if "best_round" in history[0] else {}),
         "train_seconds": round(sum(row["seconds"] for row in history), 1),
     }
     write_json(fold_dir / "done.json", summary)  # last: the fold counts as done only now
@@ -171,23 +187,15 @@ def run_experiment(
     if force:
         shutil.rmtree(oof_dir / ".work" / name, ignore_errors=True)
     check_model(config["model"])  # fail now, not after data work, on a bad model or weights
-    dcfg = config["data"]
-    folds_path, folds = ensure_folds(
-        data.cache_dir,
-        data.train_ids,
-        data.labels,
-        n_folds=dcfg["n_folds"],
-        group_size=dcfg["group_size"],
-        seed=dcfg["fold_seed"],
-    )
+    plan = plan_for(data, config["data"])
     if config["run"]["threads"]:
         torch.set_num_threads(config["run"]["threads"])
     device = resolve_device(config["run"]["device"])
-    work = _work_dir(oof_dir, config, data)
-    n_folds = int(folds.max()) + 1
+    work = _work_dir(oof_dir, config, data, plan)
+    n_folds = plan.n_folds
     wanted = list(range(n_folds)) if folds_to_run is None else list(folds_to_run)
     for fold in wanted:
-        summary = run_fold(config, data, folds, fold, work, device)
+        summary = run_fold(config, data, plan, fold, work, device)
         log(
             f"{name} fold {fold}: val KL {summary['kl']:.5f} (best epoch {summary['best_epoch']}"
             f" of {summary['epochs_run']}, {summary['train_seconds']} s training)"
@@ -196,37 +204,39 @@ def run_experiment(
     if missing:
         log(f"{name}: folds {missing} not trained yet; the experiment is not written")
         return None
-    return _assemble(config, data, folds, folds_path, work, exp_dir, device)
+    return _assemble(config, data, plan, work, exp_dir, device)
 
 
 def _assemble(
     config: dict,
     data: PreparedData,
-    folds: np.ndarray,
-    folds_path: Path,
+    plan: FoldPlan,
     work: Path,
     exp_dir: Path,
     device: torch.device,
 ) -> Path:
-    n_folds = int(folds.max()) + 1
+    n_folds = plan.n_folds
     oof = np.zeros_like(data.labels)
-    test = np.zeros((len(data.test_ids), oof.shape[1]))
+    test_folds = np.stack([np.load(work / f"fold{k}" / "test.npy") for k in range(n_folds)])
     fold_kl, extra = {}, {}
     for k in range(n_folds):
         fold_dir = work / f"fold{k}"
-        rows = np.flatnonzero(folds == k)
+        rows = plan.val_rows(k)
         oof[rows] = np.load(fold_dir / "val.npy")
-        test += np.load(fold_dir / "test.npy") / n_folds
         fold_kl[str(k)] = kl_divergence(data.labels[rows], oof[rows])
         for name in ("history.csv", "normalizer.json", "done.json"):
             if (fold_dir / name).is_file():
                 extra[f"folds/fold{k}/{name}"] = fold_dir / name
-        models = {
-            "best.pt": f"checkpoints/fold{k}.pt",
-            "model.txt": f"checkpoints/fold{k}.txt",
-            "classes.npy": f"checkpoints/fold{k}.classes.npy",
-        }
-        for name, target in models.items():
+        chosen = selected_checkpoint(config, fold_dir).name
+        models = [(chosen, f"checkpoints/fold{k}.pt")]
+        # the other choice is kept for benchmarks/checkpoint_choice.py
+        other, tag = (
+            ("final.pt", "last_epoch") if chosen == "best.pt" else ("best.pt", "best_epoch")
+        )
+        models.append((other, f"checkpoints/fold{k}.{tag}.pt"))
+        models += [("model.txt", f"checkpoints/fold{k}.txt")]
+        models += [("classes.npy", f"checkpoints/fold{k}.classes.npy")]
+        for name, target in models:
             if (fold_dir / name).is_file():
                 extra[target] = fold_dir / name
     scores = {"oof_kl": kl_divergence(data.labels, oof), "fold_kl": fold_kl}
@@ -237,14 +247,17 @@ def _assemble(
         "seed": config["seed"],
         "labels_path": data.manifest["y_train"],
         "data_dir": data.manifest["data_dir"],
-        "folds_file": str(folds_path),
+        "folds_file": str(plan.path),
+        "fold_plan": plan.fingerprint(),
+        "fold_scheme": plan.scheme,
         "device": str(device),
         **provenance(),
     }
     write_experiment(
         exp_dir,
-        oof=Proportions(data.train_ids, oof, folds),
-        test=Proportions(data.test_ids, test),
+        oof=Proportions(data.train_ids, oof, plan.folds),
+        test=Proportions(data.test_ids, test_folds.mean(axis=0)),
+        test_folds=test_folds,
         meta=meta,
         config=config,
         scores=scores,
@@ -254,10 +267,14 @@ def _assemble(
     return exp_dir
 
 
-def load_fold_model(exp_dir: Path, fold: int, device: str = "cpu") -> tuple:
-    """(model, normalizer, config) of one fold of a complete experiment, for inspection."""
+def load_fold_model(
+    exp_dir: Path, fold: int, device: str = "cpu", *, checkpoint: str = ""
+) -> tuple:
+    """(model, normalizer, config) of one fold of a complete experiment, for inspection.
+    ``checkpoint`` ".best_epoch" loads the best-validation epoch kept beside the selected one."""
     exp_dir = Path(exp_dir)
     config = yaml.safe_load((exp_dir / "config.yaml").read_text())
     norm = json.loads((exp_dir / "folds" / f"fold{fold}" / "normalizer.json").read_text())
-    model = load_model(config, exp_dir / "checkpoints" / f"fold{fold}.pt", torch.device(device))
+    path = exp_dir / "checkpoints" / f"fold{fold}{checkpoint}.pt"
+    model = load_model(config, path, torch.device(device))
     return model, Normalizer(**norm), config

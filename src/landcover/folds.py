@@ -1,42 +1,163 @@
-"""Deterministic k-fold assignment, stratified on class proportions, neighbours kept together.
+"""The fold plan: which patches validate each fold and which train it, made once, kept on disk.
 
-Consecutive sample ids are neighbouring tiles, so ids are grouped in blocks of ``group_size``
-(``id // group_size``) and a whole block goes to one fold; otherwise a tile's neighbour in
-another fold leaks its content into validation. Blocks are assigned greedily, rarest content
-first, to the fold where they most reduce the squared relative deviation of the fold's class
-totals (and size) from an equal share, so every fold's class mix is close to the whole and rare
-classes are spread across folds.
+Sample ids are a raster of tiles, ``row_width`` to a row (45 in the official data: id i + 45 is
+the tile below id i), and the official test set is two bands of whole rows that no training
+tile touches. The default scheme mirrors that:
+
+- ``row_bands``: the rows the ids span are cut into bands of whole rows (contiguous id
+  ranges), near-equal in height (or ``band_rows`` each); each band goes to one fold.
+  Training tiles within ``buffer_rows`` rows of a fold's validation bands (diagonals
+  included) are left out of that fold's training: buffered leave-block-out CV (Roberts et
+  al. 2017, Ecography 40:913).
+- ``id_groups``: blocks of ``group_size`` consecutive ids (horizontal neighbours only); the tiles
+  above and below land in another fold most of the time, so its OOF leaks. Kept to compare.
+
+Groups (bands or blocks) are assigned greedily, rarest content first, to the fold where they
+most reduce the squared relative deviation of the fold's class totals (and size) from an equal
+share, so every fold's class mix is close to the whole and rare classes are spread out.
+
+The plan is a CSV ``sample_id,fold,train_0,..,train_{k-1}`` (``train_k`` = 1 when the patch
+trains fold k's model) beside a JSON with the scheme; every stage reads it, none re-derives it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
-from .constants import FOLD_COLUMN, ID_COLUMN
-from .errors import DataError
+from .atomic import atomic_path, write_json
+from .constants import FOLD_COLUMN, ID_COLUMN, OFFICIAL_ROW_WIDTH
+from .errors import ConfigError, DataError
 from .metric import scored_proportions
 
+SCHEMES = ("row_bands", "id_groups")
 
-def make_folds(
-    ids: np.ndarray, labels: np.ndarray, *, n_folds: int = 5, group_size: int = 8, seed: int = 0
-) -> np.ndarray:
-    """Fold index (0..n_folds-1) for each id, in the order of ``ids``."""
-    ids = np.asarray(ids, dtype=np.int64)
+
+@dataclass(frozen=True)
+class FoldScheme:
+    """How folds are cut, resolved for a set of ids (row range and band count known)."""
+
+    kind: str
+    n_folds: int
+    seed: int
+    row_width: int
+    first_row: int = 0  # the rows the ids span: (id - 1) // row_width
+    n_rows: int = 0
+    n_bands: int = 0
+    band_rows: int = 0  # rows per band; 0: the rows split into n_bands near-equal bands
+    buffer_rows: int = 0
+    group_size: int = 8
+
+    @property
+    def buffer_ids(self) -> int:
+        """Training ids closer than this to a validation id are left out (0: none). One row
+        above and below is ``row_width`` away; + 1 reaches the diagonal neighbours."""
+        return self.buffer_rows * self.row_width + 1 if self.buffer_rows else 0
+
+    def band_starts(self) -> np.ndarray:
+        """First row of each band, relative to ``first_row``."""
+        if self.band_rows:
+            return np.arange(0, self.n_rows, self.band_rows)
+        return np.array([j * self.n_rows // self.n_bands for j in range(self.n_bands)])
+
+    def groups(self, ids: np.ndarray) -> np.ndarray:
+        """The group (band or block) of each id; a group always goes to one fold."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if self.kind == "row_bands":
+            rows = (ids - 1) // self.row_width - self.first_row
+            return np.searchsorted(self.band_starts(), rows, side="right") - 1
+        return ids // self.group_size
+
+    def file_name(self) -> str:
+        if self.kind == "id_groups" and not self.buffer_rows:
+            return f"folds-k{self.n_folds}-g{self.group_size}-s{self.seed}.csv"  # as before
+        if self.kind == "row_bands":
+            size = f"r{self.band_rows}" if self.band_rows else f"n{self.n_bands}"
+            shape = f"bands-w{self.row_width}-{size}"
+        else:
+            shape = f"groups-g{self.group_size}"
+        return f"folds-{shape}-b{self.buffer_rows}-k{self.n_folds}-s{self.seed}.csv"
+
+    def describe(self) -> str:
+        if self.kind == "row_bands":
+            heights = np.diff(np.append(self.band_starts(), self.n_rows))
+            lo, hi = int(heights.min()), int(heights.max())
+            rows = f"{lo} rows" if lo == hi else f"{lo}-{hi} rows"
+            what = f"{len(heights)} bands of {rows} ({self.row_width} ids a row)"
+        else:
+            what = f"blocks of {self.group_size} consecutive ids"
+        buffer = f", {self.buffer_rows}-row buffer" if self.buffer_rows else ", no buffer"
+        return f"{self.n_folds} folds, {what}{buffer}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def auto_band_count(n_rows: int, n_folds: int) -> int:
+    """Bands at least ~10 rows tall where the data allows, 1 to 4 bands per fold.
+
+    The full id range (523 rows, 5 folds) gets 20 bands of 26-27 rows (the official test bands
+    are 37 and 75 rows); the 414-id sample (10 rows) 5 bands of 2 rows.
+    """
+    per_fold = int(np.clip(n_rows // (n_folds * 10), 1, 4))
+    return min(n_rows, n_folds * per_fold)
+
+
+def resolve_scheme(data_cfg: dict, ids: np.ndarray, dataset_row_width: int | None) -> FoldScheme:
+    """The fold scheme of a config's ``data`` section for these ids.
+
+    ``data.row_width`` null means the dataset's own (a generated dataset's ``grid.json``), else
+    the official 45.
+    """
+    kind = data_cfg["scheme"]
+    if kind not in SCHEMES:
+        raise ConfigError(f"'data.scheme' must be one of {SCHEMES}, got {kind!r}")
+    width = data_cfg["row_width"] or dataset_row_width or OFFICIAL_ROW_WIDTH
+    for key, value in (("row_width", width), ("group_size", data_cfg["group_size"])):
+        if value < 1:
+            raise ConfigError(f"'data.{key}' must be >= 1, got {value}")
+    for key in ("band_rows", "buffer_rows"):
+        if data_cfg[key] < 0:
+            raise ConfigError(f"'data.{key}' must be >= 0, got {data_cfg[key]}")
+    n_folds = data_cfg["n_folds"]
     if n_folds < 2:
         raise DataError(f"need at least 2 folds, got {n_folds}")
-    if group_size < 1:
-        raise DataError(f"group_size must be >= 1, got {group_size}")
-    groups = ids // group_size
+    rows = (np.asarray(ids, dtype=np.int64) - 1) // width
+    first, n_rows = int(rows.min()), int(rows.max() - rows.min() + 1)
+    band_rows = data_cfg["band_rows"] if kind == "row_bands" else 0
+    if kind != "row_bands":
+        n_bands = 0
+    elif band_rows:
+        n_bands = -(-n_rows // band_rows)
+    else:
+        n_bands = auto_band_count(n_rows, n_folds)
+    return FoldScheme(
+        kind=kind,
+        n_folds=n_folds,
+        seed=data_cfg["fold_seed"],
+        row_width=int(width),
+        first_row=first if kind == "row_bands" else 0,
+        n_rows=n_rows if kind == "row_bands" else 0,
+        n_bands=n_bands,
+        band_rows=band_rows,
+        buffer_rows=data_cfg["buffer_rows"],
+        group_size=data_cfg["group_size"],
+    )
+
+
+def assign_groups(groups: np.ndarray, labels: np.ndarray, *, n_folds: int, seed: int) -> np.ndarray:
+    """Fold index (0..n_folds-1) for each row, whole groups at a time, stratified."""
     uniq, group_of = np.unique(groups, return_inverse=True)
     if len(uniq) < n_folds:
         raise DataError(
-            f"{len(ids)} samples in {len(uniq)} groups of {group_size} ids cannot fill "
-            f"{n_folds} folds; lower group_size or n_folds"
+            f"{len(groups)} samples in {len(uniq)} groups cannot fill {n_folds} folds; use "
+            "smaller bands (data.band_rows) or groups (data.group_size), or fewer folds"
         )
     mass = np.zeros((len(uniq), labels.shape[1] - 2))
     np.add.at(mass, group_of, scored_proportions(labels))
@@ -70,32 +191,134 @@ def make_folds(
     return group_fold[group_of]
 
 
-def folds_file_name(n_folds: int, group_size: int, seed: int) -> str:
-    return f"folds-k{n_folds}-g{group_size}-s{seed}.csv"
+def make_folds(
+    ids: np.ndarray, labels: np.ndarray, *, n_folds: int = 5, group_size: int = 8, seed: int = 0
+) -> np.ndarray:
+    """The ``id_groups`` assignment (blocks of ``group_size`` consecutive ids)."""
+    if group_size < 1:
+        raise DataError(f"group_size must be >= 1, got {group_size}")
+    ids = np.asarray(ids, dtype=np.int64)
+    return assign_groups(ids // group_size, labels, n_folds=n_folds, seed=seed)
 
 
-def write_folds(path: str | os.PathLike[str], ids: np.ndarray, folds: np.ndarray) -> Path:
-    check_folds(ids, folds, where=str(path))
-    frame = pd.DataFrame({ID_COLUMN: ids, FOLD_COLUMN: folds})
+def training_mask(ids: np.ndarray, folds: np.ndarray, buffer_ids: int) -> np.ndarray:
+    """(n_folds, n) bool: row trains fold k's model (not in fold k, not within ``buffer_ids``
+    ids of any of fold k's validation ids)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    n_folds = int(folds.max()) + 1
+    mask = np.empty((n_folds, len(ids)), dtype=bool)
+    for k in range(n_folds):
+        mask[k] = folds != k
+        if buffer_ids:
+            val = np.sort(ids[folds == k])
+            pos = np.searchsorted(val, ids)
+            below = np.abs(ids - val[np.clip(pos - 1, 0, len(val) - 1)])
+            above = np.abs(val[np.clip(pos, 0, len(val) - 1)] - ids)
+            mask[k] &= np.minimum(below, above) > buffer_ids
+    return mask
+
+
+@dataclass(frozen=True)
+class FoldPlan:
+    """Validation fold of every train id, and which ids train each fold's model."""
+
+    ids: np.ndarray
+    folds: np.ndarray
+    train: np.ndarray  # (n_folds, n) bool
+    scheme: dict
+    path: Path | None = None
+
+    @property
+    def n_folds(self) -> int:
+        return int(self.train.shape[0])
+
+    def val_rows(self, fold: int) -> np.ndarray:
+        return np.flatnonzero(self.folds == fold)
+
+    def train_rows(self, fold: int) -> np.ndarray:
+        return np.flatnonzero(self.train[fold])
+
+    def buffer_rows(self, fold: int) -> np.ndarray:
+        """Rows left out of fold ``fold``'s training although they are not its validation."""
+        return np.flatnonzero(~self.train[fold] & (self.folds != fold))
+
+    def fingerprint(self) -> str:
+        """Hash of the whole plan (validation folds and training sets), independent of order."""
+        order = np.argsort(self.ids)
+        parts = np.vstack([self.ids[order], self.folds[order], self.train[:, order]])
+        return hashlib.sha256(parts.astype(np.int64).tobytes()).hexdigest()[:16]
+
+    def summary(self) -> list[dict]:
+        return [
+            {
+                "fold": k,
+                "val": int((self.folds == k).sum()),
+                "train": int(self.train[k].sum()),
+                "buffer": len(self.buffer_rows(k)),
+            }
+            for k in range(self.n_folds)
+        ]
+
+
+def make_plan(ids: np.ndarray, labels: np.ndarray, scheme: FoldScheme) -> FoldPlan:
+    ids = np.asarray(ids, dtype=np.int64)
+    folds = assign_groups(scheme.groups(ids), labels, n_folds=scheme.n_folds, seed=scheme.seed)
+    train = training_mask(ids, folds, scheme.buffer_ids)
+    empty = [k for k in range(scheme.n_folds) if not train[k].any()]
+    if empty:
+        raise DataError(
+            f"{scheme.describe()}: fold {empty[0]} has no training patch left after the buffer; "
+            "use fewer buffer rows (data.buffer_rows)"
+        )
+    return FoldPlan(ids, folds, train, scheme.to_dict())
+
+
+def write_plan(path: str | os.PathLike[str], plan: FoldPlan) -> Path:
+    """The CSV (ids, folds, training membership) and its JSON scheme, both atomically."""
+    path = Path(path)
+    check_folds(plan.ids, plan.folds, where=str(path))
+    frame = pd.DataFrame({ID_COLUMN: plan.ids, FOLD_COLUMN: plan.folds})
+    for k in range(plan.n_folds):
+        frame[f"train_{k}"] = plan.train[k].astype(np.int8)
+    write_json(path.with_suffix(".json"), {**plan.scheme, "folds": plan.summary()})
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
-    return Path(path)
+    return path
 
 
-def read_folds(path: str | os.PathLike[str], ids: np.ndarray) -> np.ndarray:
-    """Folds for ``ids`` (in that order) from a ``sample_id,fold`` file."""
+def read_plan(path: str | os.PathLike[str], ids: np.ndarray) -> FoldPlan:
+    """The plan for ``ids`` (rows in that order) from a fold file; a file with only
+    ``sample_id,fold`` (an earlier version) means: train on every other fold."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: fold file not found")
-    frame = pd.read_csv(path)
-    if list(frame.columns) != [ID_COLUMN, FOLD_COLUMN]:
-        raise DataError(f"{path}: expected columns {ID_COLUMN},{FOLD_COLUMN}, got {list(frame)}")
+    try:
+        frame = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: unreadable fold file ({err})") from None
+    if list(frame.columns[:2]) != [ID_COLUMN, FOLD_COLUMN]:
+        raise DataError(f"{path}: expected columns {ID_COLUMN},{FOLD_COLUMN},.. got {list(frame)}")
     check_folds(frame[ID_COLUMN].to_numpy(), frame[FOLD_COLUMN].to_numpy(), where=str(path))
-    lookup = dict(zip(frame[ID_COLUMN].tolist(), frame[FOLD_COLUMN].tolist(), strict=True))
-    missing = [i for i in np.asarray(ids).tolist() if i not in lookup]
-    if missing or len(lookup) != len(ids):
+    index = pd.Index(frame[ID_COLUMN].to_numpy())
+    rows = index.get_indexer(np.asarray(ids))
+    if (rows < 0).any() or len(index) != len(ids):
         raise DataError(f"{path}: fold file does not cover exactly the train ids")
-    return np.array([lookup[i] for i in np.asarray(ids).tolist()], dtype=np.int64)
+    frame = frame.iloc[rows]
+    folds = frame[FOLD_COLUMN].to_numpy(dtype=np.int64)
+    n_folds = int(folds.max()) + 1
+    columns = [f"train_{k}" for k in range(n_folds)]
+    if len(frame.columns) == 2:
+        train = np.stack([folds != k for k in range(n_folds)])
+    elif list(frame.columns[2:]) == columns:
+        train = frame[columns].to_numpy().T.astype(bool)
+        if (train & (folds[None, :] == np.arange(n_folds)[:, None])).any():
+            raise DataError(f"{path}: a patch trains the model of its own validation fold")
+    else:
+        raise DataError(f"{path}: expected columns {columns} after {FOLD_COLUMN}")
+    meta = path.with_suffix(".json")
+    scheme = json.loads(meta.read_text()) if meta.is_file() else {"kind": "id_groups"}
+    scheme.pop("folds", None)
+    return FoldPlan(np.asarray(ids, dtype=np.int64), folds, train, scheme, path)
 
 
 def check_folds(ids: np.ndarray, folds: np.ndarray, *, where: str) -> None:
@@ -109,19 +332,20 @@ def check_folds(ids: np.ndarray, folds: np.ndarray, *, where: str) -> None:
         raise DataError(f"{where}: folds must be numbered 0..k-1, got {present.tolist()}")
 
 
-def ensure_folds(
-    cache_dir: Path,
-    ids: np.ndarray,
-    labels: np.ndarray,
-    *,
-    n_folds: int,
-    group_size: int,
-    seed: int,
-) -> tuple[Path, np.ndarray]:
-    """The fold file for these settings in the cache directory, made once and then reused."""
-    path = Path(cache_dir) / folds_file_name(n_folds, group_size, seed)
+def ensure_plan(
+    cache_dir: str | os.PathLike[str], ids: np.ndarray, labels: np.ndarray, scheme: FoldScheme
+) -> FoldPlan:
+    """The fold plan for this scheme in the cache directory, made once and then reused."""
+    path = Path(cache_dir) / scheme.file_name()
     if path.is_file():
-        return path, read_folds(path, ids)
-    folds = make_folds(ids, labels, n_folds=n_folds, group_size=group_size, seed=seed)
-    write_folds(path, ids, folds)
-    return path, folds
+        return read_plan(path, ids)
+    plan = make_plan(ids, labels, scheme)
+    write_plan(path, plan)
+    return FoldPlan(plan.ids, plan.folds, plan.train, plan.scheme, path)
+
+
+def plan_for(data, data_cfg: dict) -> FoldPlan:
+    """The fold plan of a prepared dataset (``cache.PreparedData``) under a config's ``data``
+    section: the one entry point that prepare.py and the fold loop share."""
+    scheme = resolve_scheme(data_cfg, data.train_ids, data.row_width)
+    return ensure_plan(data.cache_dir, data.train_ids, data.labels, scheme)

@@ -76,15 +76,19 @@ def predict_proportions(
     rows: np.ndarray,
     stride: int,
     chunk: int = 64,
+    num_iteration: int | None = None,
 ) -> np.ndarray:
-    """(len(rows), 10) mean per-pixel probabilities on a grid of every ``stride``-th pixel."""
+    """(len(rows), 10) mean per-pixel probabilities on a grid of every ``stride``-th pixel,
+    from the first ``num_iteration`` rounds (all by default)."""
     out = np.zeros((len(rows), N_CLASSES))
     for start in range(0, len(rows), chunk):
         wanted = rows[start : start + chunk]
         ordered = np.sort(wanted)  # sorted reads are faster on a memmap
         feats = pixel_features(images[ordered], stride)
         n, h, w, f = feats.shape
-        probs = booster.predict(feats.reshape(-1, f)).reshape(n, h * w, -1).mean(axis=1)
+        flat = feats.reshape(-1, f)
+        probs = booster.predict(flat, num_iteration=num_iteration)
+        probs = probs.reshape(n, h * w, -1).mean(axis=1)
         order = np.searchsorted(ordered, wanted)
         out[start : start + len(wanted), classes] = probs[order]
     return out
@@ -108,10 +112,13 @@ def fit_fold(
     work: Path,
     seed: int,
 ) -> tuple[lgb.Booster, np.ndarray, np.ndarray, list[dict]]:
-    """Train on pixels of the training rows, early-stopped on pixels of the validation rows.
+    """Train a fixed number of rounds on pixels of the training rows.
 
-    Returns the booster, the class index of each of its outputs, the validation rows'
-    proportions and a one-row history.
+    The multiclass log loss on pixels of the validation rows is recorded for every round (its
+    best round goes in the history, for ``benchmarks/checkpoint_choice.py``) but chooses
+    nothing: early stopping on the rows the OOF scores would flatter it. Returns the booster,
+    the class index of each of its outputs, the validation rows' proportions and a one-row
+    history.
     """
     gcfg = config["gbm"]
     rng = np.random.default_rng(seed)
@@ -137,15 +144,17 @@ def fit_fold(
     }
     train_set = lgb.Dataset(x_train, np.searchsorted(classes, y_train), feature_name=list(FEATURES))
     val_set = lgb.Dataset(x_val[keep], np.searchsorted(classes, y_val[keep]), reference=train_set)
+    curve: dict = {}
     booster = lgb.train(
         params,
         train_set,
         num_boost_round=gcfg["n_estimators"],
         valid_sets=[val_set],
-        callbacks=[lgb.early_stopping(30, verbose=False)],
+        callbacks=[lgb.record_evaluation(curve)],
     )
+    val_loss = curve["valid_0"]["multi_logloss"]
     work.mkdir(parents=True, exist_ok=True)
-    booster.save_model(str(work / "model.txt"), num_iteration=booster.best_iteration)
+    booster.save_model(str(work / "model.txt"))
     np.save(work / "classes.npy", classes)
     val = predict_proportions(booster, classes, images, val_rows, gcfg["predict_stride"])
     val_kl = kl_divergence(labels[val_rows], val)
@@ -153,7 +162,8 @@ def fit_fold(
         {
             "epoch": 1,
             "lr": gcfg["learning_rate"],
-            "train_loss": float(booster.best_score["valid_0"]["multi_logloss"]),
+            "train_loss": float(val_loss[-1]),
+            "best_round": int(np.argmin(val_loss)) + 1,
             "val_kl": val_kl,
             "val_kl_soft": val_kl,
             "seconds": round(time.perf_counter() - started, 2),

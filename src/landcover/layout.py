@@ -8,6 +8,7 @@ folder or its ``dataset/``; an explicit path always wins.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,20 @@ class DataLayout:
     x_train: Path
     y_train: Path
     x_test: Path
+    grid: Path | None = None  # grid.json of a generated dataset: {"row_width": tiles per row}
+
+    @property
+    def row_width(self) -> int | None:
+        """Tiles per raster row when the dataset says (generated data); None otherwise."""
+        if self.grid is None:
+            return None
+        try:
+            width = json.loads(self.grid.read_text())["row_width"]
+        except (json.JSONDecodeError, KeyError, TypeError) as err:
+            raise DataError(f'{self.grid}: expected {{"row_width": N}} ({err})') from None
+        if not isinstance(width, int) or width < 1:
+            raise DataError(f"{self.grid}: row_width must be a positive integer, got {width!r}")
+        return width
 
     def image_path(self, split: str, sample_id: int) -> Path:
         folder = self.train_images if split == "train" else self.test_images
@@ -84,4 +99,5 @@ def locate(
         if not path.is_file():
             raise DataError(f"{path}: {key} CSV not found")
         csvs[key] = path.resolve()
-    return DataLayout(root=root, **folders, **csvs)
+    grid = next((p for p in (root / "grid.json", base / "grid.json") if p.is_file()), None)
+    return DataLayout(root=root, **folders, **csvs, grid=grid)

@@ -1,8 +1,9 @@
 """Train one fold and predict with it. Knows nothing about folds or experiments.
 
 Resumable: ``last.pt`` (model, optimiser, scheduler, epoch, history, RNG states) is written
-atomically after every epoch, ``best.pt`` whenever the validation KL improves; calling
-``fit`` again on the same work directory continues where it stopped.
+atomically after every epoch, ``best.pt`` whenever the validation KL improves, ``final.pt``
+(the weights after the last epoch) when training ends; calling ``fit`` again on the same work
+directory continues where it stopped. ``selected_checkpoint`` names the one to predict with.
 """
 
 from __future__ import annotations
@@ -343,7 +344,15 @@ def fit(
                 tmp,
             )
         write_history(work / "history.csv", history)
+    with atomic_path(work / "final.pt") as tmp:
+        torch.save(model.state_dict(), tmp)
     return history
+
+
+def selected_checkpoint(config: dict, work: Path) -> Path:
+    """The weights a fold predicts with: ``final.pt`` (train.select last: a fixed schedule,
+    nothing chosen on the validation fold) or ``best.pt`` (best validation KL)."""
+    return work / ("best.pt" if config["train"]["select"] == "best" else "final.pt")
 
 
 def _stale_epochs(history: list[dict], best_kl: float) -> int:
@@ -356,7 +365,8 @@ def _stale_epochs(history: list[dict], best_kl: float) -> int:
 
 def write_history(path: Path, history: list[dict]) -> None:
     with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_FIELDS)
+        extra = [key for key in (history[0] if history else {}) if key not in HISTORY_FIELDS]
+        writer = csv.DictWriter(handle, fieldnames=[*HISTORY_FIELDS, *extra])
         writer.writeheader()
         writer.writerows(history)
 
