@@ -1,0 +1,37 @@
+"""Refactoring keeps results: each kind of member, trained on the same generated data with the
+same config and seed, gives the OOF and test predictions pinned in tests/data/pinned/, bit for
+bit on the CPU. Re-pin deliberately (a change meant to alter results) with
+``LANDCOVER_REPIN=1 python -m pytest tests/test_pinned_oof.py``.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from landcover.config import load_config
+from landcover.experiment import run_experiment
+
+PINNED = Path(__file__).parent / "data" / "pinned"
+SETTINGS = {
+    "train": {"epochs": 2, "steps_per_epoch": 2, "batch_size": 8},
+    "predict": {"tta": 2},
+    "data": {"n_folds": 3},
+    "gbm": {"n_estimators": 15, "pixels_per_image": 64},
+    "run": {"threads": 1, "device": "cpu"},
+}
+
+
+@pytest.mark.parametrize(
+    "name", ["unet_regnety_002", "benchmark_unet", "classifier_resnet18", "pixel_lightgbm"]
+)
+def test_oof_and_test_predictions_are_pinned(name: str, demo_data, tmp_path: Path):
+    config = load_config(name, profile="demo", overrides=SETTINGS)
+    exp_dir = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
+    for file in ("oof.csv", "test.csv"):
+        pinned = PINNED / name / file
+        if os.environ.get("LANDCOVER_REPIN"):
+            pinned.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(exp_dir / file, pinned)
+        assert (exp_dir / file).read_bytes() == pinned.read_bytes(), f"{name}/{file} changed"
