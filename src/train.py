@@ -16,8 +16,8 @@ from landcover.cache import prepare_data
 from landcover.config import load_config
 from landcover.errors import cli_errors
 from landcover.experiment import experiment_state, run_experiment
-from landcover.models import check_model
-from landcover.trainer import resolve_device
+from landcover.members import member_for
+from landcover.runtime import resolve_device
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     config = load_config(args.config, profile=args.profile, overrides=args.set, smoke=args.smoke)
-    check_model(config["model"])  # a bad model or unavailable weights fail before any data work
+    member_for(config).check()  # a bad model or unavailable weights fail before any data work
     resolve_device(config["run"]["device"])
     data = prepare_data(args.data, cache_dir=args.cache_dir)
     if args.status:

@@ -1,14 +1,13 @@
-"""Training batches: the one-gather crop + D4, both backends, their randomness and resume."""
+"""Training batches: the one-gather crop + D4, their randomness and resume."""
 
 import numpy as np
-import pytest
 import torch
 
-from landcover.batches import AlbumentationsBatches, TensorBatches, crop_and_turn, upload
-from landcover.dataset import Normalizer, d4_views, mask_proportions, pixels_to_tensor
-from landcover.trainer import _inputs, predict_modes
+from landcover.batches import TensorBatches, crop_and_turn, upload
+from landcover.inference import network_inputs, predict_modes
+from landcover.pixels import Normalizer, d4_views, mask_proportions, pixels_to_tensor
 
-AUGMENT = {"backend": "tensor", "d4": True, "gain": 0.05, "offset": 0.02}
+AUGMENT = {"d4": True, "gain": 0.05, "offset": 0.02}
 IDENTITY = Normalizer(mean=[0.0] * 4, std=[1.0] * 4, log=False)
 
 
@@ -125,40 +124,11 @@ def test_tensor_batches_same_with_data_resident_or_gathered_and_resume_exactly()
     assert not torch.equal(other["image"], host[0]["image"])
 
 
-def _album_batches(images, masks, workers: int, seed: int = 5):
-    return AlbumentationsBatches(
-        images,
-        masks,
-        np.arange(len(images)),
-        IDENTITY,
-        augment={**AUGMENT, "backend": "albumentations"},
-        crop=8,
-        batch_size=4,
-        device=torch.device("cpu"),
-        seed=seed,
-        num_workers=workers,
-    )
-
-
-@pytest.mark.parametrize("workers", [0, 2])
-def test_albumentations_backend_is_seeded_per_sample(workers: int):
-    images, masks = _data(n=16)
-    got = list(_album_batches(images, masks, workers).epoch(6))
-    assert all(b["image"].shape == (4, 4, 8, 8) for b in got)
-    gains = np.concatenate([_jitter_of(batch)[:, 0] for batch in got])
-    # every sample its own jitter (worker processes used to copy one generator between them)
-    assert len(np.unique(gains.round(6))) == len(gains)
-    if workers:  # worker processes draw exactly what the main process draws
-        alone = list(_album_batches(images, masks, 0).epoch(6))
-        for a, b in zip(got, alone, strict=True):
-            assert torch.equal(a["image"], b["image"]) and torch.equal(a["mask"], b["mask"])
-
-
 def test_inputs_normalise_on_the_device_like_the_formula():
     images, _ = _data(n=2)
     config = {"run": {"channels_last": True}}
     norm = Normalizer(mean=[1.0, 2.0, 3.0, 4.0], std=[2.0] * 4, log=True)
-    x = _inputs(images, norm, torch.device("cpu"), config)
+    x = network_inputs(images, norm, torch.device("cpu"), config)
     assert x.is_contiguous() and x.dtype == torch.float32
     want = (np.log1p(images.astype(np.float64)) - np.array(norm.mean)[:, None, None]) / 2.0
     np.testing.assert_allclose(x.numpy(), want, rtol=1e-5, atol=1e-5)

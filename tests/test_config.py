@@ -66,7 +66,7 @@ def test_bad_model_file(tmp_path):
 
 def test_hash_ignores_where_it_runs():
     a = load_config("unet_resnet18", overrides=["run.device=cpu"])
-    b = load_config("unet_resnet18", overrides=["run.device=cuda", "run.num_workers=4"])
+    b = load_config("unet_resnet18", overrides=["run.device=cuda", "run.threads=4"])
     c = load_config("unet_resnet18", overrides=["train.epochs=2"])
     assert config_hash(a) == config_hash(b) != config_hash(c)
 

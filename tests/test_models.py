@@ -8,12 +8,14 @@ from conftest import run_cli
 
 from landcover.config import CONFIG_DIR, load_config
 from landcover.losses import class_weights, soft_proportions, total_loss
-from landcover.models import BenchmarkUNet, build_model, count_parameters, is_network
+from landcover.members import member_for
+from landcover.members.benchmark_unet import BenchmarkUNet
+from landcover.members.network import count_parameters
 
 NETWORK_CONFIGS = sorted(
     p.stem
     for p in (CONFIG_DIR / "models").glob("*.yaml")
-    if is_network(load_config(p.stem)["model"])  # the LightGBM member: test_training
+    if member_for(load_config(p.stem)).is_network  # the LightGBM member: test_training
 )
 
 
@@ -31,7 +33,7 @@ def test_benchmark_unet_has_the_official_parameter_count():
 def test_model_config_forward_backward(name: str):
     config = load_config(name)
     torch.manual_seed(0)
-    model = build_model(config["model"])
+    model = member_for(config).build()
     x = torch.randn(2, 4, 64, 64)
     masks = torch.randint(2, 10, (2, 64, 64))
     target = torch.nn.functional.one_hot(masks.flatten(1), 10).float().mean(dim=1)

@@ -34,8 +34,8 @@ def test_fold_loop_writes_valid_artifacts(demo_data, demo_dir: Path, tmp_path: P
     assert sorted(exp.test.ids.tolist()) == sorted(demo_data.test_ids.tolist())
     for k in range(3):
         assert (exp_dir / "folds" / f"fold{k}" / "history.csv").is_file()
-        assert (exp_dir / "checkpoints" / f"fold{k}.pt").is_file()
-        assert (exp_dir / "checkpoints" / f"fold{k}.best_epoch.pt").is_file()
+        for name in ("model.pt", "best_epoch.pt", "normalizer.json", "done.json"):
+            assert (exp_dir / "folds" / f"fold{k}" / name).is_file(), name
     # each fold model's own test predictions, and test.csv is their mean
     assert len(exp.test_folds) == 3
     mean = np.mean([t.select(exp.test.ids).values for t in exp.test_folds], axis=0)
@@ -62,20 +62,6 @@ def test_benchmark_and_classifier_run(demo_data, tmp_path: Path):
     hard = load_experiment(tmp_path / "benchmark_unet").oof.values
     pixels = 32 * 32  # hard argmax counts are multiples of 1/(pixels * tta views)
     assert np.allclose(hard * pixels * 2, np.round(hard * pixels * 2))
-
-
-def test_albumentations_backend_with_loader_workers(demo_data, tmp_path: Path):
-    overrides = {
-        **SMOKE,
-        "augment": {"backend": "albumentations"},
-        "train": {**SMOKE["train"], "crop": 16},
-        "run": {"threads": 1, "num_workers": 2},
-    }
-    config = load_config("unet_regnety_002", profile="demo", overrides=overrides)
-    exp_dir = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
-    assert is_complete(exp_dir)
-    history = pd.read_csv(exp_dir / "folds" / "fold0" / "history.csv")
-    assert len(history) == 2 and np.isfinite(history["train_loss"]).all()
 
 
 def test_partial_folds_then_rest(demo_data, tmp_path: Path):
@@ -190,7 +176,7 @@ def test_same_data_config_and_seed_reproduce_folds_and_oof(
 
 
 def test_pixel_gbm_member(demo_data, tmp_path: Path):
-    from landcover.viz import predict_oof_masks
+    from landcover.inference import predict_oof_masks
 
     config = load_config(
         "pixel_lightgbm", profile="demo", overrides={**SMOKE, "gbm": {"n_estimators": 20}}
@@ -208,17 +194,22 @@ def test_pixel_gbm_member(demo_data, tmp_path: Path):
 def test_each_fold_trains_on_its_plan_rows_only(demo_data, tmp_path: Path, monkeypatch):
     """The fold loop trains fold k on the plan's training rows: its validation band and the
     buffer rows around it never reach the model or the normaliser."""
-    from landcover import experiment
     from landcover.folds import plan_for
+    from landcover.members import network
 
     seen = {}
-    real_fit = experiment.fit
+    real_fit, real_normalizer = network.fit, network.fit_normalizer
 
-    def spy(config, images, masks, train_rows, val_rows, *args, **kwargs):
+    def spy(config, model, images, masks, train_rows, val_rows, *args, **kwargs):
         seen[kwargs["desc"]] = (np.asarray(train_rows), np.asarray(val_rows))
-        return real_fit(config, images, masks, train_rows, val_rows, *args, **kwargs)
+        return real_fit(config, model, images, masks, train_rows, val_rows, *args, **kwargs)
 
-    monkeypatch.setattr(experiment, "fit", spy)
+    def spy_normalizer(images, rows, **kwargs):
+        seen.setdefault("normalizer", []).append(np.asarray(rows))
+        return real_normalizer(images, rows, **kwargs)
+
+    monkeypatch.setattr(network, "fit", spy)
+    monkeypatch.setattr(network, "fit_normalizer", spy_normalizer)
     config = load_config("unet_regnety_002", profile="demo", overrides=SMOKE)
     run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
     plan = plan_for(demo_data, config["data"])
@@ -228,6 +219,7 @@ def test_each_fold_trains_on_its_plan_rows_only(demo_data, tmp_path: Path, monke
         assert np.array_equal(train_rows, plan.train_rows(k))
         assert np.array_equal(val_rows, plan.val_rows(k))
         assert not set(train_rows) & set(plan.buffer_rows(k))
+        assert np.array_equal(seen["normalizer"][k], plan.train_rows(k))
 
 
 def test_select_best_and_last_predict_with_different_weights(demo_data, tmp_path: Path):
@@ -247,16 +239,16 @@ def test_select_best_and_last_predict_with_different_weights(demo_data, tmp_path
             overrides={**overrides, "train": {**overrides["train"], "select": select}},
         )
         runs[select] = run_experiment(config, demo_data, oof_dir=tmp_path / select, log=print)
-    last, best = runs["last"] / "checkpoints", runs["best"] / "checkpoints"
+    last, best = runs["last"] / "folds", runs["best"] / "folds"
     for k in range(3):
-        final = torch.load(last / f"fold{k}.pt", weights_only=True)
-        chosen = torch.load(best / f"fold{k}.pt", weights_only=True)
-        kept = torch.load(last / f"fold{k}.best_epoch.pt", weights_only=True)
+        final = torch.load(last / f"fold{k}" / "model.pt", weights_only=True)
+        chosen = torch.load(best / f"fold{k}" / "model.pt", weights_only=True)
+        kept = torch.load(last / f"fold{k}" / "best_epoch.pt", weights_only=True)
         assert all(torch.equal(chosen[n], kept[n]) for n in chosen)  # same training run
         history = pd.read_csv(runs["last"] / "folds" / f"fold{k}" / "history.csv")
         same = all(torch.equal(final[n], chosen[n]) for n in final)
         assert same == (history["val_kl"].idxmin() == len(history) - 1)
-        final_again = torch.load(best / f"fold{k}.last_epoch.pt", weights_only=True)
+        final_again = torch.load(best / f"fold{k}" / "last_epoch.pt", weights_only=True)
         assert all(torch.equal(final[n], final_again[n]) for n in final)
     # benchmarks/checkpoint_choice.py: the last and best OOF of both runs agree
     from benchmarks.checkpoint_choice import epoch_oof

@@ -22,40 +22,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from landcover.artifacts import load_experiment
 from landcover.cache import prepare_data
-from landcover.experiment import load_fold_model
+from landcover.members import member_for
 from landcover.metric import kl_divergence
-from landcover.trainer import predict_proportions
 
 
 def epoch_oof(exp, data, row_of: dict, which: str) -> tuple[np.ndarray, list[int]]:
     """OOF predictions of each fold's ``which`` ("last" or "best") weights, and the epochs
     (LightGBM: boosting rounds) they come from."""
+    member = member_for(exp.config)
     oof = np.zeros_like(exp.oof.values)
     epochs = []
     for fold in np.unique(exp.oof.folds):
         picked = np.flatnonzero(exp.oof.folds == fold)
         rows = np.array([row_of[i] for i in exp.oof.ids[picked].tolist()])
-        done = json.loads((exp.path / "folds" / f"fold{fold}" / "done.json").read_text())
-        if exp.config["model"]["kind"] == "pixel_gbm":
-            from landcover import gbm
-
-            booster, classes = gbm.load_fold(exp.path / "checkpoints", int(fold))
-            rounds = done["best_round"] if which == "best" else booster.current_iteration()
-            stride = exp.config["gbm"]["predict_stride"]
-            oof[picked] = gbm.predict_proportions(
-                booster, classes, data.train_images, rows, stride, num_iteration=rounds
-            )
+        fold_dir = exp.path / "folds" / f"fold{fold}"
+        done = json.loads((fold_dir / "done.json").read_text())
+        if not member.is_network:  # LightGBM: all rounds, or the best validation round
+            model = member.load(fold_dir, torch.device("cpu"))
+            rounds = done["best_round"] if which == "best" else model.booster.current_iteration()
+            oof[picked] = model.predict_proportions(data.train_images, rows, num_iteration=rounds)
             epochs.append(rounds)
             continue
         epochs.append(done["best_epoch"] if which == "best" else done["epochs_run"])
         if exp.config["train"]["select"] == which:
             oof[picked] = exp.oof.values[picked]  # what the experiment predicted with
             continue
-        variant = f".{which}_epoch"
-        model, normalizer, config = load_fold_model(exp.path, int(fold), checkpoint=variant)
-        oof[picked] = predict_proportions(
-            model, data.train_images, rows, normalizer, config, torch.device("cpu")
-        )
+        model = member.load(fold_dir, torch.device("cpu"), weights=f"{which}_epoch.pt")
+        oof[picked] = model.predict_proportions(data.train_images, rows)
     return oof, epochs
 
 
@@ -76,7 +69,7 @@ def main() -> None:
         row_of = {sample_id: row for row, sample_id in enumerate(data.train_ids.tolist())}
         truth = data.labels[[row_of[i] for i in exp.oof.ids.tolist()]]
         row = {"uses": exp.config["train"]["select"]}
-        if exp.config["model"]["kind"] == "pixel_gbm":
+        if not member_for(exp.config).is_network:
             row["uses"] = "last"  # a fixed number of rounds
         for which in ("last", "best"):
             oof, epochs = epoch_oof(exp, data, row_of, which)

@@ -5,8 +5,7 @@ the same training step on a batch already on the device (the ceiling).
     python src/benchmarks/loader_speed.py --data DIR --device cuda --batch 64 --crop 0 \\
         --models unet_resnet18,fpn_efficientnet_b0,unet_convnext_atto,classifier_resnet18
 
-Per model and batch backend (``augment.backend``; on CUDA the tensor backend keeps the
-training patches on the GPU):
+Per model (on CUDA the batch builder keeps the training patches on the GPU):
 
 - ``data only``: patches/s the batch builder delivers (crop, flip/rotation, jitter,
   normalisation, targets), nothing else;
@@ -36,10 +35,8 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="data folder in the official layout")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--models", default="unet_regnety_002,classifier_resnet18")
-    parser.add_argument("--backends", default="tensor,albumentations")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--crop", type=int, default=128, help="training crop (0: whole patch)")
-    parser.add_argument("--workers", type=int, default=0, help="albumentations loader processes")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: default)")
@@ -58,33 +55,28 @@ def main() -> None:
     data = prepare_data(args.data)
     print(
         f"device {device}, batch {args.batch}, crop {args.crop or 'whole patch'}, "
-        f"{len(data.train_ids)} training patches, threads {torch.get_num_threads()}, "
-        f"albumentations workers {args.workers}"
+        f"{len(data.train_ids)} training patches, threads {torch.get_num_threads()}"
     )
-    header = ("model", "backend", "data only", "train real", "train synthetic", "ratio")
-    print(f"{header[0]:22s} {header[1]:15s}" + "".join(f"{h:>16s}" for h in header[2:]))
+    header = ("model", "data only", "train real", "train synthetic", "ratio")
+    print(f"{header[0]:22s}" + "".join(f"{h:>16s}" for h in header[1:]))
     for name in args.models.split(","):
-        for backend in args.backends.split(","):
-            config = load_config(
-                name,
-                overrides={
-                    "augment": {"backend": backend},
-                    "train": {"batch_size": args.batch, "crop": args.crop},
-                    "run": {"device": args.device, "num_workers": args.workers},
-                },
-            )
-            bench = Bench(config, data, device)
-            got = [
-                bench.data_rate(args.steps, args.warmup),
-                bench.train_rate(args.steps, args.warmup),
-                bench.train_rate(args.steps, args.warmup, synthetic=True),
-            ]
-            print(
-                f"{name:22s} {backend:15s}"
-                + "".join(f"{v:16.1f}" for v in got)
-                + f"{got[1] / got[2]:16.3f}",
-                flush=True,
-            )
+        config = load_config(
+            name,
+            overrides={
+                "train": {"batch_size": args.batch, "crop": args.crop},
+                "run": {"device": args.device},
+            },
+        )
+        bench = Bench(config, data, device)
+        got = [
+            bench.data_rate(args.steps, args.warmup),
+            bench.train_rate(args.steps, args.warmup),
+            bench.train_rate(args.steps, args.warmup, synthetic=True),
+        ]
+        print(
+            f"{name:22s}" + "".join(f"{v:16.1f}" for v in got) + f"{got[1] / got[2]:16.3f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -22,13 +22,13 @@ from rates import sync
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from landcover.config import CONFIG_DIR, load_config
-from landcover.models import build_model, is_network
+from landcover.members import member_for
 
 
 def measure(
     name: str, device: torch.device, batch: int, size: int, steps: int
 ) -> tuple[float, float]:
-    model = build_model(load_config(name)["model"]).to(device)
+    model = member_for(load_config(name)).build().to(device)
     cuda = device.type == "cuda"
     fmt = torch.channels_last if cuda else torch.contiguous_format
     model = model.to(memory_format=fmt)
@@ -80,7 +80,7 @@ def main() -> None:
         else sorted(
             p.stem
             for p in (CONFIG_DIR / "models").glob("*.yaml")
-            if is_network(load_config(p.stem)["model"])
+            if member_for(load_config(p.stem)).is_network
         )
     )
     print(

@@ -16,10 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from landcover.batches import training_batches
 from landcover.cache import PreparedData
-from landcover.dataset import fit_normalizer
+from landcover.inference import predict_modes
 from landcover.losses import class_weights
-from landcover.models import build_model
-from landcover.trainer import build_optimizer, predict_modes, prepare_model, train_step
+from landcover.members import member_for
+from landcover.pixels import fit_normalizer
+from landcover.trainer import build_optimizer, train_step
 
 
 def sync(device: torch.device) -> None:
@@ -62,7 +63,7 @@ class Bench:
             config, data.train_images, data.train_masks, self.rows, self.normalizer, device, seed=0
         )
         torch.manual_seed(0)
-        self.model = prepare_model(config, device).train()
+        self.model = member_for(config).prepare(device).train()
         self.optimizer = build_optimizer(config, self.model)
         self.weights = class_weights(
             data.train_masks, config["loss"]["class_weights"], rows=self.rows
@@ -119,13 +120,13 @@ class Bench:
         return patches / (time.perf_counter() - started)
 
 
-def count_flops(model_config: dict, size: int, *, train: bool) -> float:
+def count_flops(config: dict, size: int, *, train: bool) -> float:
     """FLOPs per patch of a forward pass, counted by torch's FLOP counter on two random
     ``size`` x ``size`` patches on the CPU; ``train``: 3 x that (forward + a backward of twice
     the forward). The counter's own backward figure is not used: it ignores ``groups`` in the
     weight gradient of grouped convolutions (66x the forward for a 64-channel depthwise 3x3
     instead of 2x), which inflates depthwise backbones (EfficientNet, ConvNeXt)."""
-    model = build_model(model_config).train(train)
+    model = member_for(config).build().train(train)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(torch.randn(2, 4, size, size))
     return counter.get_total_flops() / 2 * (3 if train else 1)

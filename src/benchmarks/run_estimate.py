@@ -8,7 +8,7 @@
 
 Rates are measured on the data given (the shared sample is enough: rates do not depend on how
 many patches there are), with each experiment's own config under the profile (model, crop,
-batch size, batch backend, bf16 and channels-last on CUDA, prediction mode), on the profile's
+batch size, bf16 and channels-last on CUDA, prediction mode), on the profile's
 device:
 
 - train: patches/s of the trainer's step fed by its batch builder;
@@ -39,8 +39,8 @@ from rates import Bench, count_flops
 
 from landcover.cache import prepare_data
 from landcover.config import load_config, load_profile
-from landcover.models import is_network
-from landcover.trainer import resolve_device
+from landcover.members import member_for
+from landcover.runtime import resolve_device
 
 
 def experiment_cost(config: dict, per_patch: dict, n_train: int, n_test: int) -> float:
@@ -92,13 +92,13 @@ def main() -> None:
     total = 0.0
     for name in names:
         config = load_config(name, profile=args.profile, overrides=args.set)
-        if not is_network(config["model"]):
+        if not member_for(config).is_network:
             print(f"{name:22s}  not estimated (LightGBM on the CPU)")
             continue
         sizes = _sizes(config, patch)
         if args.flops:
             per_patch = {
-                part: count_flops(config["model"], size, train=part == "train")
+                part: count_flops(config, size, train=part == "train")
                 for part, size in sizes.items()
             }
             cost = experiment_cost(config, per_patch, args.n_train, args.n_test)

@@ -21,9 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from landcover.artifacts import load_experiment
 from landcover.cache import prepare_data
-from landcover.experiment import load_fold_model
+from landcover.inference import load_fold, predict_modes
 from landcover.metric import kl_divergence
-from landcover.trainer import predict_modes
 
 
 def main() -> None:
@@ -43,7 +42,8 @@ def main() -> None:
     preds = {v: np.zeros_like(truth) for v in views}
     seconds = dict.fromkeys(views, 0.0)
     for fold in np.unique(exp.oof.folds):
-        model, normalizer, config = load_fold_model(exp.path, int(fold))
+        fold_model = load_fold(exp.path, int(fold))  # a network's (members/network.py)
+        model, normalizer, config = fold_model.model, fold_model.normalizer, fold_model.config
         mode = config["predict"]["mode"]
         picked = np.flatnonzero(exp.oof.folds == fold)
         rows = np.array([row_of[i] for i in exp.oof.ids[picked].tolist()])

@@ -1,50 +1,23 @@
-"""Training batches: random crop, D4 flip/rotation, radiometric jitter, normalisation and
-targets, delivered on the training device.
+"""Training batches, built on the training device: a random crop and a D4 flip/rotation of
+every sample in one index gather, then ``augment.py`` (normalisation, radiometric jitter) and
+pixel-fraction targets.
 
-Two backends (``augment.backend``) draw the same kinds of augmentation:
-
-- ``tensor`` (default): whole batches at once on the device. The training patches are copied
-  to the device once (``run.data_on_device``, on a GPU when they fit) or gathered from the
-  host cache per batch; crop + flip/rotation of a whole batch is one index gather. One seeded
-  torch generator draws everything, and its state is saved in checkpoints, so a resumed run
-  draws the same numbers. No loader processes: on a GPU the data path is a few kernels.
-- ``albumentations``: per-sample crop + D4 with albumentations in DataLoader workers
-  (``run.num_workers``), the place to add other per-sample albumentations transforms. The
-  sampler draws a seed per sample in the main process, so workers never repeat each other's
-  draws and resuming is exact with any number of workers.
-
-Both finish on the device with the same code: normalise, jitter, pixel-fraction targets.
+The training patches are copied to the device once (``run.data_on_device``, on a GPU when they
+fit) or gathered from the host cache per batch. One seeded torch generator draws everything and
+its state is saved in checkpoints, so a resumed run draws the same numbers. No loader
+processes: on a GPU the data path is a few kernels.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-import albumentations as A
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from .dataset import Normalizer, batch_proportions, pixels_to_tensor
+from .augment import apply_augment, draw_augment
 from .errors import ConfigError
-
-
-def finish_batch(
-    pixels: torch.Tensor,
-    masks: torch.Tensor,
-    noise: torch.Tensor,
-    normalizer: Normalizer,
-    augment: dict,
-) -> dict:
-    """Raw (B, C, h, w) int16 pixels, (B, h, w) masks and (B, 2, C) standard normal draws, all
-    on the device -> ``image`` (normalised, jittered), ``mask`` (int64) and ``target``."""
-    image = normalizer(pixels)
-    gain, offset = augment["gain"], augment["offset"]
-    if gain or offset:
-        scale = torch.exp(gain * noise[:, 0])[:, :, None, None]
-        shift = (offset * noise[:, 1])[:, :, None, None]
-        image = image * scale + shift
-    return {"image": image, "mask": masks.long(), "target": batch_proportions(masks)}
+from .pixels import Normalizer, batch_proportions, pixels_to_tensor
 
 
 def crop_and_turn(
@@ -79,44 +52,8 @@ def crop_and_turn(
     return pixels.view(n, -1, size, size), cropped.view(n, size, size)
 
 
-def _noise(generator: torch.Generator, n: int, channels: int, augment: dict) -> torch.Tensor:
-    if augment["gain"] or augment["offset"]:
-        return torch.randn(n, 2, channels, generator=generator)
-    return torch.zeros(n, 2, channels)
-
-
-class _Batches:
-    """What both backends share: one seeded generator (its state goes in checkpoints) and
-    epochs of ``steps`` batches made of passes over the rows (``_pass``)."""
-
-    resident = False  # whether the patches live on the training device
-
-    def __init__(self, normalizer: Normalizer, augment: dict, device: torch.device, seed: int):
-        self.normalizer, self.augment, self.device = normalizer, augment, device
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def state(self) -> torch.Tensor:
-        return self.generator.get_state()
-
-    def set_state(self, state: torch.Tensor) -> None:
-        self.generator.set_state(state)
-
-    def epoch(self, steps: int) -> Iterator[dict]:
-        """``steps`` batches; a new shuffle for each pass over the rows (and each epoch)."""
-        done = 0
-        while done < steps:
-            for batch in self._pass():
-                yield batch
-                done += 1
-                if done == steps:
-                    return
-
-    def _pass(self) -> Iterator[dict]:
-        raise NotImplementedError
-
-
-class TensorBatches(_Batches):
-    """Augmented training batches built on the device (the ``tensor`` backend)."""
+class TensorBatches:
+    """Augmented training batches of ``rows``, ``batch_size`` at a time, on ``device``."""
 
     def __init__(
         self,
@@ -132,7 +69,8 @@ class TensorBatches(_Batches):
         seed: int,
         on_device: bool,
     ) -> None:
-        super().__init__(normalizer, augment, device, seed)
+        self.normalizer, self.augment, self.device = normalizer, augment, device
+        self.generator = torch.Generator().manual_seed(seed)
         self.rows = np.sort(np.asarray(rows))
         self.batch_size = min(batch_size, len(self.rows))
         height, width = images.shape[-2:]
@@ -154,21 +92,31 @@ class TensorBatches(_Batches):
     def __len__(self) -> int:
         return len(self.rows) // self.batch_size  # whole batches only
 
+    def state(self) -> torch.Tensor:
+        return self.generator.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state)
+
+    def epoch(self, steps: int) -> Iterator[dict]:
+        """``steps`` batches; a new shuffle for each pass over the rows (and each epoch)."""
+        done = 0
+        while done < steps:
+            for batch in self._pass():
+                yield batch
+                done += 1
+                if done == steps:
+                    return
+
     def _pass(self) -> Iterator[dict]:
         order = torch.randperm(len(self.rows), generator=self.generator)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             yield self._batch(order[start : start + self.batch_size])
 
     def _batch(self, picked: torch.Tensor) -> dict:
-        n, g = len(picked), self.generator
-        top = torch.randint(0, self.max_offset[0] + 1, (n,), generator=g)
-        left = torch.randint(0, self.max_offset[1] + 1, (n,), generator=g)
-        views = (
-            torch.randint(0, 8, (n,), generator=g)
-            if self.augment["d4"]
-            else torch.zeros(n, dtype=torch.long)
-        )
-        noise = self._to_device(_noise(g, n, self.images.shape[1], self.augment))
+        n = len(picked)
+        draws = draw_augment(self.generator, n, self.max_offset, self.images.shape[1], self.augment)
+        radiometry = {k: self._to_device(v) for k, v in draws.radiometry.items()}
         if self.resident:
             images, masks, samples = self.images, self.masks, picked
         else:  # gather the batch on the host (sorted reads suit a memmap), then move it
@@ -178,9 +126,11 @@ class TensorBatches(_Batches):
             images = self._to_device(pixels_to_tensor(self.images[chunk]))
             masks = self._to_device(torch.from_numpy(np.asarray(self.masks[chunk])))
         # the small draws travel together: one copy per batch
-        samples, top, left, views = self._to_device(torch.stack([samples, top, left, views]))
+        geometry = torch.stack([samples, draws.top, draws.left, draws.views])
+        samples, top, left, views = self._to_device(geometry)
         pixels, crops = crop_and_turn(images, masks, samples, top, left, self.size, views)
-        return finish_batch(pixels, crops, noise, self.normalizer, self.augment)
+        image = apply_augment(self.normalizer(pixels), radiometry, self.augment)
+        return {"image": image, "mask": crops.long(), "target": batch_proportions(crops)}
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:
         """Host -> device from pinned memory without waiting: a plain copy of pageable memory
@@ -208,105 +158,6 @@ def upload(
     return out
 
 
-class SampleDataset(Dataset):
-    """One training sample per ``(row, seed)`` key: albumentations crop + D4 on the raw pixels,
-    and the sample's jitter draws. All randomness comes from ``seed``."""
-
-    def __init__(self, images: np.ndarray, masks: np.ndarray, *, augment: dict, crop: int):
-        self.images, self.masks = images, masks
-        transforms = []
-        if crop and crop < min(images.shape[-2:]):
-            transforms.append(A.RandomCrop(crop, crop))
-        if augment["d4"]:
-            transforms.append(A.D4(p=1.0))
-        self.spatial = A.Compose(transforms) if transforms else None
-        self.jitter = bool(augment["gain"] or augment["offset"])
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, key: tuple[int, int]) -> dict:
-        row, seed = key
-        image = np.asarray(self.images[row])
-        mask = np.asarray(self.masks[row])
-        if self.spatial is not None:
-            self.spatial.set_random_seed(seed)
-            out = self.spatial(image=image.transpose(1, 2, 0), mask=mask)
-            image, mask = out["image"].transpose(2, 0, 1), out["mask"]
-        channels = image.shape[0]
-        noise = (
-            np.random.default_rng(seed).standard_normal((2, channels))
-            if self.jitter
-            else np.zeros((2, channels))
-        )
-        return {
-            "pixels": pixels_to_tensor(image),
-            "mask": torch.from_numpy(np.require(mask, requirements=["C", "W"])),
-            "noise": torch.from_numpy(noise.astype(np.float32)),
-        }
-
-
-class _SeededBatches:
-    """Batch sampler: shuffles the rows and gives every sample a seed, both drawn in the main
-    process from one generator when a pass starts."""
-
-    def __init__(self, rows: np.ndarray, batch_size: int, generator: torch.Generator):
-        self.rows, self.batch_size, self.generator = rows, batch_size, generator
-
-    def __len__(self) -> int:
-        return len(self.rows) // self.batch_size
-
-    def __iter__(self):
-        order = torch.randperm(len(self.rows), generator=self.generator).numpy()
-        seeds = torch.randint(0, 2**31 - 1, (len(self.rows),), generator=self.generator).numpy()
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            picked = order[start : start + self.batch_size]
-            yield [(int(self.rows[i]), int(seeds[i])) for i in picked]
-
-
-class AlbumentationsBatches(_Batches):
-    """Augmented training batches from per-sample albumentations in DataLoader workers."""
-
-    def __init__(
-        self,
-        images: np.ndarray,
-        masks: np.ndarray,
-        rows: np.ndarray,
-        normalizer: Normalizer,
-        *,
-        augment: dict,
-        crop: int,
-        batch_size: int,
-        device: torch.device,
-        seed: int,
-        num_workers: int,
-    ) -> None:
-        super().__init__(normalizer, augment, device, seed)
-        rows = np.sort(np.asarray(rows))
-        sampler = _SeededBatches(rows, min(batch_size, len(rows)), self.generator)
-        self.loader = DataLoader(
-            SampleDataset(images, masks, augment=augment, crop=crop),
-            batch_sampler=sampler,
-            num_workers=num_workers,
-            pin_memory=device.type == "cuda",
-            persistent_workers=num_workers > 0,
-        )
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def _pass(self) -> Iterator[dict]:
-        for batch in self.loader:
-            on_device = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-            yield finish_batch(
-                on_device["pixels"],
-                on_device["mask"],
-                on_device["noise"],
-                self.normalizer,
-                self.augment,
-            )
-
-
 def training_batches(
     config: dict,
     images: np.ndarray,
@@ -316,31 +167,19 @@ def training_batches(
     device: torch.device,
     *,
     seed: int,
-) -> TensorBatches | AlbumentationsBatches:
-    """The training batches the config asks for (``augment.backend``)."""
-    common = {
-        "augment": config["augment"],
-        "crop": config["train"]["crop"],
-        "batch_size": config["train"]["batch_size"],
-        "device": device,
-        "seed": seed,
-    }
-    if config["augment"]["backend"] == "albumentations":
-        return AlbumentationsBatches(
-            images,
-            masks,
-            rows,
-            normalizer,
-            num_workers=config["run"]["num_workers"],
-            **common,
-        )
+) -> TensorBatches:
+    """The training batches of a config (``train`` crop and batch size, ``augment``)."""
     return TensorBatches(
         images,
         masks,
         rows,
         normalizer,
+        augment=config["augment"],
+        crop=config["train"]["crop"],
+        batch_size=config["train"]["batch_size"],
+        device=device,
+        seed=seed,
         on_device=device.type == "cuda" and _fits_on_device(config, images, device),
-        **common,
     )
 
 

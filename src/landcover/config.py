@@ -172,14 +172,12 @@ def load_config(
 def validate(config: dict) -> None:
     """Checks that need more than a type: allowed names and ranges."""
     choices = {
-        ("model", "kind"): ("smp", "benchmark_unet", "classifier", "pixel_gbm"),
         ("train", "optimizer"): ("adam", "adamw"),
         ("train", "scheduler"): ("cosine", "none"),
         ("train", "select"): ("last", "best"),
         ("data", "scheme"): ("row_bands", "id_groups"),
         ("loss", "class_weights"): ("none", "inverse_frequency"),
         ("predict", "mode"): ("soft", "hard"),
-        ("augment", "backend"): ("tensor", "albumentations"),
     }
     for (section, key), allowed in choices.items():
         if config[section][key] not in allowed:
@@ -195,8 +193,9 @@ def validate(config: dict) -> None:
         raise ConfigError(
             "'train.early_stopping' stops on the validation fold, so it needs train.select: best"
         )
-    if config["model"]["kind"] == "classifier" and config["loss"]["ce_weight"]:
-        raise ConfigError("an image-level model has no pixel loss: set loss.ce_weight: 0")
+    from .members import member_class  # the kinds register there
+
+    member_class(config["model"]["kind"]).validate(config)
 
 
 NOT_RESULTS = ("run", "profile")  # where and how it ran, not what it computes

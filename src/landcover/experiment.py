@@ -21,20 +21,13 @@ from .artifacts import is_complete, write_experiment
 from .atomic import write_json
 from .cache import PreparedData
 from .config import config_differences, config_hash
-from .dataset import Normalizer, fit_normalizer
 from .folds import FoldPlan, plan_for
+from .members import FoldData, member_for
 from .metric import kl_divergence
-from .models import check_model
 from .provenance import provenance
+from .runtime import resolve_device
 from .tables import Proportions
-from .trainer import (
-    fit,
-    load_model,
-    predict_proportions,
-    resolve_device,
-    selected_checkpoint,
-    write_history,
-)
+from .trainer import write_history
 
 
 def experiment_state(oof_dir: Path, config: dict, data: PreparedData) -> str:
@@ -81,89 +74,37 @@ def run_fold(
     done = fold_dir / "done.json"
     if done.is_file():
         return json.loads(done.read_text())
-    train_rows, val_rows = plan.train_rows(fold), plan.val_rows(fold)
-    seed = config["seed"] * 1000 + fold
     fold_dir.mkdir(parents=True, exist_ok=True)
-    test_rows = np.arange(len(data.test_ids))
-    if config["model"]["kind"] == "pixel_gbm":
-        val, test, history = _gbm_fold(
-            config, data, train_rows, val_rows, test_rows, fold_dir, seed
-        )
-        return _finish_fold(fold_dir, fold, data.labels[val_rows], val, test, history)
-    normalizer = fit_normalizer(
-        data.train_images, train_rows, log=config["normalize"]["log"], seed=seed
-    )
-    write_json(fold_dir / "normalizer.json", normalizer.to_dict())
-    history = fit(
-        config,
-        data.train_images,
-        data.train_masks,
-        train_rows,
-        val_rows,
-        data.labels[val_rows],
-        normalizer,
-        fold_dir,
-        device,
-        seed=seed,
-        desc=f"fold {fold}",
-    )
-    model = load_model(config, selected_checkpoint(config, fold_dir), device)
-    val = predict_proportions(
-        model, data.train_images, val_rows, normalizer, config, device, desc=f"fold {fold} val"
-    )
-    test = predict_proportions(
-        model, data.test_images, test_rows, normalizer, config, device, desc=f"fold {fold} test"
-    )
-    return _finish_fold(fold_dir, fold, data.labels[val_rows], val, test, history)
-
-
-def _gbm_fold(
-    config: dict,
-    data: PreparedData,
-    train_rows: np.ndarray,
-    val_rows: np.ndarray,
-    test_rows: np.ndarray,
-    fold_dir: Path,
-    seed: int,
-) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    from . import gbm  # LightGBM is only needed by this member
-
-    booster, classes, val, history = gbm.fit_fold(
-        config,
+    member = member_for(config)
+    fold_data = FoldData(
         data.train_images,
         data.train_masks,
         data.labels,
-        train_rows,
-        val_rows,
-        fold_dir,
-        seed,
+        plan.train_rows(fold),
+        plan.val_rows(fold),
+        desc=f"fold {fold}",
     )
-    write_history(fold_dir / "history.csv", history)
-    stride = config["gbm"]["predict_stride"]
-    test = gbm.predict_proportions(booster, classes, data.test_images, test_rows, stride)
-    return val, test, history
-
-
-def _finish_fold(
-    fold_dir: Path,
-    fold: int,
-    val_labels: np.ndarray,
-    val: np.ndarray,
-    test: np.ndarray,
-    history: list[dict],
-) -> dict:
+    result = member.fit_fold(fold_data, fold_dir, device, seed=config["seed"] * 1000 + fold)
+    write_history(fold_dir / "history.csv", result.history)
+    model = member.load(fold_dir, device)
+    val = result.val
+    if val is None:
+        val = model.predict_proportions(data.train_images, fold_data.val_rows, desc="val")
+    test_rows = np.arange(len(data.test_ids))
+    test = model.predict_proportions(data.test_images, test_rows, desc="test")
     np.save(fold_dir / "val.npy", val)
     np.save(fold_dir / "test.npy", test)
+    history = result.history
     best = min(history, key=lambda row: row["val_kl"])
     summary = {
         "fold": fold,
-        "kl": kl_divergence(val_labels, val),
+        "kl": kl_divergence(data.labels[fold_data.val_rows], val),
         "best_epoch": best["epoch"],
         "epochs_run": len(history),
-        **({"best_round": history[0]["best_round"]} if "best_round" in history[0] else {}),
+        **result.extra,
         "train_seconds": round(sum(row["seconds"] for row in history), 1),
     }
-    write_json(fold_dir / "done.json", summary)  # last: the fold counts as done only now
+    write_json(done, summary)  # last: the fold counts as done only now
     return summary
 
 
@@ -186,7 +127,7 @@ def run_experiment(
         return exp_dir
     if force:
         shutil.rmtree(oof_dir / ".work" / name, ignore_errors=True)
-    check_model(config["model"])  # fail now, not after data work, on a bad model or weights
+    member_for(config).check()  # fail now, not after data work, on a bad model or weights
     plan = plan_for(data, config["data"])
     if config["run"]["threads"]:
         torch.set_num_threads(config["run"]["threads"])
@@ -215,7 +156,7 @@ def _assemble(
     exp_dir: Path,
     device: torch.device,
 ) -> Path:
-    n_folds = plan.n_folds
+    n_folds, member = plan.n_folds, member_for(config)
     oof = np.zeros_like(data.labels)
     test_folds = np.stack([np.load(work / f"fold{k}" / "test.npy") for k in range(n_folds)])
     fold_kl, extra = {}, {}
@@ -224,21 +165,9 @@ def _assemble(
         rows = plan.val_rows(k)
         oof[rows] = np.load(fold_dir / "val.npy")
         fold_kl[str(k)] = kl_divergence(data.labels[rows], oof[rows])
-        for name in ("history.csv", "normalizer.json", "done.json"):
+        for name in ("history.csv", "done.json", *member.kept_files):
             if (fold_dir / name).is_file():
                 extra[f"folds/fold{k}/{name}"] = fold_dir / name
-        chosen = selected_checkpoint(config, fold_dir).name
-        models = [(chosen, f"checkpoints/fold{k}.pt")]
-        # the other choice is kept for benchmarks/checkpoint_choice.py
-        other, tag = (
-            ("final.pt", "last_epoch") if chosen == "best.pt" else ("best.pt", "best_epoch")
-        )
-        models.append((other, f"checkpoints/fold{k}.{tag}.pt"))
-        models += [("model.txt", f"checkpoints/fold{k}.txt")]
-        models += [("classes.npy", f"checkpoints/fold{k}.classes.npy")]
-        for name, target in models:
-            if (fold_dir / name).is_file():
-                extra[target] = fold_dir / name
     scores = {"oof_kl": kl_divergence(data.labels, oof), "fold_kl": fold_kl}
     meta = {
         "name": config["experiment"],
@@ -265,16 +194,3 @@ def _assemble(
     )
     shutil.rmtree(work, ignore_errors=True)
     return exp_dir
-
-
-def load_fold_model(
-    exp_dir: Path, fold: int, device: str = "cpu", *, checkpoint: str = ""
-) -> tuple:
-    """(model, normalizer, config) of one fold of a complete experiment, for inspection.
-    ``checkpoint`` ".best_epoch" loads the best-validation epoch kept beside the selected one."""
-    exp_dir = Path(exp_dir)
-    config = yaml.safe_load((exp_dir / "config.yaml").read_text())
-    norm = json.loads((exp_dir / "folds" / f"fold{fold}" / "normalizer.json").read_text())
-    path = exp_dir / "checkpoints" / f"fold{fold}{checkpoint}.pt"
-    model = load_model(config, path, torch.device(device))
-    return model, Normalizer(**norm), config

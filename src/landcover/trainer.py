@@ -1,4 +1,5 @@
-"""Train one fold and predict with it. Knows nothing about folds or experiments.
+"""Train one network on one fold's rows. Knows nothing about folds, experiments or kinds of
+model: it gets a built network and its data (inference lives in ``inference.py``).
 
 Resumable: ``last.pt`` (model, optimiser, scheduler, epoch, history, RNG states) is written
 atomically after every epoch, ``best.pt`` whenever the validation KL improves, ``final.pt``
@@ -10,9 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
-import random
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -21,56 +20,13 @@ from tqdm import tqdm
 
 from .atomic import atomic_path
 from .batches import training_batches, upload
-from .dataset import (
-    TTA_VIEWS,
-    Normalizer,
-    d4_invert,
-    d4_views,
-    mask_proportions,
-    pixels_to_tensor,
-)
-from .errors import ConfigError
-from .losses import class_weights, hard_proportions, soft_proportions, total_loss
+from .inference import center_crop, predict_modes
+from .losses import class_weights, total_loss
 from .metric import kl_divergence
-from .models import build_model
+from .pixels import Normalizer, mask_proportions
+from .runtime import autocast, to_layout
 
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "val_kl", "val_kl_soft", "seconds")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(
-            f"run.device {name!r} is not a device (auto, cpu, cuda, cuda:1)"
-        ) from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"run.device is {name!r} but no CUDA GPU is available here: use a CPU profile "
-            "(sample-cpu) or --set run.device=cpu"
-        )
-    return device
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python and torch (NumPy randomness uses explicit, seeded generators)."""
-    random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _autocast(device: torch.device, run_cfg: dict):
-    if device.type == "cuda" and run_cfg["amp"]:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def prepare_model(config: dict, device: torch.device) -> torch.nn.Module:
-    model = build_model(config["model"]).to(device)
-    if device.type == "cuda" and config["run"]["channels_last"]:
-        model = model.to(memory_format=torch.channels_last)
-    return model
 
 
 def build_optimizer(config: dict, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -93,127 +49,6 @@ def _schedule(config: dict, total_steps: int, steps_per_epoch: int):
     return factor
 
 
-def _layout(x: torch.Tensor, device: torch.device, config: dict) -> torch.Tensor:
-    """Channels-last on CUDA when configured, plain contiguous otherwise."""
-    cuda_last = device.type == "cuda" and config["run"]["channels_last"]
-    return x.contiguous(memory_format=torch.channels_last if cuda_last else torch.contiguous_format)
-
-
-def _inputs(
-    pixels: np.ndarray | torch.Tensor, normalizer: Normalizer, device: torch.device, config: dict
-) -> torch.Tensor:
-    """(B, 4, H, W) uint16 pixels, or their int16 tensor (``batches.upload``) -> normalised
-    network inputs on the device (the pixels travel as 2-byte integers, normalised there)."""
-    if not isinstance(pixels, torch.Tensor):
-        pixels = pixels_to_tensor(pixels)
-    x = normalizer(pixels.to(device, non_blocking=True))
-    return _layout(x, device, config)
-
-
-def center_crop(array, size: int):
-    """The central ``size`` x ``size`` window of (..., H, W) arrays or tensors (no-op for 0 or
-    full size)."""
-    height, width = array.shape[-2:]
-    if not size or size >= min(height, width):
-        return array
-    top, left = (height - size) // 2, (width - size) // 2
-    return array[..., top : top + size, left : left + size]
-
-
-@torch.no_grad()
-def predict_modes(
-    model: torch.nn.Module,
-    images: np.ndarray | torch.Tensor,
-    rows: np.ndarray,
-    normalizer: Normalizer,
-    config: dict,
-    device: torch.device,
-    *,
-    tta: int,
-    modes: tuple[str, ...],
-    crop: int = 0,
-    desc: str | None = None,
-) -> dict[str, np.ndarray]:
-    """(len(rows), 10) proportions for each of ``modes`` ('soft', 'hard') from one pass,
-    averaged over ``tta`` flips/rotations, on whole patches or their central ``crop``.
-    ``images``: the cache's uint16 array, or patches already on the device (``upload``).
-
-    Proportions do not change under a flip or rotation, so views are averaged without being
-    mapped back.
-    """
-    batch = config["predict"]["batch_size"]
-    model.eval()
-    out = {mode: np.zeros((len(rows), 10), dtype=np.float64) for mode in modes}
-    for start in tqdm(range(0, len(rows), batch), desc=desc, disable=desc is None, leave=False):
-        wanted = rows[start : start + batch]
-        chunk = np.sort(wanted)  # sorted reads are faster on a memmap
-        order = np.searchsorted(chunk, wanted)
-        if isinstance(images, torch.Tensor):
-            pixels = images[torch.from_numpy(chunk).to(images.device)]
-        else:
-            pixels = images[chunk]
-        x = _inputs(center_crop(pixels, crop), normalizer, device, config)
-        totals = dict.fromkeys(modes, 0)
-        for view in d4_views(x, tta):
-            with _autocast(device, config["run"]):
-                logits = model(view)
-            for mode in modes:
-                hard = mode == "hard" and logits.ndim == 4  # image-level logits have no pixels
-                totals[mode] = totals[mode] + (
-                    hard_proportions(logits) if hard else soft_proportions(logits)
-                )
-        for mode in modes:
-            out[mode][start : start + len(chunk)] = (
-                (totals[mode] / tta).double().cpu().numpy()[order]
-            )
-    return out
-
-
-def predict_proportions(
-    model: torch.nn.Module,
-    images: np.ndarray,
-    rows: np.ndarray,
-    normalizer: Normalizer,
-    config: dict,
-    device: torch.device,
-    *,
-    desc: str | None = None,
-) -> np.ndarray:
-    """Whole-patch proportions as the config's ``predict`` section says (mode, TTA views)."""
-    mode = config["predict"]["mode"]
-    return predict_modes(
-        model,
-        images,
-        rows,
-        normalizer,
-        config,
-        device,
-        tta=config["predict"]["tta"],
-        modes=(mode,),
-        desc=desc,
-    )[mode]
-
-
-@torch.no_grad()
-def predict_masks(
-    model: torch.nn.Module,
-    images: np.ndarray,
-    normalizer: Normalizer,
-    config: dict,
-    device: torch.device,
-    tta: int = 8,
-) -> np.ndarray:
-    """Per-pixel argmax of the TTA-averaged softmax, (n, H, W) uint8 (segmentation models)."""
-    model.eval()
-    x = _inputs(images, normalizer, device, config)
-    probs = 0
-    for view_index, view in zip(TTA_VIEWS[tta], d4_views(x, tta), strict=True):
-        with _autocast(device, config["run"]):
-            logits = model(view)
-        probs = probs + d4_invert(logits.float().softmax(dim=1), view_index)
-    return probs.argmax(dim=1).to(torch.uint8).cpu().numpy()
-
-
 def train_step(
     model: torch.nn.Module,
     batch: dict,
@@ -224,8 +59,8 @@ def train_step(
 ) -> torch.Tensor:
     """One optimisation step on a batch from ``batches.py``; returns the loss (on the device,
     detached: reading it would wait for the GPU)."""
-    with _autocast(device, config["run"]):
-        logits = model(_layout(batch["image"], device, config))
+    with autocast(device, config["run"]):
+        logits = model(to_layout(batch["image"], device, config["run"]))
     loss = total_loss(logits, batch, config["loss"], weights)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
@@ -237,6 +72,7 @@ def train_step(
 
 def fit(
     config: dict,
+    model: torch.nn.Module,
     images: np.ndarray,
     masks: np.ndarray,
     train_rows: np.ndarray,
@@ -249,13 +85,12 @@ def fit(
     seed: int,
     desc: str = "",
 ) -> list[dict]:
-    """Train on ``train_rows``, validate on ``val_rows`` each epoch; returns the history."""
+    """Train ``model`` (built, on ``device``) on ``train_rows``, validate on ``val_rows`` each
+    epoch; returns the history. ``seed`` seeds the batches (the caller seeds model init)."""
     work.mkdir(parents=True, exist_ok=True)
     tcfg = config["train"]
-    seed_everything(seed)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels
-    model = prepare_model(config, device)
     optimizer = build_optimizer(config, model)
     batches = training_batches(config, images, masks, train_rows, normalizer, device, seed=seed)
     steps = tcfg["steps_per_epoch"] or len(batches)
@@ -369,9 +204,3 @@ def write_history(path: Path, history: list[dict]) -> None:
         writer = csv.DictWriter(handle, fieldnames=[*HISTORY_FIELDS, *extra])
         writer.writeheader()
         writer.writerows(history)
-
-
-def load_model(config: dict, checkpoint: Path, device: torch.device) -> torch.nn.Module:
-    model = prepare_model(config, device)
-    model.load_state_dict(torch.load(checkpoint, map_location=device, weights_only=True))
-    return model.eval()

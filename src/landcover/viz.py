@@ -12,7 +12,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import yaml
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
@@ -241,41 +240,3 @@ def best_and_worst(ids: np.ndarray, kl: np.ndarray, k: int = 3) -> tuple[np.ndar
     order = np.argsort(kl, kind="stable")
     k = min(k, len(order) // 2) if len(order) > 1 else len(order)
     return np.asarray(ids)[order[:k]], np.asarray(ids)[order[::-1][:k]]
-
-
-def predict_oof_masks(
-    exp_dir: str | os.PathLike[str],
-    images: np.ndarray,
-    folds: np.ndarray,
-    *,
-    device: str = "auto",
-    tta: int | None = None,
-) -> np.ndarray | None:
-    """Masks of ``images`` (n, 4, H, W), each predicted by the model of its own ``folds`` entry,
-    i.e. the model that did not train on it; None for an image-level model (no masks).
-    """
-    from .experiment import load_fold_model
-    from .trainer import predict_masks, resolve_device
-
-    config = yaml.safe_load((Path(exp_dir) / "config.yaml").read_text())
-    if config["model"]["kind"] == "classifier":
-        return None
-    folds = np.asarray(folds)
-    masks = np.zeros((len(images), *images.shape[-2:]), dtype=np.uint8)
-    if config["model"]["kind"] == "pixel_gbm":
-        from . import gbm
-
-        for fold in np.unique(folds):
-            rows = np.flatnonzero(folds == fold)
-            booster, classes = gbm.load_fold(Path(exp_dir) / "checkpoints", int(fold))
-            masks[rows] = gbm.predict_masks(booster, classes, np.asarray(images[rows]))
-        return masks
-    dev = resolve_device(device)
-    for fold in np.unique(folds):
-        model, normalizer, config = load_fold_model(Path(exp_dir), int(fold), str(dev))
-        rows = np.flatnonzero(folds == fold)
-        views = config["predict"]["tta"] if tta is None else tta
-        masks[rows] = predict_masks(
-            model, np.asarray(images[rows]), normalizer, config, dev, tta=views
-        )
-    return masks

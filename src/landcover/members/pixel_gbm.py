@@ -1,4 +1,5 @@
-"""A per-pixel gradient-boosted member (LightGBM): a cheap model of a very different family.
+"""``model.kind: pixel_gbm``: a per-pixel gradient-boosted member (LightGBM), a cheap model of a
+very different family from the networks (settings in the config's ``gbm`` section).
 
 Each pixel is described by its four log reflectances, three spectral indices and the local mean
 of the log bands at two scales (context a pixel alone lacks); a multiclass LightGBM learns the
@@ -16,8 +17,9 @@ import lightgbm as lgb
 import numpy as np
 from scipy.ndimage import uniform_filter
 
-from .constants import N_CLASSES
-from .metric import kl_divergence
+from ..constants import N_CLASSES
+from ..metric import kl_divergence
+from .base import FitResult, FoldData, FoldModel, Member, register
 
 CONTEXT_SIZES = (5, 17)  # local-mean windows in pixels
 FEATURES = (
@@ -111,14 +113,14 @@ def fit_fold(
     val_rows: np.ndarray,
     work: Path,
     seed: int,
-) -> tuple[lgb.Booster, np.ndarray, np.ndarray, list[dict]]:
+) -> tuple[np.ndarray, list[dict]]:
     """Train a fixed number of rounds on pixels of the training rows.
 
     The multiclass log loss on pixels of the validation rows is recorded for every round (its
     best round goes in the history, for ``benchmarks/checkpoint_choice.py``) but chooses
-    nothing: early stopping on the rows the OOF scores would flatter it. Returns the booster,
-    the class index of each of its outputs, the validation rows' proportions and a one-row
-    history.
+    nothing: early stopping on the rows the OOF scores would flatter it. Saves ``model.txt``
+    and ``classes.npy`` (the class of each output) in ``work``; returns the validation rows'
+    proportions and a one-row history.
     """
     gcfg = config["gbm"]
     rng = np.random.default_rng(seed)
@@ -169,10 +171,48 @@ def fit_fold(
             "seconds": round(time.perf_counter() - started, 2),
         }
     ]
-    return booster, classes, val, history
+    return val, history
 
 
-def load_fold(checkpoints: Path, fold: int) -> tuple[lgb.Booster, np.ndarray]:
-    """The booster and its class indices of one fold of a complete experiment."""
-    model = lgb.Booster(model_file=str(checkpoints / f"fold{fold}.txt"))
-    return model, np.load(checkpoints / f"fold{fold}.classes.npy")
+class GbmFoldModel(FoldModel):
+    def __init__(self, booster: lgb.Booster, classes: np.ndarray, stride: int):
+        self.booster, self.classes, self.stride = booster, classes, stride
+
+    def predict_proportions(
+        self,
+        images: np.ndarray,
+        rows: np.ndarray,
+        *,
+        desc: str | None = None,
+        num_iteration: int | None = None,
+    ) -> np.ndarray:
+        """Proportions from all rounds, or the first ``num_iteration``."""
+        return predict_proportions(
+            self.booster, self.classes, images, rows, self.stride, num_iteration=num_iteration
+        )
+
+    def predict_masks(self, images: np.ndarray) -> np.ndarray:
+        return predict_masks(self.booster, self.classes, images)
+
+
+@register("pixel_gbm")
+class PixelGbmMember(Member):
+    kept_files = ("model.txt", "classes.npy")
+
+    def fit_fold(self, fold: FoldData, work: Path, device, seed: int) -> FitResult:
+        val, history = fit_fold(
+            self.config,
+            fold.train_images,
+            fold.train_masks,
+            fold.labels,
+            fold.train_rows,
+            fold.val_rows,
+            work,
+            seed,
+        )
+        return FitResult(history, val=val, extra={"best_round": history[0]["best_round"]})
+
+    def load(self, fold_dir: Path, device=None) -> GbmFoldModel:
+        booster = lgb.Booster(model_file=str(Path(fold_dir) / "model.txt"))
+        classes = np.load(Path(fold_dir) / "classes.npy")
+        return GbmFoldModel(booster, classes, self.config["gbm"]["predict_stride"])

@@ -1,0 +1,164 @@
+"""Inference, in one place: network forward passes with test-time views, and the predictions of
+a trained experiment's fold models for anything that needs them (OOF, test, the notebooks'
+mask figures, re-prediction). Plotting code only draws what this returns.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from tqdm import tqdm
+
+from .losses import hard_proportions, soft_proportions
+from .pixels import TTA_VIEWS, Normalizer, d4_invert, d4_views, pixels_to_tensor
+from .runtime import autocast, resolve_device, to_layout
+
+
+def network_inputs(
+    pixels: np.ndarray | torch.Tensor, normalizer: Normalizer, device: torch.device, config: dict
+) -> torch.Tensor:
+    """(B, 4, H, W) uint16 pixels, or their int16 tensor (``batches.upload``) -> normalised
+    network inputs on the device (the pixels travel as 2-byte integers, normalised there)."""
+    if not isinstance(pixels, torch.Tensor):
+        pixels = pixels_to_tensor(pixels)
+    x = normalizer(pixels.to(device, non_blocking=True))
+    return to_layout(x, device, config["run"])
+
+
+def center_crop(array, size: int):
+    """The central ``size`` x ``size`` window of (..., H, W) arrays or tensors (no-op for 0 or
+    full size)."""
+    height, width = array.shape[-2:]
+    if not size or size >= min(height, width):
+        return array
+    top, left = (height - size) // 2, (width - size) // 2
+    return array[..., top : top + size, left : left + size]
+
+
+@torch.no_grad()
+def predict_modes(
+    model: torch.nn.Module,
+    images: np.ndarray | torch.Tensor,
+    rows: np.ndarray,
+    normalizer: Normalizer,
+    config: dict,
+    device: torch.device,
+    *,
+    tta: int,
+    modes: tuple[str, ...],
+    crop: int = 0,
+    desc: str | None = None,
+) -> dict[str, np.ndarray]:
+    """(len(rows), 10) proportions for each of ``modes`` ('soft', 'hard') from one pass,
+    averaged over ``tta`` flips/rotations, on whole patches or their central ``crop``.
+    ``images``: the cache's uint16 array, or patches already on the device (``upload``).
+
+    Proportions do not change under a flip or rotation, so views are averaged without being
+    mapped back.
+    """
+    batch = config["predict"]["batch_size"]
+    model.eval()
+    out = {mode: np.zeros((len(rows), 10), dtype=np.float64) for mode in modes}
+    for start in tqdm(range(0, len(rows), batch), desc=desc, disable=desc is None, leave=False):
+        wanted = rows[start : start + batch]
+        chunk = np.sort(wanted)  # sorted reads are faster on a memmap
+        order = np.searchsorted(chunk, wanted)
+        if isinstance(images, torch.Tensor):
+            pixels = images[torch.from_numpy(chunk).to(images.device)]
+        else:
+            pixels = images[chunk]
+        x = network_inputs(center_crop(pixels, crop), normalizer, device, config)
+        totals = dict.fromkeys(modes, 0)
+        for view in d4_views(x, tta):
+            with autocast(device, config["run"]):
+                logits = model(view)
+            for mode in modes:
+                hard = mode == "hard" and logits.ndim == 4  # image-level logits have no pixels
+                totals[mode] = totals[mode] + (
+                    hard_proportions(logits) if hard else soft_proportions(logits)
+                )
+        for mode in modes:
+            out[mode][start : start + len(chunk)] = (
+                (totals[mode] / tta).double().cpu().numpy()[order]
+            )
+    return out
+
+
+def predict_proportions(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    rows: np.ndarray,
+    normalizer: Normalizer,
+    config: dict,
+    device: torch.device,
+    *,
+    desc: str | None = None,
+) -> np.ndarray:
+    """Whole-patch proportions as the config's ``predict`` section says (mode, TTA views)."""
+    mode = config["predict"]["mode"]
+    return predict_modes(
+        model,
+        images,
+        rows,
+        normalizer,
+        config,
+        device,
+        tta=config["predict"]["tta"],
+        modes=(mode,),
+        desc=desc,
+    )[mode]
+
+
+@torch.no_grad()
+def predict_masks(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    normalizer: Normalizer,
+    config: dict,
+    device: torch.device,
+    tta: int = 8,
+) -> np.ndarray:
+    """Per-pixel argmax of the TTA-averaged softmax, (n, H, W) uint8 (segmentation models)."""
+    model.eval()
+    x = network_inputs(images, normalizer, device, config)
+    probs = 0
+    for view_index, view in zip(TTA_VIEWS[tta], d4_views(x, tta), strict=True):
+        with autocast(device, config["run"]):
+            logits = model(view)
+        probs = probs + d4_invert(logits.float().softmax(dim=1), view_index)
+    return probs.argmax(dim=1).to(torch.uint8).cpu().numpy()
+
+
+def experiment_config(exp_dir: str | os.PathLike[str]) -> dict:
+    return yaml.safe_load((Path(exp_dir) / "config.yaml").read_text())
+
+
+def load_fold(exp_dir: str | os.PathLike[str], fold: int, device: str = "cpu"):
+    """The ``members.FoldModel`` of fold ``fold`` of a complete experiment."""
+    from .members import member_for
+
+    config = experiment_config(exp_dir)
+    fold_dir = Path(exp_dir) / "folds" / f"fold{fold}"
+    return member_for(config).load(fold_dir, resolve_device(device))
+
+
+def predict_oof_masks(
+    exp_dir: str | os.PathLike[str], images: np.ndarray, folds: np.ndarray, *, device: str = "auto"
+) -> np.ndarray | None:
+    """Masks of ``images`` (n, 4, H, W), each predicted by the model of its own ``folds`` entry,
+    i.e. the model that did not train on it; None for a member that predicts no masks."""
+    from .members import member_for
+
+    if not member_for(experiment_config(exp_dir)).predicts_masks:
+        return None
+    folds = np.asarray(folds)
+    masks = np.zeros((len(images), *images.shape[-2:]), dtype=np.uint8)
+    for fold in np.unique(folds):
+        rows = np.flatnonzero(folds == fold)
+        model = load_fold(exp_dir, int(fold), device)
+        masks[rows] = model.predict_masks(np.asarray(images[rows]))
+    return masks

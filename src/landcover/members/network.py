@@ -1,0 +1,122 @@
+"""What the torch-network kinds share: per-band normaliser, the training loop (``trainer.py``),
+the weights chosen by ``train.select``, and inference with test-time views (``inference.py``).
+A network kind only says how to build its ``nn.Module``.
+
+A fold directory holds ``model.pt`` (the weights it predicts with), ``normalizer.json``, and
+the other checkpoint choice for ``benchmarks/checkpoint_choice.py`` (``best_epoch.pt`` when
+``train.select`` is last, ``last_epoch.pt`` when it is best).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from abc import abstractmethod
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..atomic import atomic_path, write_json
+from ..errors import ConfigError
+from ..inference import predict_masks, predict_proportions
+from ..pixels import Normalizer, fit_normalizer
+from ..runtime import seed_everything
+from ..trainer import fit, selected_checkpoint
+from .base import FitResult, FoldData, FoldModel, Member
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def pretrained_error(name: str, err: Exception) -> ConfigError:
+    return ConfigError(
+        f"pretrained weights for '{name}' could not be fetched ({type(err).__name__}: "
+        f"{str(err).split('. ')[0][:200]}); set model.pretrained: false to train from scratch, "
+        "or make the weights available in the Hugging Face cache (HF_HOME) first"
+    )
+
+
+class NetworkFoldModel(FoldModel):
+    def __init__(
+        self, model: nn.Module, normalizer: Normalizer, config: dict, device: torch.device
+    ):
+        self.model, self.normalizer, self.config, self.device = model, normalizer, config, device
+
+    def predict_proportions(
+        self, images: np.ndarray, rows: np.ndarray, *, desc: str | None = None
+    ) -> np.ndarray:
+        return predict_proportions(
+            self.model, images, rows, self.normalizer, self.config, self.device, desc=desc
+        )
+
+    def predict_masks(self, images: np.ndarray) -> np.ndarray | None:
+        tta = self.config["predict"]["tta"]
+        return predict_masks(self.model, images, self.normalizer, self.config, self.device, tta)
+
+
+class NetworkMember(Member):
+    is_network = True
+    kept_files: ClassVar[tuple[str, ...]] = (
+        "model.pt",
+        "normalizer.json",
+        "best_epoch.pt",
+        "last_epoch.pt",
+    )
+
+    @abstractmethod
+    def build(self) -> nn.Module:
+        """A freshly initialised network: (B, 4, H, W) -> (B, 10, H, W) or (B, 10) logits."""
+
+    def check(self) -> None:
+        self.build()
+
+    def prepare(self, device: torch.device) -> nn.Module:
+        model = self.build().to(device)
+        if device.type == "cuda" and self.config["run"]["channels_last"]:
+            model = model.to(memory_format=torch.channels_last)
+        return model
+
+    def fit_fold(self, fold: FoldData, work: Path, device: torch.device, seed: int) -> FitResult:
+        normalizer = fit_normalizer(
+            fold.train_images, fold.train_rows, log=self.config["normalize"]["log"], seed=seed
+        )
+        write_json(work / "normalizer.json", normalizer.to_dict())
+        seed_everything(seed)  # model init, then the training loop's draws
+        history = fit(
+            self.config,
+            self.prepare(device),
+            fold.train_images,
+            fold.train_masks,
+            fold.train_rows,
+            fold.val_rows,
+            fold.labels[fold.val_rows],
+            normalizer,
+            work,
+            device,
+            seed=seed,
+            desc=fold.desc,
+        )
+        chosen = selected_checkpoint(self.config, work)
+        other, name = (
+            (work / "final.pt", "last_epoch.pt")
+            if chosen.name == "best.pt"
+            else (work / "best.pt", "best_epoch.pt")
+        )
+        for source, target in ((chosen, "model.pt"), (other, name)):
+            with atomic_path(work / target) as tmp:
+                shutil.copyfile(source, tmp)
+        return FitResult(history)
+
+    def load(
+        self, fold_dir: Path, device: torch.device, weights: str = "model.pt"
+    ) -> NetworkFoldModel:
+        """The fold's model; ``weights`` best_epoch.pt / last_epoch.pt load the other choice."""
+        model = self.prepare(device)
+        state = torch.load(Path(fold_dir) / weights, map_location=device, weights_only=True)
+        model.load_state_dict(state)
+        norm = json.loads((Path(fold_dir) / "normalizer.json").read_text())
+        return NetworkFoldModel(model.eval(), Normalizer(**norm), self.config, device)
