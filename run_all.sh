@@ -15,17 +15,21 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 data="" profile="" experiments="" force=false smoke=false trials=200 sets=()
+value() {  # the value of option $1, which must follow it
+    [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || {
+        echo "run_all.sh: error: option $1 needs a value (see --help)" >&2; exit 2; }
+}
 while [[ $# -gt 0 ]]; do
     case "$1" in
-        --data) data="$2"; shift 2 ;;
-        --profile) profile="$2"; shift 2 ;;
-        --experiments) experiments="$2"; shift 2 ;;
-        --trials) trials="$2"; shift 2 ;;
-        --set) sets+=("$2"); shift 2 ;;
+        --data) value "$@"; data="$2"; shift 2 ;;
+        --profile) value "$@"; profile="$2"; shift 2 ;;
+        --experiments) value "$@"; experiments="$2"; shift 2 ;;
+        --trials) value "$@"; trials="$2"; shift 2 ;;
+        --set) value "$@"; sets+=("$2"); shift 2 ;;
         --force) force=true; shift ;;
         --smoke) smoke=true; shift ;;
         -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) echo "run_all.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+        *) echo "run_all.sh: error: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
 
@@ -42,10 +46,23 @@ trap 'echo "run_all.sh: FAILED at stage: $current_stage (after $((SECONDS - star
 stage "environment (.venv)"
 source src/ensure_venv.sh
 
+[[ "$trials" =~ ^[1-9][0-9]*$ ]] || {
+    echo "run_all.sh: error: --trials must be a positive integer, got '$trials'" >&2; exit 2; }
+if [[ -n "$data" && ! -d "$data" ]]; then
+    echo "run_all.sh: error: data folder not found: $data" >&2; exit 2
+fi
+[[ -n "$data" ]] || profile="${profile:-demo}"
+profile="${profile:-sample-cpu}"
+smoke_flag=()
+$smoke && smoke_flag=(--smoke)
+
+stage "check the profile and the experiments' configs"
+experiments="$(python src/train.py --check "$experiments" --profile "$profile" \
+    ${smoke_flag[@]+"${smoke_flag[@]}"} ${sets[@]+--set "${sets[@]}"})"
+
 if [[ -z "$data" ]]; then
     workspace="demo"
     data="demo/data"
-    profile="${profile:-demo}"
     oof_dir="oof/demo" submissions="submissions/demo" runs="notebooks/runs/demo"
     if $smoke; then
         data="demo/smoke-data" oof_dir="oof/demo-smoke" submissions="submissions/demo-smoke"
@@ -60,15 +77,8 @@ if [[ -z "$data" ]]; then
         fi
     fi
 else
-    [[ -d "$data" ]] || { echo "run_all.sh: data folder not found: $data" >&2; exit 2; }
     workspace="$(basename "$(cd "$data" && pwd)")"
-    profile="${profile:-sample-cpu}"
     oof_dir="oof" submissions="submissions" runs="notebooks/runs"
-fi
-if [[ -z "$experiments" ]]; then
-    experiments="$(python -c "import sys; sys.path.insert(0, 'src')
-from landcover.config import load_profile
-print(','.join(load_profile('$profile')['experiments']))")"
 fi
 echo "data: $data | profile: $profile | experiments: $experiments"
 echo "artifacts: $oof_dir/  $submissions/  $runs/"
@@ -88,11 +98,9 @@ fi
 
 IFS=',' read -ra names <<< "$experiments"
 for name in "${names[@]}"; do
-    extra=()
-    $smoke && extra+=(--smoke)
     current_stage="train $name (status check)"
     state="$(python src/train.py --config "$name" --data "$data" --profile "$profile" \
-        --oof-dir "$oof_dir" ${extra[@]+"${extra[@]}"} ${sets[@]+--set "${sets[@]}"} \
+        --oof-dir "$oof_dir" ${smoke_flag[@]+"${smoke_flag[@]}"} ${sets[@]+--set "${sets[@]}"} \
         --status | tail -1)"
     if [[ "$state" == "complete" ]] && ! $force; then
         stage "train $name: already complete for this data and config, skipped"
@@ -113,21 +121,10 @@ python src/blend.py --oof-dir "$oof_dir" --experiments "$experiments" --trials "
 
 stage "inspect the blend (notebooks/blend.ipynb -> $runs/blend.ipynb)"
 papermill --log-level ERROR notebooks/blend.ipynb "$runs/blend.ipynb" \
-    -p oof_dir "$oof_dir" -p experiments "$experiments" -p trials "$trials" -p smoke "$(py_bool $smoke)"
+    -p submission "${out%.csv}.json" -p smoke "$(py_bool $smoke)"
 
-stage "check the submission"
-python - "$out" "$data" <<'PY'
-import sys
-sys.path.insert(0, "src")
-from landcover.layout import locate
-from landcover.tables import align, read_ids, read_proportions
-
-sub, data = sys.argv[1], sys.argv[2]
-table = read_proportions(sub, what="submission", require_sum_to_one=True, allow_fold=False)
-expected = read_ids(locate(data).x_test, "x_test")
-align(table, expected, what=f"{sub} vs x_test")
-print(f"{sub}: {len(table)} rows, the ids of x_test, rows sum to 1")
-PY
+stage "check the submission (src/score.py --check-submission)"
+python src/score.py --check-submission "$out" --data "$data"
 
 printf '\n==> [%4ds] done (%s)\n' "$((SECONDS - started))" "$workspace"
 echo "$out"

@@ -16,16 +16,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from landcover.artifacts import incomplete_experiments
 from landcover.blend_io import default_out, format_table, load_inputs, sidecar_paths, write_outputs
 from landcover.blending import fit_blend
-from landcover.errors import cli_errors
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from landcover.errors import cli_errors, positive_int
 
 
 @cli_errors
@@ -60,10 +54,14 @@ def main(argv: list[str] | None = None) -> None:
     out = default_out() if args.out is None else Path(args.out)
     sidecar_paths(out)  # refuse a bad name before the tuning, not after
     names = [n.strip() for n in (args.experiments or "").split(",") if n.strip()] or None
-    inputs = load_inputs(args.oof_dir, names, args.labels)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
+
+    if names is None:  # every complete experiment: say which directories are left out
+        for path, missing in incomplete_experiments(args.oof_dir):
+            log(f"warning: {path} is not a complete experiment (missing {missing}); left out")
+    inputs = load_inputs(args.oof_dir, names, args.labels)
 
     log(f"experiments: {', '.join(inputs.names)}; labels: {inputs.labels_path}")
     fit = fit_blend(

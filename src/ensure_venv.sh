@@ -15,3 +15,12 @@ export PATH="$PWD/.venv/bin:$PATH"  # papermill's python3 kernel then runs the v
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::UserWarning}"
 # OpenMP threads that spin while waiting make a busy 2-core machine many times slower
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+# Notebook kernels (papermill) read this IPython profile: the kernel's "running over TCP
+# without encryption" warning concerns a local kernel that only papermill talks to, and is
+# silenced at its source; output written to the kernel's own stderr (progress.py) reaches the
+# terminal instead of being copied into the notebook; IPython's history database is not needed.
+export IPYTHONDIR="$PWD/.venv/ipython"
+kernel_config="$IPYTHONDIR/profile_default/ipython_kernel_config.py"
+mkdir -p "$(dirname "$kernel_config")"
+printf '%s\n' 'c.IPKernelApp.log_level = "ERROR"' 'c.IPKernelApp.capture_fd_output = False' \
+    'c.HistoryManager.enabled = False' > "$kernel_config"

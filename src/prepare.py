@@ -9,7 +9,7 @@ import argparse
 
 from landcover.cache import prepare_data
 from landcover.config import data_settings
-from landcover.errors import cli_errors
+from landcover.errors import cli_errors, positive_int
 from landcover.folds import FoldScheme, plan_for
 from landcover.metric import scored_proportions
 
@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="KEY=VALUE",
         help="fold settings, e.g. data.buffer_rows=0 data.scheme=id_groups data.n_folds=3",
     )
-    parser.add_argument("--workers", type=int, default=4, help="TIFF reading threads")
+    parser.add_argument("--workers", type=positive_int, default=4, help="TIFF reading threads")
     parser.add_argument("--force", action="store_true", help="rebuild the cache even if up to date")
     return parser.parse_args(argv)
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import papermill
 import pytest
 
@@ -122,46 +121,51 @@ def test_train_notebook_partial_folds(trained: dict, demo_dir: Path) -> None:
     assert any("not trained yet" in o.text for o in outputs(nb, "stream"))
 
 
-def test_blend_notebook(trained: dict, demo_dir: Path) -> None:
-    assert all(is_complete(trained["oof_dir"] / exp) for exp in EXPERIMENTS)
+def test_blend_notebook_explains_the_submitted_blend(trained: dict, demo_dir: Path) -> None:
+    """The notebook reads the sidecar blend.py wrote and re-tunes nothing: its table shows
+    the sidecar's weights, and a changed experiment makes it refuse, not explain another."""
+    import json
+    import subprocess
+
+    out = trained["tmp"] / "subs" / "blend.csv"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "src/blend.py",
+            "--oof-dir",
+            str(trained["oof_dir"]),
+            "--labels",
+            str(demo_dir / "train_labels.csv"),
+            "--trials",
+            "10",
+            "--no-floor",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
     nb = execute(
-        "blend.ipynb",
-        trained["tmp"] / "blend.ipynb",
-        oof_dir=str(trained["oof_dir"]),
-        labels=str(demo_dir / "train_labels.csv"),
-        smoke=True,
+        "blend.ipynb", trained["tmp"] / "blend.ipynb", submission=str(out.with_suffix(".json"))
     )
     assert not outputs(nb, "error")
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["floor"] == 0.0  # --no-floor: the notebook shows this blend, floor and all
+    shown = "\n".join(o.get("data", {}).get("text/plain", "") for o in outputs(nb, "display_data"))
+    for model in side["experiments"]:  # the models table: name, weight, temperature, ...
+        row = next(line.split() for line in shown.splitlines() if line.startswith(model["name"]))
+        assert float(row[1]) == pytest.approx(model["weight"], abs=1e-5), model["name"]
+        assert float(row[2]) == pytest.approx(model["temperature"], abs=1e-2), model["name"]
+    text = "".join(o.text for o in outputs(nb, "stream"))
+    assert "floor 0.0000" in text and "reproduces" in text
+    assert n_figures(nb) >= 4
 
 
-def test_eda_statistics() -> None:
-    """Pixel counts, class shares and co-occurrence on hand-made masks."""
-    from landcover import eda
-
-    masks = np.zeros((3, 2, 2), dtype=np.uint8)
-    masks[0] = [[2, 2], [3, 3]]
-    masks[1] = [[3, 3], [3, 9]]
-    masks[2] = [[9, 9], [9, 9]]
-    counts = eda.pixel_counts(masks, chunk=2)
-    assert counts[:, [2, 3, 9]].tolist() == [[2, 2, 0], [0, 3, 1], [0, 0, 4]]
-    table = eda.class_distribution(counts)
-    assert table.loc["water", "pixels"] == pytest.approx(5 / 12)
-    assert table.loc["water", "images"] == pytest.approx(2 / 3)
-    both = eda.cooccurrence(counts)
-    assert both.loc["cultivated", "water"] == 1
-    assert both.loc["artificial", "water"] == 0
-    assert both.loc["water", "water"] == 2
-
-
-def test_colour_composites_use_the_right_bands() -> None:
-    from landcover.viz import best_and_worst, false_colour, true_colour
-
-    image = np.zeros((4, 8, 8), dtype=np.uint16)
-    for band in range(4):
-        image[band, :, band * 2 :] = 1000  # each band bright on a different part
-    rgb, nir = true_colour(image), false_colour(image)
-    assert rgb.shape == (8, 8, 3) and 0 <= rgb.min() and rgb.max() <= 1
-    np.testing.assert_allclose(rgb[..., 0], true_colour(image[[2, 2, 2, 2]])[..., 0])
-    np.testing.assert_allclose(nir[..., 0], true_colour(image[[3, 3, 3, 3]])[..., 0])
-    best, worst = best_and_worst(np.array([10, 11, 12, 13]), np.array([0.3, 0.1, 0.4, 0.2]), k=2)
-    assert best.tolist() == [11, 13] and worst.tolist() == [12, 10]
+def test_train_notebook_stays_compact(trained: dict) -> None:
+    """No progress bars stored in the executed notebook (they go to the terminal)."""
+    nb = trained["runs"]["unet_regnety_002"]
+    text = "".join(o.text for o in outputs(nb, "stream"))
+    assert "it/s" not in text and "step/s" not in text and "\r" not in text
+    assert len(text.splitlines()) < 120, len(text.splitlines())

@@ -71,24 +71,42 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     try:
         oof = read_proportions(path / "oof.csv", what="OOF predictions")
         test = read_proportions(path / "test.csv", what="test predictions", allow_fold=False)
-        meta = json.loads((path / "meta.json").read_text())
-        scores = json.loads((path / "scores.json").read_text())
-        config = yaml.safe_load((path / "config.yaml").read_text())
         fold_files = sorted((path / "test_folds").glob("fold*.csv"), key=_fold_number)
         test_folds = [
             read_proportions(f, what="fold test predictions", allow_fold=False) for f in fold_files
         ] or None
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        raise ArtifactError(f"{path}: unreadable experiment metadata ({err})") from None
     except LandcoverError as err:
         raise ArtifactError(str(err)) from None
+    meta, scores = read_json(path / "meta.json"), read_json(path / "scores.json")
+    config = read_yaml_mapping(path / "config.yaml")
+    if test_folds and [_fold_number(f) for f in fold_files] != list(range(len(fold_files))):
+        raise ArtifactError(f"{path / 'test_folds'}: expected fold0.csv .. fold<k>.csv")
     if oof.folds is None:
         raise ArtifactError(f"{path / 'oof.csv'}: no 'fold' column")
     if "data_fingerprint" not in meta:
         raise ArtifactError(f"{path / 'meta.json'}: no data_fingerprint")
-    if test_folds and [_fold_number(f) for f in fold_files] != list(range(len(fold_files))):
-        raise ArtifactError(f"{path / 'test_folds'}: expected fold0.csv .. fold<k>.csv")
     return Experiment(path.name, path, oof, test, meta, config, scores, test_folds)
+
+
+def read_json(path: Path) -> dict:
+    """A JSON object from an experiment file; a damaged file is named in the error."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ArtifactError(f"{path}: unreadable ({type(err).__name__}: {err})") from None
+    if not isinstance(value, dict):
+        raise ArtifactError(f"{path}: expected a JSON object")
+    return value
+
+
+def read_yaml_mapping(path: Path) -> dict:
+    try:
+        value = yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ArtifactError(f"{path}: unreadable ({type(err).__name__})") from None
+    if not isinstance(value, dict):
+        raise ArtifactError(f"{path}: expected a mapping")
+    return value
 
 
 def _fold_number(path: Path) -> int:
@@ -109,6 +127,19 @@ def discover(oof_dir: str | os.PathLike[str], names: list[str] | None = None) ->
     if not paths:
         raise ArtifactError(f"{oof_dir}: no complete experiment found")
     return [load_experiment(p) for p in paths]
+
+
+def incomplete_experiments(oof_dir: str | os.PathLike[str]) -> list[tuple[Path, list[str]]]:
+    """Directories in ``oof_dir`` (not work in progress) that are not complete experiments,
+    with the files they lack: ``discover`` leaves them out, and a user should be told."""
+    oof_dir = Path(oof_dir)
+    if not oof_dir.is_dir():
+        return []
+    return [
+        (p, [n for n in REQUIRED_FILES if not (p / n).is_file()])
+        for p in sorted(oof_dir.iterdir())
+        if p.is_dir() and not p.name.startswith(".") and not is_complete(p)
+    ]
 
 
 def check_compatible(experiments: list[Experiment]) -> None:

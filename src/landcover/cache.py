@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from .atomic import atomic_dir
 from .constants import N_BANDS, N_CLASSES
 from .errors import DataError
 from .layout import DataLayout, locate
+from .progress import bar
 from .provenance import REPO_ROOT
 from .tables import Proportions, read_ids, read_proportions
 from .tiff import read_image, read_mask
@@ -113,7 +113,7 @@ def _read_split(
     # GDAL releases the GIL while decoding, so threads overlap file reads and decompression.
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = pool.map(read_one, ids.tolist())
-        for i, array in enumerate(tqdm(results, total=len(ids), desc=desc, unit="patch")):
+        for i, array in enumerate(bar(results, total=len(ids), desc=desc, unit="patch")):
             out[i] = array
             hasher.update(array.tobytes())
 

@@ -15,15 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 
-from .artifacts import is_complete, write_experiment
+from .artifacts import is_complete, read_json, read_yaml_mapping, write_experiment
 from .atomic import write_json
 from .cache import PreparedData
 from .config import config_differences, config_hash
+from .errors import ConfigError
 from .folds import FoldPlan, plan_for
 from .members import FoldData, member_for
 from .metric import kl_divergence
+from .progress import Reporter
 from .provenance import provenance
 from .runtime import resolve_device
 from .tables import Proportions
@@ -36,8 +37,8 @@ def experiment_state(oof_dir: Path, config: dict, data: PreparedData) -> str:
     exp_dir = Path(oof_dir) / config["experiment"]
     if not is_complete(exp_dir):
         return "absent"
-    meta = json.loads((exp_dir / "meta.json").read_text())
-    trained = yaml.safe_load((exp_dir / "config.yaml").read_text()) or {}
+    meta = read_json(exp_dir / "meta.json")
+    trained = read_yaml_mapping(exp_dir / "config.yaml")
     same = (
         meta.get("data_fingerprint") == data.fingerprint
         and meta.get("fold_plan") == plan_for(data, config["data"]).fingerprint()
@@ -68,6 +69,7 @@ def run_fold(
     fold: int,
     work: Path,
     device: torch.device,
+    reporter: Reporter | None = None,
 ) -> dict:
     """Train fold ``fold`` (resuming if possible) and save its val and test predictions."""
     fold_dir = work / f"fold{fold}"
@@ -83,7 +85,10 @@ def run_fold(
         plan.train_rows(fold),
         plan.val_rows(fold),
         desc=f"fold {fold}",
+        on_epoch=None if reporter is None else reporter.epoch,
     )
+    if reporter is not None:
+        reporter.start_fold(fold)
     result = member.fit_fold(fold_data, fold_dir, device, seed=config["seed"] * 1000 + fold)
     write_history(fold_dir / "history.csv", result.history)
     model = member.load(fold_dir, device)
@@ -135,12 +140,14 @@ def run_experiment(
     work = _work_dir(oof_dir, config, data, plan)
     n_folds = plan.n_folds
     wanted = list(range(n_folds)) if folds_to_run is None else list(folds_to_run)
-    for fold in wanted:
-        summary = run_fold(config, data, plan, fold, work, device)
-        log(
-            f"{name} fold {fold}: val KL {summary['kl']:.5f} (best epoch {summary['best_epoch']}"
-            f" of {summary['epochs_run']}, {summary['train_seconds']} s training)"
+    if not set(wanted) <= set(range(n_folds)):
+        raise ConfigError(
+            f"{name}: folds {sorted(set(wanted) - set(range(n_folds)))} do not exist; the fold "
+            f"plan ({plan.path.name}) has folds 0..{n_folds - 1}"
         )
+    reporter = Reporter(name, wanted, n_folds, config["train"]["epochs"])
+    for fold in wanted:
+        log(reporter.fold(run_fold(config, data, plan, fold, work, device, reporter)))
     missing = [k for k in range(n_folds) if not (work / f"fold{k}" / "done.json").is_file()]
     if missing:
         log(f"{name}: folds {missing} not trained yet; the experiment is not written")

@@ -11,10 +11,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from tqdm import tqdm
 
 from .losses import hard_proportions, soft_proportions
 from .pixels import TTA_VIEWS, Normalizer, d4_invert, d4_views, pixels_to_tensor
+from .progress import bar
 from .runtime import autocast, resolve_device, to_layout
 
 
@@ -63,7 +63,7 @@ def predict_modes(
     batch = config["predict"]["batch_size"]
     model.eval()
     out = {mode: np.zeros((len(rows), 10), dtype=np.float64) for mode in modes}
-    for start in tqdm(range(0, len(rows), batch), desc=desc, disable=desc is None, leave=False):
+    for start in bar(range(0, len(rows), batch), desc=desc):
         wanted = rows[start : start + batch]
         chunk = np.sort(wanted)  # sorted reads are faster on a memmap
         order = np.searchsorted(chunk, wanted)

@@ -57,13 +57,13 @@ def _sample(ids: np.ndarray, limit: int = 5) -> str:
 
 def read_ids(path: str | os.PathLike[str], what: str = "id list") -> np.ndarray:
     """Read a one-column ``sample_id`` CSV (x_train, x_test); ids must be unique integers."""
-    frame = _read_csv(path)
+    frame = read_table(path)
     if ID_COLUMN not in frame.columns:
         raise DataError(f"{path}: {what} has no '{ID_COLUMN}' column (columns: {list(frame)})")
     return _parse_ids(frame[ID_COLUMN], path)
 
 
-def _read_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
@@ -105,7 +105,7 @@ def read_proportions(
     Values must be finite and non-negative and no row may sum to 0; with
     ``require_sum_to_one`` (labels, submissions) every row must sum to 1.
     """
-    frame = _read_csv(path)
+    frame = read_table(path)
     columns = list(frame.columns)
     if ID_COLUMN not in columns:
         raise DataError(f"{path}: {what} has no '{ID_COLUMN}' column (columns: {columns})")

@@ -12,11 +12,11 @@ from __future__ import annotations
 import csv
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .atomic import atomic_path
 from .batches import training_batches, upload
@@ -24,6 +24,7 @@ from .inference import center_crop, predict_modes
 from .losses import class_weights, total_loss
 from .metric import kl_divergence
 from .pixels import Normalizer, mask_proportions
+from .progress import bar
 from .runtime import autocast, to_layout
 
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "val_kl", "val_kl_soft", "seconds")
@@ -84,6 +85,7 @@ def fit(
     *,
     seed: int,
     desc: str = "",
+    on_epoch: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Train ``model`` (built, on ``device``) on ``train_rows``, validate on ``val_rows`` each
     epoch; returns the history. ``seed`` seeds the batches (the caller seeds model init)."""
@@ -125,18 +127,17 @@ def fit(
         started = time.perf_counter()
         model.train()
         loss_sum = torch.zeros((), device=device)  # summed on the device: no sync per step
-        bar = tqdm(
+        steps_bar = bar(
             enumerate(batches.epoch(steps), 1),
             total=steps,
             desc=f"{desc} epoch {epoch + 1}/{tcfg['epochs']}",
-            leave=False,
             unit="step",
         )
-        for step, batch in bar:
+        for step, batch in steps_bar:
             loss_sum += train_step(model, batch, optimizer, config, weights, device)
             scheduler.step()
-            if step % 20 == 0 or step == steps:
-                bar.set_postfix(loss=f"{loss_sum.item() / step:.4f}")
+            if not steps_bar.disable and (step % 20 == 0 or step == steps):
+                steps_bar.set_postfix(loss=f"{loss_sum.item() / step:.4f}")
         val = predict_modes(
             model,
             val_images,
@@ -179,6 +180,8 @@ def fit(
                 tmp,
             )
         write_history(work / "history.csv", history)
+        if on_epoch is not None:
+            on_epoch(history[-1])
     with atomic_path(work / "final.pt") as tmp:
         torch.save(model.state_dict(), tmp)
     return history

@@ -15,6 +15,7 @@ A kind is one module with a ``Member`` subclass registered under its ``model.kin
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -35,6 +36,7 @@ class FoldData:
     train_rows: np.ndarray
     val_rows: np.ndarray
     desc: str = ""  # for progress bars, e.g. "fold 2"
+    on_epoch: Callable[[dict], None] | None = None  # called with each epoch's history row
 
 
 @dataclass

@@ -99,6 +99,7 @@ class NetworkMember(Member):
             device,
             seed=seed,
             desc=fold.desc,
+            on_epoch=fold.on_epoch,
         )
         chosen = selected_checkpoint(self.config, work)
         other, name = (
