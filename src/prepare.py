@@ -10,7 +10,8 @@ import argparse
 from landcover.cache import prepare_data
 from landcover.config import data_settings
 from landcover.errors import cli_errors, positive_int
-from landcover.folds import FoldScheme, plan_for
+from landcover.fold_plan import plan_for
+from landcover.folds import FoldScheme
 from landcover.metric import scored_proportions
 
 

@@ -3,16 +3,8 @@ import pandas as pd
 import pytest
 
 from landcover.errors import DataError
-from landcover.folds import (
-    FoldScheme,
-    auto_band_count,
-    check_folds,
-    ensure_plan,
-    make_folds,
-    make_plan,
-    read_plan,
-    resolve_scheme,
-)
+from landcover.fold_plan import ensure_plan, make_plan, read_plan
+from landcover.folds import FoldScheme, auto_band_count, check_folds, make_folds, resolve_scheme
 from landcover.metric import scored_proportions
 
 BASE_DATA = {

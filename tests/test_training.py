@@ -194,7 +194,7 @@ def test_pixel_gbm_member(demo_data, tmp_path: Path):
 def test_each_fold_trains_on_its_plan_rows_only(demo_data, tmp_path: Path, monkeypatch):
     """The fold loop trains fold k on the plan's training rows: its validation band and the
     buffer rows around it never reach the model or the normaliser."""
-    from landcover.folds import plan_for
+    from landcover.fold_plan import plan_for
     from landcover.members import network
 
     seen = {}

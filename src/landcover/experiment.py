@@ -21,7 +21,7 @@ from .atomic import write_json
 from .cache import PreparedData
 from .config import config_differences, config_hash
 from .errors import ConfigError
-from .folds import FoldPlan, plan_for
+from .fold_plan import FoldPlan, plan_for
 from .members import FoldData, member_for
 from .metric import kl_divergence
 from .progress import Reporter
