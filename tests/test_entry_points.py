@@ -118,10 +118,84 @@ SCORE: dict[str, tuple[Setup, str]] = {
     ),
 }
 
+
+def _raster(d: Path, bands: int = 4, crs: str | None = "EPSG:32631") -> Path:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    path = d / "scene.tif"
+    profile = {"driver": "GTiff", "width": 64, "height": 64, "count": bands, "dtype": "uint16",
+               "crs": crs, "transform": from_origin(500_000, 5_000_000, 10, 10)}  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.full((bands, 64, 64), 500, dtype=np.uint16))
+    return path
+
+
+def _sites(d: Path, x: float, crs: bool = True) -> Path:
+    """One square field; without a CRS it is a GeoPackage (GeoJSON always has one: WGS 84)."""
+    import geopandas as gpd
+    from shapely import box
+
+    frame = gpd.GeoDataFrame(
+        {"id": ["field"]},
+        geometry=[box(x, 4_999_800, x + 100, 4_999_900)],
+        crs="EPSG:32631" if crs else None,
+    )
+    path = d / ("sites.geojson" if crs else "sites.gpkg")
+    frame.to_file(path)
+    return path
+
+
+def _predict(d: Path, *extra: str, model: str = "oof/x", raster: Path | None = None):
+    scene = raster or _raster(d)
+    return ["src/predict.py", "--model", str(d / model), "--input", str(scene),
+            "--out", str(d / "map.tif"), *extra]  # fmt: skip
+
+
+def _not_a_raster(d: Path) -> list[str]:
+    (d / "fake.tif").write_text("not an image")
+    return _predict(d, raster=d / "fake.tif")
+
+
+PREDICT: dict[str, tuple[Setup, str]] = {
+    "no such model": (lambda d: _predict(d), "not a submission sidecar (<name>.json) nor a"),
+    "no such sidecar": (lambda d: _predict(d, model="s.json"), "s.json: submission sidecar not"),
+    "band out of range": (lambda d: _predict(d, "--bands", "1,2,3,7"), "asks for band 7"),
+    "three bands": (lambda d: _predict(d, "--bands", "1,2,3"), "must name 4 bands"),
+    "too few bands in the raster": (
+        lambda d: _predict(d, raster=_raster(d, bands=3)),
+        "has 3 band(s)",
+    ),
+    "not a raster": (_not_a_raster, "fake.tif: not a raster GDAL can read"),
+    "polygons without a CRS": (
+        lambda d: _predict(
+            d, "--sites", str(_sites(d, 500_100, crs=False)), "--proportions", str(d / "p.csv")
+        ),
+        "the polygons have no CRS",
+    ),
+    "polygon outside the raster": (
+        lambda d: _predict(
+            d, "--sites", str(_sites(d, 600_000)), "--proportions", str(d / "p.csv")
+        ),
+        "polygon field lies outside the raster",
+    ),
+    "grid on a raster without CRS": (
+        lambda d: _predict(
+            d, "--grid", "100", "--proportions", str(d / "p.csv"), raster=_raster(d, crs=None)
+        ),
+        "--grid needs a projected CRS",
+    ),
+    "map not a GeoTIFF": (
+        lambda d: [*_predict(d)[:-2], "--out", str(d / "map.png")],
+        "written as a GeoTIFF",
+    ),
+}
+
 TABLES = {
     **{f"blend.py: {k}": v for k, v in BLEND.items()},
     **{f"train.py: {k}": v for k, v in TRAIN.items()},
     **{f"score.py --check-submission: {k}": v for k, v in SCORE.items()},
+    **{f"predict.py: {k}": v for k, v in PREDICT.items()},
 }
 
 
@@ -135,6 +209,7 @@ def test_entry_point_answers_bad_input_in_one_line(name: str, demo_dir: Path, tm
     assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
     assert message in errors[0], errors[0]
     assert not (tmp_path / "sub.json").exists()  # nothing half-written
+    assert not (tmp_path / "map.tif").exists() and not (tmp_path / "p.csv").exists()
     assert not list((tmp_path / "oof").glob("unet*/oof.csv")) or "damaged" in name
 
 

@@ -183,6 +183,7 @@ def _assemble(
         "seed": config["seed"],
         "labels_path": data.manifest["y_train"],
         "data_dir": data.manifest["data_dir"],
+        "patch_size": data.size,
         "folds_file": str(plan.path),
         "fold_plan": plan.fingerprint(),
         "fold_scheme": plan.scheme,

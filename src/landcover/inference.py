@@ -114,6 +114,26 @@ def predict_proportions(
 
 
 @torch.no_grad()
+def predict_probabilities(
+    model: torch.nn.Module,
+    images: np.ndarray,
+    normalizer: Normalizer,
+    config: dict,
+    device: torch.device,
+    tta: int = 8,
+) -> np.ndarray:
+    """The TTA-averaged softmax of (n, 4, H, W) patches: (n, 10, H, W) float32 per pixel
+    (each view mapped back), or (n, 10) for an image-level model."""
+    model.eval()
+    x = network_inputs(images, normalizer, device, config)
+    probs = 0
+    for view_index, view in zip(TTA_VIEWS[tta], d4_views(x, tta), strict=True):
+        with autocast(device, config["run"]):
+            p = model(view).float().softmax(dim=1)
+        probs = probs + (d4_invert(p, view_index) if p.ndim == 4 else p)
+    return (probs / tta).cpu().numpy()
+
+
 def predict_masks(
     model: torch.nn.Module,
     images: np.ndarray,
@@ -123,14 +143,8 @@ def predict_masks(
     tta: int = 8,
 ) -> np.ndarray:
     """Per-pixel argmax of the TTA-averaged softmax, (n, H, W) uint8 (segmentation models)."""
-    model.eval()
-    x = network_inputs(images, normalizer, device, config)
-    probs = 0
-    for view_index, view in zip(TTA_VIEWS[tta], d4_views(x, tta), strict=True):
-        with autocast(device, config["run"]):
-            logits = model(view)
-        probs = probs + d4_invert(logits.float().softmax(dim=1), view_index)
-    return probs.argmax(dim=1).to(torch.uint8).cpu().numpy()
+    probs = predict_probabilities(model, images, normalizer, config, device, tta)
+    return probs.argmax(axis=1).astype(np.uint8)
 
 
 def experiment_config(exp_dir: str | os.PathLike[str]) -> dict:

@@ -1,4 +1,5 @@
-"""The one place that reads and writes patch TIFFs (through rasterio).
+"""The one place that reads and writes TIFFs (through rasterio): challenge patches, and scenes
+(any GeoTIFF, read and written window by window).
 
 Reads both the organisers' plain uncompressed TIFFs (no georeferencing) and compressed
 GeoTIFFs such as the shared sample's; every problem becomes a DataError naming the file and
@@ -9,12 +10,16 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.shutil import copy as rio_copy
+from rasterio.windows import Window
 
+from .atomic import atomic_path
 from .constants import N_BANDS, N_CLASSES
 from .errors import DataError
 
@@ -97,3 +102,93 @@ def _write(path: str | os.PathLike[str], data: np.ndarray, compress: bool) -> No
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(path, "w", **profile) as dst:
             dst.write(data)
+
+
+# --- scenes: any GeoTIFF, read and written window by window ------------------------------
+
+PALETTE_NODATA = 255  # class maps: 0..9 are the classes, 255 is nodata
+
+
+@dataclass
+class Scene:
+    """An open raster with its four bands chosen (1-based, in B, G, R, NIR order)."""
+
+    path: Path
+    dataset: rasterio.io.DatasetReader
+    bands: tuple[int, int, int, int]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.dataset.height, self.dataset.width
+
+    def read_rows(self, top: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows ``top .. top + rows`` as (4, rows, W) uint16 and a (rows, W) validity mask
+        (False: nodata in every chosen band, or 0 everywhere when the file declares none)."""
+        window = Window(0, top, self.dataset.width, rows)
+        pixels = self.dataset.read(list(self.bands), window=window)
+        nodata = self.dataset.nodata
+        empty = (pixels == (0 if nodata is None else nodata)).all(axis=0)
+        return np.clip(pixels, 0, 65535).astype(np.uint16), ~empty
+
+
+def open_scene(path: str | os.PathLike[str], bands: tuple[int, ...] = (1, 2, 3, 4)) -> Scene:
+    """Open a GeoTIFF (or any raster GDAL reads) for windowed reading; bad input is one
+    DataError naming the file and the problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: raster not found")
+    try:
+        dataset = rasterio.open(path)
+    except RasterioError as err:
+        raise DataError(f"{path}: not a raster GDAL can read ({err})") from None
+    if len(bands) != N_BANDS:
+        dataset.close()
+        raise DataError(f"--bands must name {N_BANDS} bands (B, G, R, NIR), got {list(bands)}")
+    outside = [b for b in bands if not 1 <= b <= dataset.count]
+    if outside:
+        dataset.close()
+        raise DataError(
+            f"{path}: has {dataset.count} band(s); --bands {','.join(map(str, bands))} asks "
+            f"for band {outside[0]} (bands are 1-based, in B, G, R, NIR order)"
+        )
+    kinds = {np.dtype(dataset.dtypes[b - 1]).kind for b in bands}
+    if kinds - {"u", "i"}:
+        dataset.close()
+        raise DataError(
+            f"{path}: bands {list(bands)} are {dataset.dtypes[bands[0] - 1]}; expected integer "
+            "surface reflectance x 10,000 (as the challenge patches)"
+        )
+    return Scene(path, dataset, tuple(bands))
+
+
+def class_map_profile(scene: Scene, count: int = 1, dtype: str = "uint8") -> dict:
+    """A tiled, uncompressed working GeoTIFF with the scene's georeference (``finish_cog``
+    compresses it into a Cloud-Optimized GeoTIFF)."""
+    src = scene.dataset
+    return {
+        "driver": "GTiff",
+        "width": src.width,
+        "height": src.height,
+        "count": count,
+        "dtype": dtype,
+        "crs": src.crs,
+        "transform": src.transform,
+        "nodata": PALETTE_NODATA if dtype == "uint8" else None,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+        "BIGTIFF": "IF_SAFER",
+    }
+
+
+def finish_cog(work: Path, out: Path) -> None:
+    """Compress ``work`` into a Cloud-Optimized GeoTIFF at ``out`` (atomically)."""
+    with atomic_path(out) as tmp:
+        rio_copy(
+            str(work),
+            str(tmp),
+            driver="COG",
+            COMPRESS="DEFLATE",
+            BLOCKSIZE=512,
+            OVERVIEW_RESAMPLING="NEAREST",
+        )

@@ -59,6 +59,11 @@ class FoldModel(ABC):
         """(n, H, W) uint8 class masks of (n, 4, H, W) images; None if the kind has no pixels."""
         return None
 
+    def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities of (n, 4, H, W) images: (n, 10, H, W) per pixel, or (n, 10) per
+        image (the default: a kind without pixels contributes one vector per image)."""
+        return self.predict_proportions(images, np.arange(len(images)))
+
 
 class Member(ABC):
     """A kind of model, configured by an experiment's resolved config."""

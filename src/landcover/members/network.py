@@ -21,7 +21,7 @@ from torch import nn
 
 from ..atomic import atomic_path, write_json
 from ..errors import ConfigError
-from ..inference import predict_masks, predict_proportions
+from ..inference import predict_masks, predict_probabilities, predict_proportions
 from ..pixels import Normalizer, fit_normalizer
 from ..runtime import seed_everything
 from ..trainer import fit, selected_checkpoint
@@ -56,6 +56,12 @@ class NetworkFoldModel(FoldModel):
     def predict_masks(self, images: np.ndarray) -> np.ndarray | None:
         tta = self.config["predict"]["tta"]
         return predict_masks(self.model, images, self.normalizer, self.config, self.device, tta)
+
+    def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
+        tta = self.config["predict"]["tta"]
+        return predict_probabilities(
+            self.model, images, self.normalizer, self.config, self.device, tta
+        )
 
 
 class NetworkMember(Member):

@@ -194,6 +194,14 @@ class GbmFoldModel(FoldModel):
     def predict_masks(self, images: np.ndarray) -> np.ndarray:
         return predict_masks(self.booster, self.classes, images)
 
+    def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
+        """(n, 10, H, W) per-pixel probabilities at full resolution."""
+        feats = pixel_features(images)
+        n, h, w, f = feats.shape
+        probs = np.zeros((n * h * w, N_CLASSES), dtype=np.float32)
+        probs[:, self.classes] = self.booster.predict(feats.reshape(-1, f))
+        return probs.reshape(n, h, w, N_CLASSES).transpose(0, 3, 1, 2)
+
 
 @register("pixel_gbm")
 class PixelGbmMember(Member):

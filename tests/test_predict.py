@@ -1,0 +1,204 @@
+"""predict.py: a trained blend applied to new patches and to a real mosaic of the shared sample
+(2x2 neighbouring tiles stitched into one georeferenced scene)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from conftest import run_cli
+from rasterio.transform import from_origin
+
+from landcover.blend_io import load_inputs, write_outputs
+from landcover.blending import BlendParams, fit_blend
+from landcover.config import load_config
+from landcover.experiment import run_experiment
+from landcover.tables import read_proportions
+from landcover.tiff import read_image
+
+SETTINGS = {
+    "train": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8},
+    "predict": {"tta": 1},
+    "data": {"n_folds": 2},
+    "gbm": {"n_estimators": 10, "pixels_per_image": 64},
+    "run": {"threads": 1, "device": "cpu"},
+}
+MEMBERS = ("unet_regnety_002", "pixel_lightgbm", "classifier_resnet18")  # each kind of output
+ORIGIN = (500_000.0, 5_000_000.0)  # a made-up UTM 31N corner, 10 m pixels
+
+
+@pytest.fixture(scope="module")
+def blend(demo_data, tmp_path_factory) -> Path:
+    """A blend of per-pixel, LightGBM and image-level members, trained (smoke) on the
+    generated data."""
+    tmp = tmp_path_factory.mktemp("predict")
+    for name in MEMBERS:
+        config = load_config(name, profile="demo", overrides=SETTINGS)
+        run_experiment(config, demo_data, oof_dir=tmp / "oof", log=lambda _: None)
+    inputs = load_inputs(tmp / "oof")
+    fit = fit_blend(inputs.oof, inputs.truth, inputs.folds, trials=10, seed=0)
+    # every member in the blend (weights spread, T != 1, a floor), so all paths are used
+    params = BlendParams(np.array([0.5, 0.3, 0.2]), np.array([0.8, 1.3, 2.0]), 0.01)
+    return write_outputs(
+        tmp / "subs" / "blend.csv", inputs, dataclasses.replace(fit, params=params), {}
+    )
+
+
+def test_patches_reproduce_the_blends_own_submission(blend: Path, demo_dir: Path, tmp_path):
+    out = tmp_path / "again.csv"
+    result = run_cli(
+        "src/predict.py", "--model", str(blend.with_suffix(".json")), "--input", str(demo_dir),
+        "--out", str(out), "--device", "cpu",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == str(out)
+    mine = read_proportions(out, require_sum_to_one=True, allow_fold=False)
+    theirs = read_proportions(blend, require_sum_to_one=True, allow_fold=False)
+    np.testing.assert_allclose(mine.select(theirs.ids).values, theirs.values, rtol=0, atol=1e-6)
+
+
+def mosaic(sample_dir: Path, path: Path, top_left: int = 1, rows: int = 2) -> list[int]:
+    """Tiles top_left, +1 (and below them, +45, +46: the tile below is id + 45) as one
+    georeferenced GeoTIFF of 256 * rows x 512 pixels."""
+    ids = [top_left + 45 * r + c for r in range(rows) for c in range(2)]
+    images = [read_image(sample_dir / "dataset/train/images" / f"{i}.tif", i) for i in ids]
+    scene = np.block([[images[2 * r], images[2 * r + 1]] for r in range(rows)])
+    profile = {
+        "driver": "GTiff", "width": 512, "height": 256 * rows, "count": 4, "dtype": "uint16",
+        "crs": "EPSG:32631", "transform": from_origin(*ORIGIN, 10, 10),
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(scene)
+    return ids
+
+
+def run_scene(blend: Path, scene: Path, out: Path, *extra: str) -> Path:
+    """predict.py in this process (the CLI itself runs in the patches test)."""
+    from predict import main
+
+    main(["--model", str(blend.with_suffix(".json")), "--input", str(scene), "--out", str(out),
+          "--device", "cpu", *extra])  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def mapped(blend: Path, sample_dir: Path, tmp_path_factory) -> dict:
+    """The mosaic mapped with 256 px windows (its tiles' size) overlapping by 64 px, with
+    proportions per 2,560 m grid cell (one cell per tile); and its tiles as patches."""
+    tmp = tmp_path_factory.mktemp("scene")
+    ids = mosaic(sample_dir, tmp / "mosaic.tif")
+    cells = ("--window", "256", "--overlap", "64", "--grid", "2560")
+    run_scene(
+        blend, tmp / "mosaic.tif", tmp / "map.tif", *cells,
+        "--proportions", str(tmp / "cells.csv"), "--probabilities",
+    )  # fmt: skip
+    patches = tmp / "patches"
+    (patches / "test/images").mkdir(parents=True)
+    for i in ids:
+        src = sample_dir / "dataset/train/images" / f"{i}.tif"
+        (patches / "test/images" / f"{i}.tif").write_bytes(src.read_bytes())
+    run_scene(blend, patches, tmp / "patches.csv")
+    return {"tmp": tmp, "ids": ids, "blend": blend, "sample_dir": sample_dir}
+
+
+def test_the_map_is_georeferenced_complete_and_paletted(mapped: dict):
+    with (
+        rasterio.open(mapped["tmp"] / "map.tif") as src,
+        rasterio.open(mapped["tmp"] / "mosaic.tif") as ref,
+    ):
+        assert src.crs == ref.crs and src.transform == ref.transform
+        assert src.shape == (512, 512) and src.dtypes == ("uint8",)
+        classes = src.read(1)
+        assert classes.max() <= 9  # every pixel predicted, no nodata in this scene
+        assert src.colormap(1)[2][:3] == (0xDB, 0x1E, 0x2A)  # artificial's palette colour
+        assert src.tags(1)["2"] == "artificial"
+        assert src.profile["compress"].lower() == "deflate"
+        assert src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+
+
+def column_jumps(path: Path) -> np.ndarray:
+    """Mean absolute change of the class probabilities from each column to the next."""
+    with rasterio.open(path) as src:
+        probs = src.read().astype(np.float64) / 255
+    return np.abs(np.diff(probs, axis=2)).mean(axis=(0, 1))
+
+
+def test_overlapping_windows_leave_no_seams(mapped: dict):
+    """192 px windows: abutting ones (no overlap) meet at column 191|192, inside a tile, and
+    leave an edge there; tapered ones (64 px overlap) change no faster there than anywhere.
+    (Column 255|256 is the tiles' own boundary, an edge in the imagery itself.)"""
+    tmp, scene = mapped["tmp"], mapped["tmp"] / "strip.tif"
+    mosaic(mapped["sample_dir"], scene, rows=1)
+    jumps = {}
+    for overlap in ("0", "64"):
+        out = tmp / f"seams{overlap}.tif"
+        run_scene(mapped["blend"], scene, out, "--window", "192", "--overlap", overlap,
+                  "--probabilities")  # fmt: skip
+        jumps[overlap] = column_jumps(out.with_suffix(".probabilities.tif"))
+    typical = np.median(jumps["64"])
+    assert jumps["64"][191] < 1.5 * typical, (jumps["64"][191], typical)
+    assert jumps["0"][191] > 2 * jumps["64"][191], (jumps["0"][191], jumps["64"][191])
+
+
+def test_cells_agree_with_the_patch_predictions(mapped: dict):
+    """Each 256 px cell of the mosaic is one sample patch: its proportions from the scene agree
+    with the patch prediction, up to what the neighbouring windows change near its edges."""
+    cells = pd.read_csv(mapped["tmp"] / "cells.csv").set_index("site")
+    patches = read_proportions(mapped["tmp"] / "patches.csv")
+    order = ["r0_c0", "r0_c1", "r1_c0", "r1_c1"]
+    scene = cells.loc[order, list(patches.to_frame().columns[1:])].to_numpy()
+    patch = patches.select(np.array(mapped["ids"])).values
+    gap = np.abs(scene - patch).max()
+    assert gap < 0.05, gap
+    assert (cells["valid_pixels"] == 256 * 256).all()
+    assert (cells["covered_m2"] == 256 * 256 * 100).all()
+
+
+def test_a_polygon_over_one_tile_gives_that_tiles_cell(mapped: dict, blend: Path):
+    tmp = mapped["tmp"]
+    x0, y0 = ORIGIN
+    square = [[x0 + 2560, y0], [x0 + 5120, y0], [x0 + 5120, y0 - 2560], [x0 + 2560, y0 - 2560]]
+    site = {"type": "Feature", "properties": {"id": "tile2"}, "geometry": {"type": "Polygon",
+            "coordinates": [[*square, square[0]]]}}  # fmt: skip
+    geojson = {"type": "FeatureCollection", "features": [site],
+               "crs": {"type": "name", "properties": {"name": "EPSG:32631"}}}  # fmt: skip
+    (tmp / "site.geojson").write_text(json.dumps(geojson))
+    run_scene(
+        blend, tmp / "mosaic.tif", tmp / "site_map.tif", "--window", "256", "--overlap", "64",
+        "--sites", str(tmp / "site.geojson"), "--proportions", str(tmp / "site.csv"),
+    )  # fmt: skip
+    site_row = pd.read_csv(tmp / "site.csv").set_index("site").loc["tile2"]
+    cell = pd.read_csv(tmp / "cells.csv").set_index("site").loc["r0_c1"]
+    classes = [c for c in cell.index if c in site_row.index and c not in ("valid_pixels",)]
+    classes = classes[: classes.index("water") + 1]
+    np.testing.assert_allclose(
+        site_row[classes].astype(float), cell[classes].astype(float), atol=1e-9
+    )
+    assert site_row["area_m2"] == pytest.approx(2560 * 2560)
+    assert site_row["inside_share"] == pytest.approx(1.0)
+
+
+def test_an_interrupted_map_leaves_no_file(mapped: dict, monkeypatch):
+    from landcover.predictor import Predictor
+
+    calls = []
+    real = Predictor.pixel_probabilities
+
+    def fail_later(self, member, fold, images):
+        calls.append(1)
+        if len(calls) > 3:
+            raise KeyboardInterrupt
+        return real(self, member, fold, images)
+
+    monkeypatch.setattr(Predictor, "pixel_probabilities", fail_later)
+    tmp = mapped["tmp"]
+    with pytest.raises(SystemExit):  # cli_errors: "interrupted", exit 130
+        run_scene(mapped["blend"], tmp / "mosaic.tif", tmp / "cut.tif", "--window", "256",
+                  "--probabilities", "--proportions", str(tmp / "cut.csv"))  # fmt: skip
+    assert len(calls) == 4
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith(("cut", ".cut"))]
