@@ -13,7 +13,7 @@ _PACKAGES = (
     "torch",
     "timm",
     "segmentation-models-pytorch",
-    "albumentations",
+    "geopandas",
     "rasterio",
     "optuna",
     "pandas",
