@@ -123,6 +123,11 @@ stage "inspect the blend (notebooks/blend.ipynb -> $runs/blend.ipynb)"
 papermill --log-level ERROR notebooks/blend.ipynb "$runs/blend.ipynb" \
     -p submission "${out%.csv}.json" -p smoke "$(py_bool $smoke)"
 
+stage "map a mosaic of neighbouring tiles (notebooks/predict.ipynb -> $runs/predict.ipynb)"
+papermill --log-level ERROR notebooks/predict.ipynb "$runs/predict.ipynb" \
+    -p submission "${out%.csv}.json" -p data_dir "$data" -p out_dir "$runs" \
+    -p smoke "$(py_bool $smoke)"
+
 stage "check the submission (src/score.py --check-submission)"
 python src/score.py --check-submission "$out" --data "$data"
 

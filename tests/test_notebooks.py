@@ -169,3 +169,26 @@ def test_train_notebook_stays_compact(trained: dict) -> None:
     text = "".join(o.text for o in outputs(nb, "stream"))
     assert "it/s" not in text and "step/s" not in text and "\r" not in text
     assert len(text.splitlines()) < 120, len(text.splitlines())
+
+
+def test_predict_notebook_maps_a_mosaic(trained: dict, demo_dir: Path) -> None:
+    import subprocess
+
+    out = trained["tmp"] / "subs-map" / "blend.csv"
+    done = subprocess.run(
+        [sys.executable, "src/blend.py", "--oof-dir", str(trained["oof_dir"]), "--labels",
+         str(demo_dir / "train_labels.csv"), "--trials", "5", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    runs = trained["tmp"] / "map-runs"
+    nb = execute(
+        "predict.ipynb", trained["tmp"] / "predict.ipynb", submission=str(out.with_suffix(".json")),
+        data_dir=str(demo_dir), top_left=1, rows=2, cols=2, out_dir=str(runs), smoke=True,
+    )  # fmt: skip
+    assert not outputs(nb, "error")
+    assert n_figures(nb) == 1
+    assert (runs / "map.tif").is_file() and (runs / "mosaic.tif").is_file()
+    import pandas as pd
+
+    assert len(pd.read_csv(runs / "cells.csv")) == 4

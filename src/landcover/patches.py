@@ -12,7 +12,7 @@ import numpy as np
 
 from .errors import DataError
 from .tables import read_ids
-from .tiff import read_image
+from .tiff import read_image, write_scene
 
 
 def find_patches(source: str | os.PathLike[str]) -> tuple[Path, np.ndarray]:
@@ -59,3 +59,27 @@ def iter_patches(
             size = size or image.shape[1:]
             images.append(image)
         yield part, np.stack(images)
+
+
+def mosaic_ids(top_left: int, rows: int, cols: int, row_width: int) -> np.ndarray:
+    """(rows, cols) ids of neighbouring tiles: id + 1 is the tile to the right, id + row_width
+    the tile below (45 in the official data)."""
+    return top_left + row_width * np.arange(rows)[:, None] + np.arange(cols)[None, :]
+
+
+def write_mosaic(
+    folder: Path,
+    ids: np.ndarray,
+    out: str | os.PathLike[str],
+    *,
+    origin: tuple[float, float] = (500_000.0, 5_000_000.0),
+    pixel: float = 10.0,
+    crs: str = "EPSG:32631",
+) -> Path:
+    """Stitch the patches ``ids`` (rows, cols) of ``folder`` into one GeoTIFF with a made-up
+    UTM georeference (10 m pixels, like Sentinel-2's bands B2, B3, B4, B8)."""
+    from rasterio.transform import from_origin
+
+    grid = [[read_image(folder / f"{i}.tif", int(i)) for i in row] for row in ids.tolist()]
+    scene = np.block(grid)
+    return write_scene(out, scene, crs, from_origin(*origin, pixel, pixel))

@@ -192,3 +192,21 @@ def finish_cog(work: Path, out: Path) -> None:
             BLOCKSIZE=512,
             OVERVIEW_RESAMPLING="NEAREST",
         )
+
+
+def write_scene(path: str | os.PathLike[str], array: np.ndarray, crs: str, transform) -> Path:
+    """A (bands, H, W) array as a georeferenced, compressed GeoTIFF (atomically)."""
+    profile = {
+        "driver": "GTiff",
+        "width": array.shape[2],
+        "height": array.shape[1],
+        "count": array.shape[0],
+        "dtype": array.dtype.name,
+        "crs": crs,
+        "transform": transform,
+        "compress": "deflate",
+        "tiled": True,
+    }
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(array)
+    return Path(path)
