@@ -1,11 +1,17 @@
-"""Train one experiment with k-fold CV and write its OOF and test predictions.
+"""Train experiments with k-fold CV and write their OOF and test predictions.
 
     python src/train.py --config configs/models/unet_resnet18.yaml --data DIR [--profile sample-cpu]
     python src/train.py --config unet_resnet18 --data DIR --set train.epochs=3 --folds 0,1
+    python src/train.py --config a,b,c --data DIR --engine ray [--address auto]
+    torchrun --standalone --nproc_per_node 2 src/train.py --config unet_resnet18 --data DIR
     python src/train.py --check --profile sample-cpu      # validate the profile's experiments
 
 Re-running resumes an interrupted experiment and skips a complete one (``--force`` redoes it).
-The same function runs inside notebooks/train.ipynb.
+Folds of one experiment may run in separate processes at once (``--folds``). ``--engine ray``
+runs every (experiment, fold) as a Ray task on a local cluster or a running one (``--address``)
+and assembles each experiment in this process. Under torchrun the ranks train each fold
+together (one model, the global batch split between them). The same fold loop runs inside
+notebooks/train.ipynb.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from landcover import distributed
 from landcover.cache import prepare_data
 from landcover.config import load_config, load_profile
 from landcover.errors import ConfigError, cli_errors
 from landcover.experiment import experiment_state, run_experiment
+from landcover.fold_plan import plan_for
 from landcover.members import member_for
 from landcover.runtime import resolve_device
 
@@ -25,7 +33,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--config", help="configs/models/<exp>.yaml or <exp>")
+    parser.add_argument("--config", help="configs/models/<exp>.yaml or <exp>, or a,b,c")
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: one experiment after another in this process; ray: fold tasks on Ray",
+    )
+    parser.add_argument(
+        "--address", help="Ray cluster to join (auto, host:port; default: start one)"
+    )
     parser.add_argument("--data", help="data folder in the official layout")
     parser.add_argument("--profile", help="configs/profiles/<name>.yaml overrides")
     parser.add_argument(
@@ -89,18 +106,47 @@ def main(argv: list[str] | None = None) -> None:
         print(check_experiments(args.check, args.profile, args.set, args.smoke))
         return
     folds = parse_folds(args.folds)
-    config = load_config(args.config, profile=args.profile, overrides=args.set, smoke=args.smoke)
-    member_for(config).check()  # a bad model or unavailable weights fail before any data work
-    resolve_device(config["run"]["device"])
+    names = [n.strip() for n in args.config.split(",") if n.strip()]
+    configs = [
+        load_config(n, profile=args.profile, overrides=args.set, smoke=args.smoke) for n in names
+    ]
+    for config in configs:  # a bad model or unavailable weights fail before any data work
+        member_for(config).check()
+        resolve_device(config["run"]["device"])
+    if distributed.launched():
+        if args.engine != "local" or args.status:
+            raise ConfigError("under torchrun, train.py trains (--engine local, no --status)")
+        if any(not member_for(c).is_network for c in configs):
+            raise ConfigError("torchrun trains networks; run the LightGBM member without it")
+        device = distributed.init(resolve_device(configs[0]["run"]["device"]).type)
+    else:
+        device = None
+    if distributed.is_writer():  # the cache and the fold plans are made once, by rank 0
+        data = prepare_data(args.data, cache_dir=args.cache_dir)
+        for config in configs:
+            plan_for(data, config["data"])
+    distributed.barrier()
     data = prepare_data(args.data, cache_dir=args.cache_dir)
     if args.status:
-        print(experiment_state(Path(args.oof_dir), config, data))
+        for config in configs:
+            print(experiment_state(Path(args.oof_dir), config, data))
         return
-    exp_dir = run_experiment(
-        config, data, oof_dir=args.oof_dir, folds_to_run=folds, force=args.force
-    )
-    if exp_dir is not None:
-        print(exp_dir)
+    if args.engine == "ray":
+        if folds is not None:
+            raise ConfigError("--engine ray runs every fold; --folds is for the local engine")
+        from landcover.ray_engine import run_on_ray
+
+        written = run_on_ray(configs, data, args.oof_dir, address=args.address, force=args.force)
+        for path in written.values():
+            if path is not None:
+                print(path)
+        return
+    for config in configs:
+        exp_dir = run_experiment(
+            config, data, oof_dir=args.oof_dir, folds_to_run=folds, force=args.force, device=device
+        )
+        if exp_dir is not None and distributed.is_writer():
+            print(exp_dir)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from typing import Any
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` if the block succeeds."""
+    _only_the_writer(path)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -44,6 +45,7 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
 @contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a fresh temporary directory; it replaces ``path`` (if any) only on success."""
+    _only_the_writer(path)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
@@ -60,3 +62,11 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _only_the_writer(path: str | os.PathLike[str]) -> None:
+    """In a distributed job only rank 0 writes: any other rank writing is a bug, stopped here."""
+    from . import distributed
+
+    if not distributed.is_writer():
+        raise RuntimeError(f"rank {distributed.rank()} tried to write {path}: only rank 0 writes")

@@ -222,7 +222,22 @@ def config_differences(trained: dict, current: dict, prefix: str = "") -> list[s
     return differ
 
 
+def _hash(value: object) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def config_hash(config: dict) -> str:
-    """Hash of what determines training results (not where it runs or what folds are shown)."""
-    relevant = {k: v for k, v in config.items() if k not in NOT_RESULTS}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+    """Hash of what determines the results (not where it runs or what folds are shown)."""
+    return _hash({k: v for k, v in config.items() if k not in NOT_RESULTS})
+
+
+PREDICTION = "predict"  # how trained fold models predict: a change re-predicts, never retrains
+
+
+def training_hash(config: dict) -> str:
+    """Hash of what determines the trained fold models (not how they then predict)."""
+    return _hash({k: v for k, v in config.items() if k not in (*NOT_RESULTS, PREDICTION)})
+
+
+def prediction_hash(config: dict) -> str:
+    return _hash(config[PREDICTION])

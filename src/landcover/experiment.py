@@ -1,39 +1,45 @@
 """The one fold loop: train every fold of an experiment, assemble OOF and test predictions.
 
-Work in progress lives in ``<oof_dir>/.work/<exp>/`` (per-fold checkpoints, histories,
-predictions), so an interrupted run resumes where it stopped. When every fold is done the
-experiment is written to ``<oof_dir>/<exp>/`` atomically; an experiment already complete for
-the same data and config is skipped unless forced.
+Each fold works in ``<oof_dir>/.work/<exp>/fold<k>/`` and in nothing else: its key (data,
+fold plan, training config) says what it belongs to, and a fold whose key differs is reset
+on its own, so folds of one experiment can run at once in separate processes (``--folds``,
+Ray tasks) and resume where they stopped. Whoever finds every fold done assembles
+``<oof_dir>/<exp>/`` atomically, under a lock. Changing only the ``predict`` settings of a
+trained experiment re-predicts it from its fold models, without retraining.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .artifacts import is_complete, read_json, read_yaml_mapping, write_experiment
+from . import distributed
+from .artifacts import is_complete, read_json, read_yaml_mapping
+from .assemble import assemble, repredict
 from .atomic import write_json
 from .cache import PreparedData
-from .config import config_differences, config_hash
+from .config import PREDICTION, config_differences, prediction_hash, training_hash
 from .errors import ConfigError
 from .fold_plan import FoldPlan, plan_for
 from .members import FoldData, member_for
 from .metric import kl_divergence
 from .progress import Reporter
-from .provenance import provenance
 from .runtime import resolve_device
-from .tables import Proportions
 from .trainer import write_history
 
 
 def experiment_state(oof_dir: Path, config: dict, data: PreparedData) -> str:
-    """'complete' (same data, fold plan and config), 'stale' (complete but different) or
-    'absent'."""
+    """'complete' (same data, fold plan and config), 'repredict' (only ``predict`` settings
+    differ: re-predicted from the fold models), 'stale' (trained otherwise) or 'absent'."""
     exp_dir = Path(oof_dir) / config["experiment"]
     if not is_complete(exp_dir):
         return "absent"
@@ -43,23 +49,51 @@ def experiment_state(oof_dir: Path, config: dict, data: PreparedData) -> str:
         meta.get("data_fingerprint") == data.fingerprint
         and meta.get("fold_plan") == plan_for(data, config["data"]).fingerprint()
     )
-    return "complete" if same and not config_differences(trained, config) else "stale"
+    differ = config_differences(trained, config)
+    if not same or any(not d.startswith(f"{PREDICTION}.") for d in differ):
+        return "stale"
+    return "repredict" if differ else "complete"
 
 
-def _work_dir(oof_dir: Path, config: dict, data: PreparedData, plan: FoldPlan) -> Path:
-    """A work directory for this exact data, plan and config; other work is discarded."""
-    work = Path(oof_dir) / ".work" / config["experiment"]
-    key = {
+def fold_key(config: dict, data: PreparedData, plan: FoldPlan) -> dict:
+    return {
         "data_fingerprint": data.fingerprint,
         "fold_plan": plan.fingerprint(),
-        "config_hash": config_hash(config),
+        "training": training_hash(config),
     }
-    key_file = work / "key.json"
-    if work.exists() and (not key_file.is_file() or json.loads(key_file.read_text()) != key):
-        shutil.rmtree(work)
-    work.mkdir(parents=True, exist_ok=True)
-    write_json(key_file, key)
-    return work
+
+
+def _fold_dir(work: Path, fold: int, key: dict, force: bool) -> Path:
+    """This fold's directory, reset if it holds other work (or ``force``): nobody else's."""
+    fold_dir = work / f"fold{fold}"
+    key_file = fold_dir / "key.json"
+    if distributed.is_writer():
+        stale = fold_dir.exists() and (
+            force or not key_file.is_file() or json.loads(key_file.read_text()) != key
+        )
+        if stale:
+            shutil.rmtree(fold_dir)
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        write_json(key_file, key)
+    distributed.barrier()
+    return fold_dir
+
+
+def _fail_once(config: dict, fold: int) -> Callable[[dict], None] | None:
+    """Fault injection for tests of retry and resume: with LANDCOVER_FAIL_ONCE=<dir>, a fold
+    fails after its first epoch, once (a marker file in <dir> remembers)."""
+    folder = os.environ.get("LANDCOVER_FAIL_ONCE")
+    if not folder:
+        return None
+    marker = Path(folder) / f"{config['experiment']}.fold{fold}.rank{distributed.rank()}"
+
+    def check(row: dict) -> None:
+        if row["epoch"] == 1 and not marker.exists():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text("failed once\n")
+            raise RuntimeError(f"injected failure after epoch 1 ({marker})")
+
+    return check
 
 
 def run_fold(
@@ -67,17 +101,18 @@ def run_fold(
     data: PreparedData,
     plan: FoldPlan,
     fold: int,
-    work: Path,
+    fold_dir: Path,
     device: torch.device,
     reporter: Reporter | None = None,
 ) -> dict:
-    """Train fold ``fold`` (resuming if possible) and save its val and test predictions."""
-    fold_dir = work / f"fold{fold}"
+    """Train fold ``fold`` (resuming if possible) unless trained, then predict its validation
+    rows and the test set unless done with these ``predict`` settings."""
     done = fold_dir / "done.json"
-    if done.is_file():
+    wanted = prediction_hash(config)
+    if done.is_file() and json.loads(done.read_text()).get("prediction") == wanted:
         return json.loads(done.read_text())
-    fold_dir.mkdir(parents=True, exist_ok=True)
     member = member_for(config)
+    hooks = [h for h in (reporter and reporter.epoch, _fail_once(config, fold)) if h]
     fold_data = FoldData(
         data.train_images,
         data.train_masks,
@@ -85,32 +120,75 @@ def run_fold(
         plan.train_rows(fold),
         plan.val_rows(fold),
         desc=f"fold {fold}",
-        on_epoch=None if reporter is None else reporter.epoch,
+        on_epoch=(lambda row: [hook(row) for hook in hooks]) if hooks else None,
     )
     if reporter is not None:
         reporter.start_fold(fold)
-    result = member.fit_fold(fold_data, fold_dir, device, seed=config["seed"] * 1000 + fold)
-    write_history(fold_dir / "history.csv", result.history)
+    started = time.time()
+    trained = fold_dir / "trained.json"
+    val = None
+    if not trained.is_file():
+        result = member.fit_fold(fold_data, fold_dir, device, seed=config["seed"] * 1000 + fold)
+        val = result.val
+        if distributed.is_writer():
+            write_history(fold_dir / "history.csv", result.history)
+            write_json(trained, {"history": result.history, "extra": result.extra})
+        distributed.barrier()
+    record = json.loads(trained.read_text())
     model = member.load(fold_dir, device)
-    val = result.val
-    if val is None:
-        val = model.predict_proportions(data.train_images, fold_data.val_rows, desc="val")
-    test_rows = np.arange(len(data.test_ids))
-    test = model.predict_proportions(data.test_images, test_rows, desc="test")
-    np.save(fold_dir / "val.npy", val)
-    np.save(fold_dir / "test.npy", test)
-    history = result.history
+    val = _predict(model, data.train_images, fold_data.val_rows, "val") if val is None else val
+    test = _predict(model, data.test_images, np.arange(len(data.test_ids)), "test")
+    history = record["history"]
     best = min(history, key=lambda row: row["val_kl"])
     summary = {
         "fold": fold,
         "kl": kl_divergence(data.labels[fold_data.val_rows], val),
         "best_epoch": best["epoch"],
         "epochs_run": len(history),
-        **result.extra,
+        **record["extra"],
         "train_seconds": round(sum(row["seconds"] for row in history), 1),
+        "prediction": wanted,
+        "world_size": distributed.world(),
+        "started": started,
+        "finished": time.time(),
     }
-    write_json(done, summary)  # last: the fold counts as done only now
+    if distributed.is_writer():
+        np.save(fold_dir / "val.npy", val)
+        np.save(fold_dir / "test.npy", test)
+        write_json(done, summary)  # last: the fold counts as done only now
+    distributed.barrier()
     return summary
+
+
+def _predict(model, images: np.ndarray, rows: np.ndarray, desc: str) -> np.ndarray:
+    """Predictions of ``rows``, shared out between the ranks of a distributed job."""
+    mine = model.predict_proportions(images, distributed.my_rows(rows), desc=desc)
+    return distributed.gather_rows(mine, len(rows))
+
+
+@contextmanager
+def assembly_lock(oof_dir: Path, name: str) -> Iterator[None]:
+    """One assembler at a time per experiment, whichever process gets there."""
+    path = Path(oof_dir) / ".work" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def folds_done(work: Path, n_folds: int, key: dict, prediction: str) -> list[int]:
+    """The folds whose work is done for this key and these ``predict`` settings."""
+    ok = []
+    for k in range(n_folds):
+        fold_dir = work / f"fold{k}"
+        key_file, done = fold_dir / "key.json", fold_dir / "done.json"
+        if key_file.is_file() and done.is_file() and json.loads(key_file.read_text()) == key:
+            if json.loads(done.read_text()).get("prediction") == prediction:
+                ok.append(k)
+    return ok
 
 
 def run_experiment(
@@ -121,6 +199,7 @@ def run_experiment(
     folds_to_run: list[int] | None = None,
     force: bool = False,
     log: Callable[[str], None] = print,
+    device: torch.device | None = None,
 ) -> Path | None:
     """Train the experiment's folds; returns the experiment directory once all folds are done."""
     oof_dir = Path(oof_dir)
@@ -130,75 +209,52 @@ def run_experiment(
     if state == "complete" and not force:
         log(f"{name}: already complete for this data and config, skipped ({exp_dir})")
         return exp_dir
-    if force:
-        shutil.rmtree(oof_dir / ".work" / name, ignore_errors=True)
     member_for(config).check()  # fail now, not after data work, on a bad model or weights
-    plan = plan_for(data, config["data"])
     if config["run"]["threads"]:
         torch.set_num_threads(config["run"]["threads"])
-    device = resolve_device(config["run"]["device"])
-    work = _work_dir(oof_dir, config, data, plan)
-    n_folds = plan.n_folds
-    wanted = list(range(n_folds)) if folds_to_run is None else list(folds_to_run)
-    if not set(wanted) <= set(range(n_folds)):
+    device = device or resolve_device(config["run"]["device"])
+    if state == "repredict" and not force:
+        log(f"{name}: trained; only its predict settings changed: re-predicting, no training")
+        if distributed.is_writer():
+            with assembly_lock(oof_dir, name):
+                repredict(config, data, exp_dir, device)
+        distributed.barrier()
+        return exp_dir
+    plan = plan_for(data, config["data"])
+    key, work = fold_key(config, data, plan), oof_dir / ".work" / name
+    wanted = list(range(plan.n_folds)) if folds_to_run is None else list(folds_to_run)
+    if not set(wanted) <= set(range(plan.n_folds)):
         raise ConfigError(
-            f"{name}: folds {sorted(set(wanted) - set(range(n_folds)))} do not exist; the fold "
-            f"plan ({plan.path.name}) has folds 0..{n_folds - 1}"
+            f"{name}: folds {sorted(set(wanted) - set(range(plan.n_folds)))} do not exist; "
+            f"the fold plan ({plan.path.name}) has folds 0..{plan.n_folds - 1}"
         )
-    reporter = Reporter(name, wanted, n_folds, config["train"]["epochs"])
+    reporter = Reporter(name, wanted, plan.n_folds, config["train"]["epochs"])
     for fold in wanted:
-        log(reporter.fold(run_fold(config, data, plan, fold, work, device, reporter)))
-    missing = [k for k in range(n_folds) if not (work / f"fold{k}" / "done.json").is_file()]
-    if missing:
-        log(f"{name}: folds {missing} not trained yet; the experiment is not written")
-        return None
-    return _assemble(config, data, plan, work, exp_dir, device)
+        fold_dir = _fold_dir(work, fold, key, force)
+        log(reporter.fold(run_fold(config, data, plan, fold, fold_dir, device, reporter)))
+    return finish(config, data, plan, oof_dir, device, log)
 
 
-def _assemble(
+def finish(
     config: dict,
     data: PreparedData,
     plan: FoldPlan,
-    work: Path,
-    exp_dir: Path,
+    oof_dir: Path,
     device: torch.device,
-) -> Path:
-    n_folds, member = plan.n_folds, member_for(config)
-    oof = np.zeros_like(data.labels)
-    test_folds = np.stack([np.load(work / f"fold{k}" / "test.npy") for k in range(n_folds)])
-    fold_kl, extra = {}, {}
-    for k in range(n_folds):
-        fold_dir = work / f"fold{k}"
-        rows = plan.val_rows(k)
-        oof[rows] = np.load(fold_dir / "val.npy")
-        fold_kl[str(k)] = kl_divergence(data.labels[rows], oof[rows])
-        for name in ("history.csv", "done.json", *member.kept_files):
-            if (fold_dir / name).is_file():
-                extra[f"folds/fold{k}/{name}"] = fold_dir / name
-    scores = {"oof_kl": kl_divergence(data.labels, oof), "fold_kl": fold_kl}
-    meta = {
-        "name": config["experiment"],
-        "data_fingerprint": data.fingerprint,
-        "config_hash": config_hash(config),
-        "seed": config["seed"],
-        "labels_path": data.manifest["y_train"],
-        "data_dir": data.manifest["data_dir"],
-        "patch_size": data.size,
-        "folds_file": str(plan.path),
-        "fold_plan": plan.fingerprint(),
-        "fold_scheme": plan.scheme,
-        "device": str(device),
-        **provenance(),
-    }
-    write_experiment(
-        exp_dir,
-        oof=Proportions(data.train_ids, oof, plan.folds),
-        test=Proportions(data.test_ids, test_folds.mean(axis=0)),
-        test_folds=test_folds,
-        meta=meta,
-        config=config,
-        scores=scores,
-        extra=extra,
-    )
-    shutil.rmtree(work, ignore_errors=True)
-    return exp_dir
+    log: Callable[[str], None] = print,
+) -> Path | None:
+    """Assemble the experiment if every fold is done (once, whoever calls it first)."""
+    name, exp_dir = config["experiment"], Path(oof_dir) / config["experiment"]
+    work, key = Path(oof_dir) / ".work" / name, fold_key(config, data, plan)
+    done = folds_done(work, plan.n_folds, key, prediction_hash(config))
+    missing = sorted(set(range(plan.n_folds)) - set(done))
+    if missing:
+        log(f"{name}: folds {missing} not trained yet; the experiment is not written")
+        return None
+    if distributed.is_writer():
+        with assembly_lock(oof_dir, name):
+            if folds_done(work, plan.n_folds, key, prediction_hash(config)) == done:
+                assemble(config, data, plan, work, exp_dir, device)
+                shutil.rmtree(work, ignore_errors=True)
+    distributed.barrier()
+    return exp_dir if is_complete(exp_dir) else None

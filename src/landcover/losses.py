@@ -57,24 +57,41 @@ def class_weights(masks: np.ndarray, mode: str, rows: np.ndarray | None = None) 
 
 
 def segmentation_ce(
-    logits: torch.Tensor, masks: torch.Tensor, weights: torch.Tensor, smoothing: float = 0.0
+    logits: torch.Tensor,
+    masks: torch.Tensor,
+    weights: torch.Tensor,
+    smoothing: float = 0.0,
+    total_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Weighted pixel cross-entropy, averaged over the weight of the pixels in the batch (a batch
-    of only cloud pixels gives 0, not NaN)."""
+    of only cloud pixels gives 0, not NaN); ``total_weight``: of the global batch instead."""
     per_pixel = F.cross_entropy(logits.float(), masks, reduction="none", label_smoothing=smoothing)
     w = weights.to(logits.device)[masks]
-    return (per_pixel * w).sum() / w.sum().clamp_min(1.0)
+    return (per_pixel * w).sum() / (w.sum() if total_weight is None else total_weight).clamp_min(
+        1.0
+    )
 
 
 def total_loss(
-    logits: torch.Tensor, batch: dict, loss_cfg: dict, weights: torch.Tensor
+    logits: torch.Tensor,
+    batch: dict,
+    loss_cfg: dict,
+    weights: torch.Tensor,
+    global_batch: dict | None = None,
 ) -> torch.Tensor:
+    """The training loss of a batch. ``global_batch`` (a distributed job: ``batch`` is this
+    rank's slice of it): normalise by the whole batch's pixel weight and sample count, so the
+    ranks' losses add up to the loss of the whole batch."""
     loss = logits.new_zeros((), dtype=torch.float32)
     if loss_cfg["ce_weight"] and logits.ndim == 4:
+        total = None
+        if global_batch is not None:
+            total = weights.to(logits.device)[global_batch["mask"]].sum()
         loss = loss + loss_cfg["ce_weight"] * segmentation_ce(
-            logits, batch["mask"], weights, loss_cfg["label_smoothing"]
+            logits, batch["mask"], weights, loss_cfg["label_smoothing"], total
         )
     if loss_cfg["kl_weight"]:
-        kl = kl_loss(batch["target"], soft_proportions(logits)).mean().float()
-        loss = loss + loss_cfg["kl_weight"] * kl
+        kl = kl_loss(batch["target"], soft_proportions(logits))
+        kl = kl.mean() if global_batch is None else kl.sum() / len(global_batch["target"])
+        loss = loss + loss_cfg["kl_weight"] * kl.float()
     return loss

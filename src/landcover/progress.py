@@ -56,6 +56,10 @@ class Reporter:
         self.fold_started = self.started
 
     def _write(self, text: str) -> None:
+        from . import distributed
+
+        if not distributed.is_writer():  # one line per epoch, not one per process
+            return
         stream = terminal()
         stream.write(text + "\n")
         stream.flush()

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import distributed
 from .atomic import atomic_path
 from .batches import training_batches, upload
 from .inference import center_crop, predict_modes
@@ -59,10 +60,18 @@ def train_step(
     device: torch.device,
 ) -> torch.Tensor:
     """One optimisation step on a batch from ``batches.py``; returns the loss (on the device,
-    detached: reading it would wait for the GPU)."""
+    detached: reading it would wait for the GPU).
+
+    In a distributed job every rank holds the same global batch and trains on its slice; the
+    loss is normalised by the whole batch and multiplied by the world size, so the gradient
+    DistributedDataParallel averages is the gradient of the whole batch's loss."""
+    world, global_batch = distributed.world(), None
+    if world > 1:
+        global_batch = batch
+        batch = {k: v[distributed.rank() :: world] for k, v in batch.items()}
     with autocast(device, config["run"]):
         logits = model(to_layout(batch["image"], device, config["run"]))
-    loss = total_loss(logits, batch, config["loss"], weights)
+    loss = total_loss(logits, batch, config["loss"], weights, global_batch) * world
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if config["train"]["grad_clip"]:
@@ -88,12 +97,23 @@ def fit(
     on_epoch: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """Train ``model`` (built, on ``device``) on ``train_rows``, validate on ``val_rows`` each
-    epoch; returns the history. ``seed`` seeds the batches (the caller seeds model init)."""
+    epoch; returns the history. ``seed`` seeds the batches (the caller seeds model init).
+
+    Under torchrun the ranks train one model together (DistributedDataParallel; SyncBatchNorm
+    on GPUs): every rank draws the same global batch and trains on its slice, validation rows
+    are shared out and gathered so every rank sees the same scores, and rank 0 writes."""
     work.mkdir(parents=True, exist_ok=True)
     tcfg = config["train"]
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input sizes: pick the fastest kernels
-    optimizer = build_optimizer(config, model)
+    net, world = model, distributed.world()
+    if world > 1:
+        if device.type == "cuda":
+            net = torch.nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        model = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    optimizer = build_optimizer(config, net)
     batches = training_batches(config, images, masks, train_rows, normalizer, device, seed=seed)
     steps = tcfg["steps_per_epoch"] or len(batches)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -114,7 +134,7 @@ def fit(
     last = work / "last.pt"
     if last.is_file():
         state = torch.load(last, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
+        net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history, best_kl, start_epoch = state["history"], state["best_kl"], state["epoch"] + 1
@@ -137,11 +157,14 @@ def fit(
             loss_sum += train_step(model, batch, optimizer, config, weights, device)
             scheduler.step()
             if not steps_bar.disable and (step % 20 == 0 or step == steps):
-                steps_bar.set_postfix(loss=f"{loss_sum.item() / step:.4f}")
+                steps_bar.set_postfix(loss=f"{loss_sum.item() / step / world:.4f}")
+        if world > 1:  # each rank holds world x its share of the batch loss
+            torch.distributed.all_reduce(loss_sum)
+        loss_sum /= world
         val = predict_modes(
-            model,
+            net,
             val_images,
-            val_index,
+            distributed.my_rows(val_index),
             normalizer,
             config,
             device,
@@ -149,6 +172,7 @@ def fit(
             modes=("hard", "soft") if config["predict"]["mode"] == "hard" else ("soft",),
             crop=tcfg["val_crop"],
         )
+        val = {mode: distributed.gather_rows(v, len(val_index)) for mode, v in val.items()}
         val_kl = kl_divergence(val_target, val[config["predict"]["mode"]])
         val_soft = kl_divergence(val_target, val["soft"])
         history.append(
@@ -161,30 +185,40 @@ def fit(
                 "seconds": round(time.perf_counter() - started, 2),
             }
         )
-        if val_kl < best_kl:
-            best_kl = val_kl
-            with atomic_path(work / "best.pt") as tmp:
-                torch.save(model.state_dict(), tmp)
-        with atomic_path(last) as tmp:
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "epoch": epoch,
-                    "history": history,
-                    "best_kl": best_kl,
-                    "torch_rng": torch.get_rng_state(),
-                    "batch_rng": batches.state(),
-                },
-                tmp,
-            )
-        write_history(work / "history.csv", history)
+        improved = val_kl < best_kl
+        best_kl = min(best_kl, val_kl)
+        if distributed.is_writer():
+            _save_epoch(work, net, optimizer, scheduler, batches, history, epoch, best_kl, improved)
+        distributed.barrier()
         if on_epoch is not None:
             on_epoch(history[-1])
-    with atomic_path(work / "final.pt") as tmp:
-        torch.save(model.state_dict(), tmp)
+    if distributed.is_writer():
+        with atomic_path(work / "final.pt") as tmp:
+            torch.save(net.state_dict(), tmp)
+    distributed.barrier()
     return history
+
+
+def _save_epoch(work, net, optimizer, scheduler, batches, history, epoch, best_kl, improved):
+    """After an epoch: ``best.pt`` if it improved, ``last.pt`` (to resume), the history."""
+    if improved:
+        with atomic_path(work / "best.pt") as tmp:
+            torch.save(net.state_dict(), tmp)
+    with atomic_path(work / "last.pt") as tmp:
+        torch.save(
+            {
+                "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "history": history,
+                "best_kl": best_kl,
+                "torch_rng": torch.get_rng_state(),
+                "batch_rng": batches.state(),
+            },
+            tmp,
+        )
+    write_history(work / "history.csv", history)
 
 
 def selected_checkpoint(config: dict, work: Path) -> Path:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import distributed
 from ..atomic import atomic_path, write_json
 from ..errors import ConfigError
 from ..inference import predict_masks, predict_probabilities, predict_proportions
@@ -90,7 +91,10 @@ class NetworkMember(Member):
         normalizer = fit_normalizer(
             fold.train_images, fold.train_rows, log=self.config["normalize"]["log"], seed=seed
         )
-        write_json(work / "normalizer.json", normalizer.to_dict())
+        if distributed.is_writer():
+            write_json(work / "normalizer.json", normalizer.to_dict())
+        history_file = work / "history.csv"  # epochs done before an interruption, if any
+        resumed = len(history_file.read_text().splitlines()) - 1 if history_file.is_file() else 0
         seed_everything(seed)  # model init, then the training loop's draws
         history = fit(
             self.config,
@@ -113,10 +117,12 @@ class NetworkMember(Member):
             if chosen.name == "best.pt"
             else (work / "best.pt", "best_epoch.pt")
         )
-        for source, target in ((chosen, "model.pt"), (other, name)):
-            with atomic_path(work / target) as tmp:
-                shutil.copyfile(source, tmp)
-        return FitResult(history)
+        if distributed.is_writer():
+            for source, target in ((chosen, "model.pt"), (other, name)):
+                with atomic_path(work / target) as tmp:
+                    shutil.copyfile(source, tmp)
+        distributed.barrier()
+        return FitResult(history, extra={"resumed_after_epoch": resumed})
 
     def load(
         self, fold_dir: Path, device: torch.device, weights: str = "model.pt"
