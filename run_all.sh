@@ -8,13 +8,17 @@
 #
 # Options: --experiments a,b (default: the profile's), --force (redo finished experiments),
 # --trials N (blend, default 200), --set KEY=VALUE (a config override for every experiment,
-# repeatable: --set data.buffer_rows=0), --smoke (tiny demo, 1-epoch models: what CI runs).
+# repeatable: --set data.buffer_rows=0), --smoke (tiny demo, 1-epoch models: what CI runs),
+# --engine ray [--address auto|host:port] (every fold a Ray task; default: local, in turn),
+# --cpu-beside / --no-cpu-beside (CPU-only members train beside the networks; default: on
+# when the networks train on a GPU).
 # Demo artifacts go to oof/demo, submissions/demo and notebooks/runs/demo; real runs to oof/,
 # submissions/ and notebooks/runs/. The last line printed is the submission's path.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 data="" profile="" experiments="" force=false smoke=false trials=200 sets=()
+engine=local address="" beside=auto
 value() {  # the value of option $1, which must follow it
     [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || {
         echo "run_all.sh: error: option $1 needs a value (see --help)" >&2; exit 2; }
@@ -26,16 +30,20 @@ while [[ $# -gt 0 ]]; do
         --experiments) value "$@"; experiments="$2"; shift 2 ;;
         --trials) value "$@"; trials="$2"; shift 2 ;;
         --set) value "$@"; sets+=("$2"); shift 2 ;;
+        --engine) value "$@"; engine="$2"; shift 2 ;;
+        --address) value "$@"; address="$2"; shift 2 ;;
+        --cpu-beside) beside=true; shift ;;
+        --no-cpu-beside) beside=false; shift ;;
         --force) force=true; shift ;;
         --smoke) smoke=true; shift ;;
-        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run_all.sh: error: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
 
 py_bool() { if "$1"; then echo True; else echo False; fi; }  # papermill reads True/False
 
-started=$SECONDS
+started=$SECONDS start_time=$(date +%s)
 current_stage="setup"
 stage() {
     current_stage="$1"
@@ -46,6 +54,8 @@ trap 'echo "run_all.sh: FAILED at stage: $current_stage (after $((SECONDS - star
 stage "environment (.venv)"
 source src/ensure_venv.sh
 
+[[ "$engine" == local || "$engine" == ray ]] || {
+    echo "run_all.sh: error: --engine must be local or ray, got '$engine'" >&2; exit 2; }
 [[ "$trials" =~ ^[1-9][0-9]*$ ]] || {
     echo "run_all.sh: error: --trials must be a positive integer, got '$trials'" >&2; exit 2; }
 if [[ -n "$data" && ! -d "$data" ]]; then
@@ -57,8 +67,13 @@ smoke_flag=()
 $smoke && smoke_flag=(--smoke)
 
 stage "check the profile and the experiments' configs"
-experiments="$(python src/train.py --check "$experiments" --profile "$profile" \
+checked="$(python src/train.py --check "$experiments" --profile "$profile" \
     ${smoke_flag[@]+"${smoke_flag[@]}"} ${sets[@]+--set "${sets[@]}"})"
+experiments="$(sed -n 1p <<< "$checked")" cpu_members="$(sed -n 2p <<< "$checked")"
+if [[ "$beside" == auto ]]; then
+    beside=false
+    [[ "$(sed -n 3p <<< "$checked")" == cuda && "$engine" == local ]] && beside=true
+fi
 
 if [[ -z "$data" ]]; then
     workspace="demo"
@@ -96,22 +111,58 @@ if [[ ! -f "$runs/eda.ipynb" ]] || $force; then
         -p data_dir "$data" -p smoke "$(py_bool $smoke)"
 fi
 
-IFS=',' read -ra names <<< "$experiments"
-for name in "${names[@]}"; do
-    current_stage="train $name (status check)"
-    state="$(python src/train.py --config "$name" --data "$data" --profile "$profile" \
-        --oof-dir "$oof_dir" ${smoke_flag[@]+"${smoke_flag[@]}"} ${sets[@]+--set "${sets[@]}"} \
-        --status | tail -1)"
-    if [[ "$state" == "complete" ]] && ! $force; then
-        stage "train $name: already complete for this data and config, skipped"
-        continue
-    fi
-    stage "train $name (notebooks/train.ipynb -> $runs/$name.ipynb)"
-    papermill --log-level ERROR notebooks/train.ipynb "$runs/$name.ipynb" \
-        -p experiment "$name" -p data_dir "$data" -p profile "$profile" \
+notebook() {  # run notebooks/train.ipynb for one experiment (it trains, or shows it if done)
+    papermill --log-level ERROR notebooks/train.ipynb "$runs/$1.ipynb" \
+        -p experiment "$1" -p data_dir "$data" -p profile "$profile" \
         -p oof_dir "$oof_dir" -p smoke "$(py_bool $smoke)" -p force "$(py_bool $force)" \
         -p overrides "${sets[*]+${sets[*]}}"
-done
+}
+complete() {  # whether experiment $1 is already complete for this data and config
+    [[ "$(python src/train.py --config "$1" --data "$data" --profile "$profile" \
+        --oof-dir "$oof_dir" ${smoke_flag[@]+"${smoke_flag[@]}"} \
+        ${sets[@]+--set "${sets[@]}"} --status | tail -1)" == complete ]] && ! $force
+}
+train() {  # train experiment $1 through its notebook, unless complete
+    current_stage="train $1 (status check)"
+    if complete "$1"; then
+        stage "train $1: already complete for this data and config, skipped"
+    else
+        stage "train $1 (notebooks/train.ipynb -> $runs/$1.ipynb)"
+        notebook "$1"
+    fi
+}
+IFS=',' read -ra names <<< "$experiments"
+IFS=',' read -ra beside_names <<< "$($beside && echo "$cpu_members")"
+if [[ "$engine" == ray ]]; then
+    fresh=()
+    for name in "${names[@]}"; do complete "$name" || fresh+=("$name"); done
+    stage "train every fold as a Ray task (src/train.py --engine ray${address:+ --address $address})"
+    force_flag=()
+    $force && force_flag=(--force)
+    python src/train.py --config "$experiments" --engine ray ${address:+--address "$address"} \
+        --data "$data" --profile "$profile" --oof-dir "$oof_dir" \
+        ${smoke_flag[@]+"${smoke_flag[@]}"} ${force_flag[@]+"${force_flag[@]}"} \
+        ${sets[@]+--set "${sets[@]}"}
+    for name in ${fresh[@]+"${fresh[@]}"}; do
+        stage "show $name (notebooks/train.ipynb -> $runs/$name.ipynb)"
+        notebook "$name"
+    done
+else
+    pids=() jobs=()
+    for name in ${beside_names[@]+"${beside_names[@]}"}; do  # CPU-only members, in the background
+        stage "train $name beside the GPU experiments (log: $runs/$name.log)"
+        ( train "$name"; date +%s > "$runs/.$name.finished" ) > "$runs/$name.log" 2>&1 &
+        pids+=($!) jobs+=("$name")
+    done
+    for name in "${names[@]}"; do
+        [[ " ${jobs[*]-} " == *" $name "* ]] || train "$name"
+    done
+    for i in "${!pids[@]}"; do
+        current_stage="train ${jobs[$i]} beside the GPU experiments (log: $runs/${jobs[$i]}.log)"
+        wait "${pids[$i]}"
+        stage "${jobs[$i]} (beside) finished at $(( $(cat "$runs/.${jobs[$i]}.finished") - start_time )) s"
+    done
+fi
 
 stage "blend the experiments (src/blend.py)"
 out="$submissions/blend-$(date -u +%Y%m%d-%H%M%S).csv"

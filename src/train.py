@@ -86,17 +86,24 @@ def parse_folds(text: str | None) -> list[int] | None:
 
 
 def check_experiments(names: str, profile: str | None, overrides: list[str], smoke: bool) -> str:
-    """Every named experiment (default: the profile's) resolves, builds, and can run here."""
+    """Every named experiment (default: the profile's) resolves, builds, and can run here.
+    Prints three lines: all of them; the CPU-only ones (LightGBM); the networks' device."""
     chosen = [n.strip() for n in names.split(",") if n.strip()] or load_profile(profile)[
         "experiments"
     ]
     if not chosen:
         raise ConfigError(f"profile {profile!r} lists no experiments; pass --check a,b")
+    cpu_only, devices = [], set()
     for name in chosen:
         config = load_config(name, profile=profile, overrides=overrides, smoke=smoke)
-        member_for(config).check()
-        resolve_device(config["run"]["device"])
-    return ",".join(chosen)
+        member = member_for(config)
+        member.check()
+        device = resolve_device(config["run"]["device"])
+        if member.is_network:
+            devices.add(device.type)
+        else:
+            cpu_only.append(name)
+    return "\n".join([",".join(chosen), ",".join(cpu_only), "cuda" if "cuda" in devices else "cpu"])
 
 
 @cli_errors

@@ -78,3 +78,35 @@ def test_differences_ignore_new_settings_and_where_it_runs():
     assert config_differences(trained, current) == []
     changed = load_config("unet_resnet18", overrides=["train.lr=0.01", "model.arch=FPN"])
     assert config_differences(trained, changed) == ["model.arch", "train.lr"]
+
+
+def _leaves(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(_leaves(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+@pytest.mark.parametrize(
+    "profile", sorted(p.stem for p in (CONFIG_DIR / "profiles").glob("*.yaml"))
+)
+def test_what_a_model_file_fixes_survives_every_profile(profile: str):
+    """The official recipe stays the yardstick: under any profile, every setting a model file
+    makes (benchmark_unet: argmax counts, one view, no jitter...) is what the experiment gets,
+    unless the profile names that experiment in experiment_overrides."""
+    from landcover.config import load_profile, read_yaml
+
+    named = load_profile(profile)["experiment_overrides"]
+    for path in sorted((CONFIG_DIR / "models").glob("*.yaml")):
+        config = _leaves(
+            load_config(path.stem, profile=profile, overrides={"run": {"device": "cpu"}})
+        )
+        exempt = _leaves(named.get(path.stem) or {})
+        for key, value in _leaves(read_yaml(path)).items():
+            if key not in exempt:
+                assert config[key] == value, (profile, path.stem, key)
+    bench = load_config("benchmark_unet", profile=profile, overrides={"run": {"device": "cpu"}})
+    assert bench["predict"] == {**bench["predict"], "mode": "hard", "tta": 1}

@@ -262,3 +262,35 @@ def test_select_best_and_last_predict_with_different_weights(demo_data, tmp_path
     )
     with pytest.raises(ConfigError, match=r"needs train\.select: best"):
         load_config("unet_regnety_002", overrides=["train.early_stopping=3"])
+
+
+def test_new_predict_settings_repredict_without_training(demo_data, tmp_path: Path, monkeypatch):
+    """Changing only how a finished experiment predicts (TTA views) re-predicts OOF and test
+    from its fold models: nothing is trained, the OOF changes, the experiment is rewritten."""
+    from landcover import experiment
+    from landcover.members import network
+
+    config = load_config(
+        "unet_regnety_002", profile="demo", overrides={**SMOKE, "predict": {"tta": 1}}
+    )
+    exp_dir = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
+    before = load_experiment(exp_dir)
+    weights = (exp_dir / "folds" / "fold0" / "model.pt").read_bytes()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(network, "fit", no_training)
+    more_views = load_config(
+        "unet_regnety_002", profile="demo", overrides={**SMOKE, "predict": {"tta": 4}}
+    )
+    assert experiment.experiment_state(tmp_path, more_views, demo_data) == "repredict"
+    messages = []
+    assert run_experiment(more_views, demo_data, oof_dir=tmp_path, log=messages.append) == exp_dir
+    assert "re-predicting" in messages[0]
+    after = load_experiment(exp_dir)
+    assert after.config["predict"]["tta"] == 4
+    assert not np.allclose(after.oof.values, before.oof.values)
+    assert (exp_dir / "folds" / "fold0" / "model.pt").read_bytes() == weights
+    assert experiment.experiment_state(tmp_path, more_views, demo_data) == "complete"
+    assert after.scores["oof_kl"] != before.scores["oof_kl"]

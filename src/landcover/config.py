@@ -137,6 +137,7 @@ def data_settings(profile: str | None = None, overrides: list[str] | None = None
 SMOKE_OVERRIDES = {
     "train": {"epochs": 1, "steps_per_epoch": 2},
     "predict": {"tta": 1},
+    "gbm": {"n_estimators": 20},
     "run": {"threads": 1},
 }
 
@@ -148,14 +149,18 @@ def load_config(
     overrides: list[str] | dict | None = None,
     smoke: bool = False,
 ) -> dict:
-    """Resolve an experiment config: base <- model file <- profile <- overrides <- smoke."""
-    base_path = CONFIG_DIR / "base.yaml"
-    config = read_yaml(base_path)
-    model_path = model_config_path(model)
-    config = merge(config, read_yaml(model_path), where=str(model_path))
+    """Resolve an experiment config: base <- profile <- model file <- the profile's overrides
+    for this experiment <- command-line overrides <- smoke.
+
+    What a model file fixes (the benchmark recipe's argmax counting and single view, say)
+    survives every profile: a profile changes it only by naming the experiment in
+    ``experiment_overrides``."""
+    config = read_yaml(CONFIG_DIR / "base.yaml")
     prof = load_profile(profile)
     if prof["overrides"]:
         config = merge(config, prof["overrides"], where=prof["path"])
+    model_path = model_config_path(model)
+    config = merge(config, read_yaml(model_path), where=str(model_path))
     own = prof["experiment_overrides"].get(model_path.stem)
     if own:
         config = merge(config, own, where=f"{prof['path']} ({model_path.stem})")

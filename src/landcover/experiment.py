@@ -81,9 +81,11 @@ def _fold_dir(work: Path, fold: int, key: dict, force: bool) -> Path:
 
 def _fail_once(config: dict, fold: int) -> Callable[[dict], None] | None:
     """Fault injection for tests of retry and resume: with LANDCOVER_FAIL_ONCE=<dir>, a fold
-    fails after its first epoch, once (a marker file in <dir> remembers)."""
+    fails after its first epoch (or its training, without epochs), once: a marker file in
+    <dir> remembers. LANDCOVER_FAIL_EXPERIMENT=<name> limits it to one experiment."""
     folder = os.environ.get("LANDCOVER_FAIL_ONCE")
-    if not folder:
+    only = os.environ.get("LANDCOVER_FAIL_EXPERIMENT")
+    if not folder or (only and only != config["experiment"]):
         return None
     marker = Path(folder) / f"{config['experiment']}.fold{fold}.rank{distributed.rank()}"
 
@@ -112,7 +114,8 @@ def run_fold(
     if done.is_file() and json.loads(done.read_text()).get("prediction") == wanted:
         return json.loads(done.read_text())
     member = member_for(config)
-    hooks = [h for h in (reporter and reporter.epoch, _fail_once(config, fold)) if h]
+    fail_once = _fail_once(config, fold)
+    hooks = [h for h in (reporter and reporter.epoch, fail_once) if h]
     fold_data = FoldData(
         data.train_images,
         data.train_masks,
@@ -129,6 +132,8 @@ def run_fold(
     val = None
     if not trained.is_file():
         result = member.fit_fold(fold_data, fold_dir, device, seed=config["seed"] * 1000 + fold)
+        if fail_once is not None:  # members without epochs fail here
+            fail_once({"epoch": 1})
         val = result.val
         if distributed.is_writer():
             write_history(fold_dir / "history.csv", result.history)
