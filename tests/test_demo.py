@@ -140,3 +140,21 @@ def test_cli(tmp_path: Path) -> None:
     )
     assert bad.returncode == 2
     assert len(bad.stderr.strip().splitlines()) == 1 and "size" in bad.stderr
+
+
+def test_large_dataset_is_in_the_official_layout(tmp_path: Path) -> None:
+    """The full-size generator (here at a tiny size): official-style ids, labels that are
+    the masks' pixel fractions, a grid.json of the row width, and it prepares."""
+    from landcover.cache import prepare_data
+    from landcover.demo_large import make_large_dataset, official_ids
+
+    train, test = official_ids(18491, 5043)
+    assert (len(train), len(test)) == (18491, 5043) and test.min() == 10087
+    assert set(test.tolist()) == set(range(10087, 13449)) | set(range(16811, 18492))
+    out = make_large_dataset(tmp_path / "large", 60, 0, 32, row_width=12, workers=2, pool_rows=2)
+    data = prepare_data(out, cache_dir=tmp_path / "cache", workers=2)
+    assert data.train_ids.tolist() == list(range(1, 61)) and data.row_width == 12
+    masks = np.asarray(data.train_masks)
+    fractions = np.stack([np.bincount(m.ravel(), minlength=10) / m.size for m in masks])
+    np.testing.assert_allclose(fractions, data.labels)
+    assert not data.manifest["labels_disagreeing_with_masks"]
