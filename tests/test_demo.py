@@ -151,7 +151,7 @@ def test_large_dataset_is_in_the_official_layout(tmp_path: Path) -> None:
     train, test = official_ids(18491, 5043)
     assert (len(train), len(test)) == (18491, 5043) and test.min() == 10087
     assert set(test.tolist()) == set(range(10087, 13449)) | set(range(16811, 18492))
-    out = make_large_dataset(tmp_path / "large", 60, 0, 32, row_width=12, workers=2, pool_rows=2)
+    out = make_large_dataset(tmp_path / "large", 60, 6, 32, row_width=12, workers=2, pool_rows=2)
     data = prepare_data(out, cache_dir=tmp_path / "cache", workers=2)
     assert data.train_ids.tolist() == list(range(1, 61)) and data.row_width == 12
     masks = np.asarray(data.train_masks)
