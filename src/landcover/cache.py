@@ -104,18 +104,34 @@ def _check_files(layout: DataLayout, train_ids: np.ndarray, test_ids: np.ndarray
 
 def _read_split(
     ids: np.ndarray,
-    out: np.ndarray,
+    path: Path,
+    dtype: type,
+    shape: tuple[int, ...],
     read_one: Callable[[int], np.ndarray],
     hasher: Any,
     desc: str,
     workers: int,
+    check: Callable[[int, np.ndarray], None] | None = None,
 ) -> None:
-    # GDAL releases the GIL while decoding, so threads overlap file reads and decompression.
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = pool.map(read_one, ids.tolist())
-        for i, array in enumerate(bar(results, total=len(ids), desc=desc, unit="patch")):
-            out[i] = array
-            hasher.update(array.tobytes())
+    """Read every id's array (threads: GDAL releases the GIL while decoding) and append it to
+    an .npy file, in order. A bounded number of reads is in flight and the file is written,
+    not memory-mapped, so memory stays at a few chunks whatever the dataset's size."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+              "shape": (len(ids), *shape)}  # fmt: skip
+    chunk = 32 * workers
+    with path.open("wb") as out, ThreadPoolExecutor(max_workers=workers) as pool:
+        np.lib.format.write_array_header_1_0(out, header)
+        progress = bar(total=len(ids), desc=desc, unit="patch")
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk].tolist()
+            for sample_id, array in zip(part, pool.map(read_one, part), strict=True):
+                data = np.ascontiguousarray(array, dtype=dtype).tobytes()
+                out.write(data)
+                hasher.update(data)
+                if check is not None:
+                    check(sample_id, array)
+            progress.update(len(part))
+        progress.close()
 
 
 def build_cache(
@@ -145,45 +161,45 @@ def build_cache(
     hasher = hashlib.blake2b(digest_size=16)
     hasher.update(train_ids.tobytes() + test_ids.tobytes() + labels.tobytes())
     with atomic_dir(cache_dir) as tmp:
-        arrays = {
-            "train_images": np.lib.format.open_memmap(
-                tmp / "train_images.npy", "w+", np.uint16, (len(train_ids), N_BANDS, *size)
-            ),
-            "train_masks": np.lib.format.open_memmap(
-                tmp / "train_masks.npy", "w+", np.uint8, (len(train_ids), *size)
-            ),
-            "test_images": np.lib.format.open_memmap(
-                tmp / "test_images.npy", "w+", np.uint16, (len(test_ids), N_BANDS, *size)
-            ),
-        }
         _read_split(
             train_ids,
-            arrays["train_images"],
+            tmp / "train_images.npy",
+            np.uint16,
+            (N_BANDS, *size),
             lambda i: read_image(layout.image_path("train", i), i, size),
             hasher,
             "train images",
             workers,
         )
+        mismatched: list[int] = []
+        label_of = dict(zip(train_ids.tolist(), labels, strict=True))
+
+        def check_mask(sample_id: int, mask: np.ndarray) -> None:
+            counts = np.bincount(mask.ravel(), minlength=N_CLASSES) / mask.size
+            if np.abs(counts - label_of[sample_id]).max() > LABEL_TOLERANCE:
+                mismatched.append(sample_id)
+
         _read_split(
             train_ids,
-            arrays["train_masks"],
+            tmp / "train_masks.npy",
+            np.uint8,
+            tuple(size),
             lambda i: read_mask(layout.mask_path(i), i, size),
             hasher,
             "train masks",
             workers,
+            check_mask,
         )
         _read_split(
             test_ids,
-            arrays["test_images"],
+            tmp / "test_images.npy",
+            np.uint16,
+            (N_BANDS, *size),
             lambda i: read_image(layout.image_path("test", i), i, size),
             hasher,
             "test images",
             workers,
         )
-        mismatched = _label_mismatches(arrays["train_masks"], labels, train_ids)
-        for array in arrays.values():
-            array.flush()
-        del arrays
         np.save(tmp / "train_ids.npy", train_ids)
         np.save(tmp / "test_ids.npy", test_ids)
         np.save(tmp / "labels.npy", labels)
@@ -208,16 +224,6 @@ def build_cache(
 def _rows_for(table: Proportions, ids: np.ndarray) -> np.ndarray:
     index = {sample_id: row for row, sample_id in enumerate(table.ids.tolist())}
     return table.values[[index[i] for i in ids.tolist()]]
-
-
-def _label_mismatches(masks: np.ndarray, labels: np.ndarray, ids: np.ndarray) -> list[int]:
-    """Ids whose label row is not the pixel fraction of its mask (reported, not fatal)."""
-    bad = []
-    for i in range(len(ids)):
-        counts = np.bincount(masks[i].ravel(), minlength=N_CLASSES) / masks[i].size
-        if np.abs(counts - labels[i]).max() > LABEL_TOLERANCE:
-            bad.append(int(ids[i]))
-    return bad
 
 
 def load_cache(cache_dir: str | os.PathLike[str], layout: DataLayout) -> PreparedData:

@@ -22,7 +22,13 @@ def terminal() -> TextIO:
     return sys.__stderr__ or sys.stderr
 
 
-def bar(iterable: Iterable, *, desc: str | None, total: int | None = None, unit: str = "it"):
+def bar(
+    iterable: Iterable | None = None,
+    *,
+    desc: str | None,
+    total: int | None = None,
+    unit: str = "it",
+):
     """A step bar on the terminal, shown only when it is one (and when ``desc`` is given)."""
     return tqdm(
         iterable,
