@@ -13,8 +13,13 @@ if [[ ! -x .venv/bin/python || ! -f "$venv_stamp" || "$(cat "$venv_stamp")" != "
 fi
 export PATH="$PWD/.venv/bin:$PATH"  # papermill's python3 kernel then runs the venv's python
 export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::UserWarning}"
-# OpenMP threads that spin while waiting make a busy 2-core machine many times slower
-export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+# OpenMP threads spin while they wait for work (ACTIVE): on a small machine whose cores are
+# shared (2-4: a laptop, this project's CI) the spinning starves the other threads and makes
+# torch and LightGBM several times slower, so they wait passively there; on a big machine the
+# spinning is what keeps many cores busy between parallel regions, so it is left alone.
+if [[ -z "${OMP_WAIT_POLICY:-}" && "$(nproc)" -le 4 ]]; then
+    export OMP_WAIT_POLICY=PASSIVE
+fi
 # Notebook kernels (papermill) read this IPython profile: the kernel's "running over TCP
 # without encryption" warning concerns a local kernel that only papermill talks to, and is
 # silenced at its source; output written to the kernel's own stderr (progress.py) reaches the

@@ -7,7 +7,7 @@ from landcover.batches import TensorBatches, crop_and_turn, upload
 from landcover.inference import network_inputs, predict_modes
 from landcover.pixels import Normalizer, d4_views, mask_proportions, pixels_to_tensor
 
-AUGMENT = {"d4": True, "gain": 0.05, "offset": 0.02}
+AUGMENT = {"d4": True, "gain": 0.05, "offset": 0.02, "haze": 0.0, "gamma": 0.0, "season": 0.0}
 IDENTITY = Normalizer(mean=[0.0] * 4, std=[1.0] * 4, log=False)
 
 
@@ -158,3 +158,32 @@ def test_prediction_from_patches_on_the_device_equals_prediction_from_the_cache(
     for mode in ("hard", "soft"):
         np.testing.assert_array_equal(from_cache[mode], from_device[mode])
     assert not np.allclose(from_cache["soft"][0], from_cache["soft"][1])
+
+
+def test_reflectance_augmentations_are_physical_and_seeded():
+    """Haze pulls every band toward a bluish airlight, the season lowers NIR and raises red,
+    gamma bends reflectances; draws come from the batch generator, so they repeat by seed."""
+    from landcover.augment import AIRLIGHT, draw_augment, reflectance_augment
+
+    augment = {**AUGMENT, "gain": 0.0, "offset": 0.0, "haze": 0.3, "gamma": 0.1, "season": 0.2}
+    draws = [draw_augment(torch.Generator().manual_seed(3), 6, (0, 0), 4, augment) for _ in "ab"]
+    assert all(
+        torch.equal(draws[0].radiometry[k], draws[1].radiometry[k]) for k in draws[0].radiometry
+    )
+    x = torch.full((6, 4, 2, 2), 500.0)
+    only = {k: draws[0].radiometry[k] for k in ("haze",)}
+    hazy = reflectance_augment(only)(x)
+    t = only["haze"][:, None, None, None]
+    torch.testing.assert_close(hazy, (1 - t) * x + t * torch.tensor(AIRLIGHT).view(1, 4, 1, 1))
+    season = reflectance_augment({"season": draws[0].radiometry["season"]})(x)
+    assert (season[:, 3] <= 500).all() and (season[:, 2] >= 500).all()
+    assert reflectance_augment({}) is None
+
+
+def test_per_image_normaliser_takes_out_brightness():
+    images = np.random.default_rng(0).integers(200, 3000, size=(2, 4, 16, 16), dtype=np.uint16)
+    norm = Normalizer(mean=[0.0] * 4, std=[1.0] * 4, log=True, per_image=True)
+    brighter = np.clip(images.astype(np.float64) * 1.3, 0, 65535).astype(np.uint16)
+    a, b = norm(pixels_to_tensor(images)), norm(pixels_to_tensor(brighter))
+    torch.testing.assert_close(a.mean(dim=(2, 3)), torch.zeros(2, 4), atol=1e-4, rtol=0)
+    torch.testing.assert_close(a, b, atol=0.05, rtol=0)  # a gain is an offset of the logs

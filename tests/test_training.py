@@ -294,3 +294,22 @@ def test_new_predict_settings_repredict_without_training(demo_data, tmp_path: Pa
     assert (exp_dir / "folds" / "fold0" / "model.pt").read_bytes() == weights
     assert experiment.experiment_state(tmp_path, more_views, demo_data) == "complete"
     assert after.scores["oof_kl"] != before.scores["oof_kl"]
+
+
+def test_ema_weights_validate_save_and_resume(demo_data, tmp_path: Path):
+    """train.ema: the moving average is what validates and is kept (final.pt); the raw
+    weights train on; both are in last.pt, so a resumed run continues the average."""
+    import torch
+
+    config = load_config(
+        "unet_regnety_002",
+        profile="demo",
+        overrides={**SMOKE, "train": {**SMOKE["train"], "ema": 0.5}},
+    )
+    config["data"]["n_folds"] = 3
+    run_experiment(config, demo_data, oof_dir=tmp_path, folds_to_run=[0], log=lambda _: None)
+    fold = tmp_path / ".work" / "unet_regnety_002" / "fold0"
+    state = torch.load(fold / "last.pt", weights_only=False)
+    final = torch.load(fold / "final.pt", weights_only=True)
+    assert all(torch.equal(final[k], state["ema"][k]) for k in final)
+    assert any(not torch.equal(final[k], state["model"][k]) for k in final)

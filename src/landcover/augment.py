@@ -4,7 +4,8 @@ is applied on the training device (``batches.py`` calls both).
 To add an augmentation: give it a key (0 = off) in the ``augment`` section of
 ``configs/base.yaml``, draw its per-sample parameters in ``draw_augment`` from the batch's
 generator (append new draws after the existing ones, so that runs without it keep their
-numbers), and apply them in ``apply_augment`` to the normalised (B, C, h, w) batch. Geometry
+numbers), and apply them in ``reflectance_augment`` (physical changes of the reflectances,
+before normalisation) or ``apply_augment`` (the normalised (B, C, h, w) batch). Geometry
 (crop window, D4 view) is drawn here too and applied by the gather in ``batches.py``; the mask
 follows it, radiometry leaves the mask alone.
 """
@@ -44,7 +45,39 @@ def draw_augment(
     radiometry = {}
     if augment["gain"] or augment["offset"]:  # per-band log-gain and offset, standard normal
         radiometry["jitter"] = torch.randn(n, 2, channels, generator=g)
+    if augment["haze"]:
+        radiometry["haze"] = torch.rand(n, generator=g) * augment["haze"]
+    if augment["gamma"]:
+        radiometry["gamma"] = torch.exp(augment["gamma"] * torch.randn(n, generator=g))
+    if augment["season"]:
+        radiometry["season"] = torch.rand(n, generator=g) * augment["season"]
     return Draws(top, left, views, radiometry)
+
+
+AIRLIGHT = (1800.0, 1600.0, 1500.0, 1400.0)  # haze reflectance x 1e4: brightest in blue (B,G,R,N)
+
+
+def reflectance_augment(radiometry: dict):
+    """The augmentations applied to float reflectances (x 1e4) before normalisation, or None
+    when none is drawn (the normaliser then runs as at prediction)."""
+    physical = {k: radiometry[k] for k in ("haze", "gamma", "season") if k in radiometry}
+    if not physical:
+        return None
+
+    def apply(x: torch.Tensor) -> torch.Tensor:
+        if "season" in physical:  # senescence: less NIR, more red
+            u = physical["season"][:, None, None]
+            x = torch.stack([x[:, 0], x[:, 1], x[:, 2] * (1 + u), x[:, 3] * (1 - u)], dim=1)
+        if "gamma" in physical:
+            g = physical["gamma"][:, None, None, None]
+            x = 1e4 * (x.clamp_min(1) / 1e4) ** g
+        if "haze" in physical:
+            t = physical["haze"][:, None, None, None]
+            air = x.new_tensor(AIRLIGHT).view(1, -1, 1, 1)
+            x = (1 - t) * x + t * air
+        return x
+
+    return apply
 
 
 def apply_augment(image: torch.Tensor, radiometry: dict, augment: dict) -> torch.Tensor:

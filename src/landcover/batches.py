@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .augment import apply_augment, draw_augment
+from .augment import apply_augment, draw_augment, reflectance_augment
 from .errors import ConfigError
 from .pixels import Normalizer, batch_proportions, pixels_to_tensor
 
@@ -129,7 +129,8 @@ class TensorBatches:
         geometry = torch.stack([samples, draws.top, draws.left, draws.views])
         samples, top, left, views = self._to_device(geometry)
         pixels, crops = crop_and_turn(images, masks, samples, top, left, self.size, views)
-        image = apply_augment(self.normalizer(pixels), radiometry, self.augment)
+        physical = reflectance_augment(radiometry)
+        image = apply_augment(self.normalizer(pixels, physical), radiometry, self.augment)
         return {"image": image, "mask": crops.long(), "target": batch_proportions(crops)}
 
     def _to_device(self, x: torch.Tensor) -> torch.Tensor:

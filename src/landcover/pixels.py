@@ -8,6 +8,7 @@ Reflectances are uint16; they travel to the device as int16 tensors holding the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,19 +28,33 @@ def pixels_to_tensor(images: np.ndarray) -> torch.Tensor:
 
 @dataclass
 class Normalizer:
-    """Per-band standardisation (optionally of log1p reflectance), fitted on training folds."""
+    """Per-band standardisation (optionally of log1p reflectance): with the statistics fitted
+    on the training folds, or (``per_image``) with each image's own, which takes out a scene's
+    overall brightness and contrast per band (haze, season, calibration) and keeps its texture.
+    """
 
     mean: list[float]
     std: list[float]
     log: bool
+    per_image: bool = False
     _on: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+    def __call__(
+        self,
+        pixels: torch.Tensor,
+        reflectance: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
         """(B, 4, H, W) int16 tensor from ``pixels_to_tensor`` -> float32, standardised per
-        band, on the tensor's device and in its memory format."""
+        band, on the tensor's device and in its memory format. ``reflectance`` (training
+        augmentation) transforms the float reflectances first."""
         x = (pixels.to(torch.int32) & 0xFFFF).float()
+        if reflectance is not None:
+            x = reflectance(x).clamp_min(0)
         if self.log:
             x = torch.log1p(x)
+        if self.per_image:
+            mean = x.mean(dim=(2, 3), keepdim=True)
+            return (x - mean) / x.std(dim=(2, 3), keepdim=True).clamp_min(1e-3)
         mean, std = self._stats(x.device)
         return (x - mean) / std
 
@@ -52,11 +67,17 @@ class Normalizer:
         return self._on[device]
 
     def to_dict(self) -> dict:
-        return {"mean": self.mean, "std": self.std, "log": self.log}
+        return {"mean": self.mean, "std": self.std, "log": self.log, "per_image": self.per_image}
 
 
 def fit_normalizer(
-    images: np.ndarray, indices: np.ndarray, *, log: bool, max_images: int = 512, seed: int = 0
+    images: np.ndarray,
+    indices: np.ndarray,
+    *,
+    log: bool,
+    max_images: int = 512,
+    seed: int = 0,
+    per_image: bool = False,
 ) -> Normalizer:
     """Band mean and std over (a seeded subsample of) the training images."""
     rng = np.random.default_rng(seed)
@@ -66,7 +87,7 @@ def fit_normalizer(
         x = np.log1p(x)
     mean = x.mean(axis=(0, 2, 3))
     std = x.std(axis=(0, 2, 3)) + 1e-6
-    return Normalizer(mean=mean.tolist(), std=std.tolist(), log=log)
+    return Normalizer(mean=mean.tolist(), std=std.tolist(), log=log, per_image=per_image)
 
 
 def mask_proportions(mask: np.ndarray) -> np.ndarray:

@@ -114,6 +114,12 @@ def fit(
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
     optimizer = build_optimizer(config, net)
+    ema = None
+    if tcfg["ema"]:  # the average validates, is saved and predicts; the raw weights train
+        from timm.utils import ModelEmaV3
+
+        ema = ModelEmaV3(net, decay=tcfg["ema"])
+    kept = net if ema is None else ema.module
     batches = training_batches(config, images, masks, train_rows, normalizer, device, seed=seed)
     steps = tcfg["steps_per_epoch"] or len(batches)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -135,6 +141,8 @@ def fit(
     if last.is_file():
         state = torch.load(last, map_location=device, weights_only=False)
         net.load_state_dict(state["model"])
+        if ema is not None:
+            ema.module.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         history, best_kl, start_epoch = state["history"], state["best_kl"], state["epoch"] + 1
@@ -156,13 +164,15 @@ def fit(
         for step, batch in steps_bar:
             loss_sum += train_step(model, batch, optimizer, config, weights, device)
             scheduler.step()
+            if ema is not None:
+                ema.update(net)
             if not steps_bar.disable and (step % 20 == 0 or step == steps):
                 steps_bar.set_postfix(loss=f"{loss_sum.item() / step / world:.4f}")
         if world > 1:  # each rank holds world x its share of the batch loss
             torch.distributed.all_reduce(loss_sum)
         loss_sum /= world
         val = predict_modes(
-            net,
+            kept,
             val_images,
             distributed.my_rows(val_index),
             normalizer,
@@ -188,22 +198,25 @@ def fit(
         improved = val_kl < best_kl
         best_kl = min(best_kl, val_kl)
         if distributed.is_writer():
-            _save_epoch(work, net, optimizer, scheduler, batches, history, epoch, best_kl, improved)
+            _save_epoch(
+                work, net, kept, optimizer, scheduler, batches, history, epoch, best_kl, improved
+            )
         distributed.barrier()
         if on_epoch is not None:
             on_epoch(history[-1])
     if distributed.is_writer():
         with atomic_path(work / "final.pt") as tmp:
-            torch.save(net.state_dict(), tmp)
+            torch.save(kept.state_dict(), tmp)
     distributed.barrier()
     return history
 
 
-def _save_epoch(work, net, optimizer, scheduler, batches, history, epoch, best_kl, improved):
-    """After an epoch: ``best.pt`` if it improved, ``last.pt`` (to resume), the history."""
+def _save_epoch(work, net, kept, optimizer, scheduler, batches, history, epoch, best_kl, improved):
+    """After an epoch: ``best.pt`` if it improved, ``last.pt`` (to resume), the history.
+    ``kept`` is the model that predicts: ``net``, or its moving average."""
     if improved:
         with atomic_path(work / "best.pt") as tmp:
-            torch.save(net.state_dict(), tmp)
+            torch.save(kept.state_dict(), tmp)
     with atomic_path(work / "last.pt") as tmp:
         torch.save(
             {
@@ -215,6 +228,7 @@ def _save_epoch(work, net, optimizer, scheduler, batches, history, epoch, best_k
                 "best_kl": best_kl,
                 "torch_rng": torch.get_rng_state(),
                 "batch_rng": batches.state(),
+                **({"ema": kept.state_dict()} if kept is not net else {}),
             },
             tmp,
         )

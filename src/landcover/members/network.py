@@ -88,8 +88,13 @@ class NetworkMember(Member):
         return model
 
     def fit_fold(self, fold: FoldData, work: Path, device: torch.device, seed: int) -> FitResult:
+        ncfg = self.config["normalize"]
         normalizer = fit_normalizer(
-            fold.train_images, fold.train_rows, log=self.config["normalize"]["log"], seed=seed
+            fold.train_images,
+            fold.train_rows,
+            log=ncfg["log"],
+            seed=seed,
+            per_image=ncfg["per_image"],
         )
         if distributed.is_writer():
             write_json(work / "normalizer.json", normalizer.to_dict())

@@ -2,10 +2,11 @@
 very different family from the networks (settings in the config's ``gbm`` section).
 
 Each pixel is described by its four log reflectances, three spectral indices and the local mean
-of the log bands at two scales (context a pixel alone lacks); a multiclass LightGBM learns the
-mask class from pixels sampled in the training folds. A patch's proportions are the mean of the
-per-pixel class probabilities over a regular grid (every ``predict_stride``-th pixel), the soft
-proportions of the networks computed the same way.
+of the log bands at two scales (``gbm_features.py``, computed once per dataset on every core); a
+multiclass LightGBM learns the mask class from pixels sampled in the training folds, on every
+core when ``run.threads`` is 0. A patch's proportions are the mean of the per-pixel class
+probabilities over a regular grid (every ``predict_stride``-th pixel), the soft proportions of
+the networks computed the same way.
 """
 
 from __future__ import annotations
@@ -15,60 +16,11 @@ from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
-from scipy.ndimage import uniform_filter
 
 from ..constants import N_CLASSES
 from ..metric import kl_divergence
 from .base import FitResult, FoldData, FoldModel, Member, register
-
-CONTEXT_SIZES = (5, 17)  # local-mean windows in pixels
-FEATURES = (
-    "log_b",
-    "log_g",
-    "log_r",
-    "log_nir",
-    "ndvi",
-    "ndwi",
-    "brightness",
-    *(f"mean{s}_{b}" for s in CONTEXT_SIZES for b in ("b", "g", "r", "nir")),
-)
-
-
-def pixel_features(images: np.ndarray, stride: int = 1) -> np.ndarray:
-    """(n, 4, H, W) uint16 -> (n, H//stride, W//stride, len(FEATURES)) float32."""
-    x = np.log1p(np.asarray(images, dtype=np.float32))
-    raw = np.asarray(images, dtype=np.float32)
-    green, red, nir = raw[:, 1], raw[:, 2], raw[:, 3]  # bands behave as B, G, R, NIR
-    ndvi = (nir - red) / (nir + red + 1.0)
-    ndwi = (green - nir) / (green + nir + 1.0)
-    bright = np.log1p(raw.mean(axis=1))
-    parts = [x[:, 0], x[:, 1], x[:, 2], x[:, 3], ndvi, ndwi, bright]
-    for size in CONTEXT_SIZES:
-        smooth = uniform_filter(x, size=(1, 1, size, size), mode="reflect")
-        parts += [smooth[:, 0], smooth[:, 1], smooth[:, 2], smooth[:, 3]]
-    feats = np.stack(parts, axis=-1)
-    offset = stride // 2
-    return np.ascontiguousarray(feats[:, offset::stride, offset::stride])
-
-
-def _sample_pixels(
-    images: np.ndarray,
-    masks: np.ndarray,
-    rows: np.ndarray,
-    per_image: int,
-    rng: np.random.Generator,
-    chunk: int = 64,
-) -> tuple[np.ndarray, np.ndarray]:
-    xs, ys = [], []
-    for start in range(0, len(rows), chunk):
-        batch = np.sort(rows[start : start + chunk])
-        feats = pixel_features(images[batch])
-        labels = np.asarray(masks[batch])
-        n, h, w, f = feats.shape
-        picks = rng.integers(0, h * w, size=(n, per_image))
-        xs.append(feats.reshape(n, h * w, f)[np.arange(n)[:, None], picks].reshape(-1, f))
-        ys.append(labels.reshape(n, h * w)[np.arange(n)[:, None], picks].reshape(-1))
-    return np.concatenate(xs), np.concatenate(ys)
+from .gbm_features import FEATURES, cores, pixel_features, strided_features, training_samples
 
 
 def predict_proportions(
@@ -79,17 +31,23 @@ def predict_proportions(
     stride: int,
     chunk: int = 64,
     num_iteration: int | None = None,
+    threads: int = 0,
 ) -> np.ndarray:
     """(len(rows), 10) mean per-pixel probabilities on a grid of every ``stride``-th pixel,
-    from the first ``num_iteration`` rounds (all by default)."""
+    from the first ``num_iteration`` rounds (all by default), on ``threads`` cores (0: all)."""
+    threads = threads or cores()
+    store = strided_features(images, stride, threads)
     out = np.zeros((len(rows), N_CLASSES))
     for start in range(0, len(rows), chunk):
         wanted = rows[start : start + chunk]
         ordered = np.sort(wanted)  # sorted reads are faster on a memmap
-        feats = pixel_features(images[ordered], stride)
+        if store is not None:
+            feats = np.asarray(store[ordered])
+        else:
+            feats = pixel_features(images[ordered], stride)
         n, h, w, f = feats.shape
         flat = feats.reshape(-1, f)
-        probs = booster.predict(flat, num_iteration=num_iteration)
+        probs = booster.predict(flat, num_iteration=num_iteration, num_threads=threads)
         probs = probs.reshape(n, h * w, -1).mean(axis=1)
         order = np.searchsorted(ordered, wanted)
         out[start : start + len(wanted), classes] = probs[order]
@@ -123,10 +81,16 @@ def fit_fold(
     proportions and a one-row history.
     """
     gcfg = config["gbm"]
-    rng = np.random.default_rng(seed)
+    threads = config["run"]["threads"] or cores()
     started = time.perf_counter()
-    x_train, y_train = _sample_pixels(images, masks, train_rows, gcfg["pixels_per_image"], rng)
-    x_val, y_val = _sample_pixels(images, masks, val_rows, gcfg["pixels_per_image"] // 4, rng)
+    x_all, y_all = training_samples(
+        images, masks, gcfg["pixels_per_image"], config["seed"], threads
+    )
+    x_train, y_train = (np.asarray(a[np.sort(train_rows)]) for a in (x_all, y_all))
+    x_val, y_val = (np.asarray(a[np.sort(val_rows)][:, ::4]) for a in (x_all, y_all))
+    n_features = x_all.shape[-1]
+    x_train, x_val = x_train.reshape(-1, n_features), x_val.reshape(-1, n_features)
+    y_train, y_val = y_train.reshape(-1), y_val.reshape(-1)
     classes = np.unique(y_train)  # sorted: searchsorted maps a label to its output index
     keep = np.isin(y_val, classes)  # a class absent from training cannot be scored
     params = {
@@ -141,7 +105,7 @@ def fit_fold(
         "lambda_l2": 1.0,
         "seed": seed,
         "deterministic": True,
-        "num_threads": config["run"]["threads"] or 2,
+        "num_threads": threads,
         "verbose": -1,
     }
     train_set = lgb.Dataset(x_train, np.searchsorted(classes, y_train), feature_name=list(FEATURES))
@@ -158,7 +122,9 @@ def fit_fold(
     work.mkdir(parents=True, exist_ok=True)
     booster.save_model(str(work / "model.txt"))
     np.save(work / "classes.npy", classes)
-    val = predict_proportions(booster, classes, images, val_rows, gcfg["predict_stride"])
+    val = predict_proportions(
+        booster, classes, images, val_rows, gcfg["predict_stride"], threads=threads
+    )
     val_kl = kl_divergence(labels[val_rows], val)
     history = [
         {
@@ -175,8 +141,8 @@ def fit_fold(
 
 
 class GbmFoldModel(FoldModel):
-    def __init__(self, booster: lgb.Booster, classes: np.ndarray, stride: int):
-        self.booster, self.classes, self.stride = booster, classes, stride
+    def __init__(self, booster: lgb.Booster, classes: np.ndarray, stride: int, threads: int = 0):
+        self.booster, self.classes, self.stride, self.threads = booster, classes, stride, threads
 
     def predict_proportions(
         self,
@@ -188,7 +154,13 @@ class GbmFoldModel(FoldModel):
     ) -> np.ndarray:
         """Proportions from all rounds, or the first ``num_iteration``."""
         return predict_proportions(
-            self.booster, self.classes, images, rows, self.stride, num_iteration=num_iteration
+            self.booster,
+            self.classes,
+            images,
+            rows,
+            self.stride,
+            num_iteration=num_iteration,
+            threads=self.threads,
         )
 
     def predict_masks(self, images: np.ndarray) -> np.ndarray:
@@ -223,4 +195,5 @@ class PixelGbmMember(Member):
     def load(self, fold_dir: Path, device=None) -> GbmFoldModel:
         booster = lgb.Booster(model_file=str(Path(fold_dir) / "model.txt"))
         classes = np.load(Path(fold_dir) / "classes.npy")
-        return GbmFoldModel(booster, classes, self.config["gbm"]["predict_stride"])
+        gcfg, threads = self.config["gbm"], self.config["run"]["threads"]
+        return GbmFoldModel(booster, classes, gcfg["predict_stride"], threads)

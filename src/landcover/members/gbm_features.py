@@ -1,0 +1,168 @@
+"""Per-pixel features for the LightGBM member, computed once per dataset on every core.
+
+Each pixel is described by its four log reflectances, three spectral indices and the local mean
+of the log bands at two scales (context a pixel alone lacks). Two stores are kept beside a
+prepared cache's arrays (``cache/<data>/gbm-*``), built on first use in parallel processes and
+then memory-mapped by every fold, experiment and re-run:
+
+- ``gbm-samples-v*-p<P>-s<seed>``: for every train patch, ``P`` pixels drawn with a generator
+  seeded by the patch's row and the seed, their features and classes. A fold trains on the
+  samples of its training rows: a patch's features are computed once, not once per fold.
+- ``gbm-features-v*-s<stride>``: the features of every ``stride``-th pixel of every patch
+  (validation and test proportions), the test set's computed once, not once per fold.
+
+Arrays that are not cache files (patches read by predict.py) get their features computed
+directly.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import uniform_filter
+
+VERSION = 1  # bump when the features change: stores of another version are not read
+CONTEXT_SIZES = (5, 17)  # local-mean windows in pixels
+FEATURES = (
+    "log_b",
+    "log_g",
+    "log_r",
+    "log_nir",
+    "ndvi",
+    "ndwi",
+    "brightness",
+    *(f"mean{s}_{b}" for s in CONTEXT_SIZES for b in ("b", "g", "r", "nir")),
+)
+CHUNK = 32  # patches per parallel job
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def pixel_features(images: np.ndarray, stride: int = 1) -> np.ndarray:
+    """(n, 4, H, W) uint16 -> (n, H//stride, W//stride, len(FEATURES)) float32."""
+    x = np.log1p(np.asarray(images, dtype=np.float32))
+    raw = np.asarray(images, dtype=np.float32)
+    green, red, nir = raw[:, 1], raw[:, 2], raw[:, 3]  # bands behave as B, G, R, NIR
+    ndvi = (nir - red) / (nir + red + 1.0)
+    ndwi = (green - nir) / (green + nir + 1.0)
+    bright = np.log1p(raw.mean(axis=1))
+    parts = [x[:, 0], x[:, 1], x[:, 2], x[:, 3], ndvi, ndwi, bright]
+    for size in CONTEXT_SIZES:
+        smooth = uniform_filter(x, size=(1, 1, size, size), mode="reflect")
+        parts += [smooth[:, 0], smooth[:, 1], smooth[:, 2], smooth[:, 3]]
+    feats = np.stack(parts, axis=-1)
+    offset = stride // 2
+    return np.ascontiguousarray(feats[:, offset::stride, offset::stride])
+
+
+def sample_picks(row: int, n_pixels: int, per_image: int, seed: int) -> np.ndarray:
+    """The pixels drawn from train patch ``row``: the same whatever the fold."""
+    return np.random.default_rng([seed, row]).integers(0, n_pixels, size=per_image)
+
+
+def _strided_job(args: tuple) -> np.ndarray:
+    filename, start, stop, stride = args
+    images = np.load(filename, mmap_mode="r")
+    return pixel_features(images[start:stop], stride)
+
+
+def _sample_job(args: tuple) -> tuple[np.ndarray, np.ndarray]:
+    images_file, masks_file, start, stop, per_image, seed = args
+    images = np.load(images_file, mmap_mode="r")[start:stop]
+    masks = np.asarray(np.load(masks_file, mmap_mode="r")[start:stop])
+    feats = pixel_features(images)
+    n, h, w, f = feats.shape
+    picks = np.stack([sample_picks(start + i, h * w, per_image, seed) for i in range(n)])
+    rows = np.arange(n)[:, None]
+    return feats.reshape(n, h * w, f)[rows, picks], masks.reshape(n, h * w)[rows, picks]
+
+
+def _build(
+    folder: Path,
+    names: tuple[str, ...],
+    n: int,
+    job: Callable,
+    args: Callable[[int, int], tuple],
+    workers: int,
+) -> None:
+    """Run ``job`` over chunks of ``n`` rows in ``workers`` processes and append its outputs to
+    .npy files ``names`` in ``folder``, once: a lock keeps a concurrent builder waiting, and
+    the files appear complete or not at all."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if all((folder / name).is_file() for name in names):
+            return
+        tmp = [folder / f".{name}.tmp" for name in names]
+        handles = [path.open("wb") for path in tmp]
+        try:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                jobs = [args(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
+                for i, out in enumerate(pool.map(job, jobs)):
+                    out = out if isinstance(out, tuple) else (out,)
+                    for handle, array in zip(handles, out, strict=True):
+                        if i == 0:
+                            header = {
+                                "descr": np.lib.format.dtype_to_descr(array.dtype),
+                                "fortran_order": False,
+                                "shape": (n, *array.shape[1:]),
+                            }
+                            np.lib.format.write_array_header_1_0(handle, header)
+                        handle.write(np.ascontiguousarray(array).tobytes())
+        finally:
+            for handle in handles:
+                handle.close()
+        for path, name in zip(tmp, names, strict=True):
+            path.replace(folder / name)
+
+
+def strided_features(images: np.ndarray, stride: int, workers: int) -> np.ndarray | None:
+    """Features of every ``stride``-th pixel of a cached image array (memory-mapped; built
+    once), or None when ``images`` is not a cache file."""
+    filename = getattr(images, "filename", None)
+    if filename is None or images.ndim != 4:
+        return None
+    source = Path(filename)
+    folder = source.parent / f"gbm-features-v{VERSION}-s{stride}"
+    name = source.name
+    _build(folder, (name,), len(images), _strided_job, lambda a, b: (source, a, b, stride), workers)
+    return np.load(folder / name, mmap_mode="r")
+
+
+def training_samples(
+    images: np.ndarray, masks: np.ndarray, per_image: int, seed: int, workers: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(n, per_image, features) and (n, per_image) classes of every train patch's drawn pixels:
+    memory-mapped stores beside a cache, or computed here for arrays in memory."""
+    filename = getattr(images, "filename", None)
+    if filename is None:
+        return _sample_job_arrays(images, masks, 0, per_image, seed)
+    source = Path(filename)
+    folder = source.parent / f"gbm-samples-v{VERSION}-p{per_image}-s{seed}"
+    names = ("x.npy", "y.npy")
+    masks_file = Path(masks.filename)
+    _build(
+        folder,
+        names,
+        len(images),
+        _sample_job,
+        lambda a, b: (source, masks_file, a, b, per_image, seed),
+        workers,
+    )
+    return np.load(folder / "x.npy", mmap_mode="r"), np.load(folder / "y.npy", mmap_mode="r")
+
+
+def _sample_job_arrays(images, masks, start, per_image, seed):
+    feats = pixel_features(np.asarray(images))
+    n, h, w, f = feats.shape
+    picks = np.stack([sample_picks(start + i, h * w, per_image, seed) for i in range(n)])
+    rows = np.arange(n)[:, None]
+    flat_masks = np.asarray(masks).reshape(n, h * w)
+    return feats.reshape(n, h * w, f)[rows, picks], flat_masks[rows, picks]
