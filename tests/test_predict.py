@@ -202,3 +202,18 @@ def test_an_interrupted_map_leaves_no_file(mapped: dict, monkeypatch):
                   "--probabilities", "--proportions", str(tmp / "cut.csv"))  # fmt: skip
     assert len(calls) == 4
     assert not [p.name for p in tmp.iterdir() if p.name.startswith(("cut", ".cut"))]
+
+
+def test_shifts_are_seeded_physical_changes():
+    from landcover.shift import SHIFTS, shifted
+
+    images = np.random.default_rng(0).integers(200, 3000, size=(3, 4, 8, 8), dtype=np.uint16)
+    ids = np.array([5, 6, 7])
+    for kind in SHIFTS:
+        a, b = shifted(images, ids, kind), shifted(images, ids, kind)
+        assert np.array_equal(a, b) and a.dtype == np.uint16
+    assert np.array_equal(shifted(images, ids, "none"), images)
+    season = shifted(images, ids, "season").astype(float)
+    assert (season[:, 3] < images[:, 3]).all() and (season[:, 2] > images[:, 2]).all()
+    haze = shifted(images, ids, "haze").astype(float)
+    assert np.abs(haze - 1600).mean() < np.abs(images.astype(float) - 1600).mean()

@@ -22,7 +22,7 @@ from torch import nn
 from .. import distributed
 from ..atomic import atomic_path, write_json
 from ..errors import ConfigError
-from ..inference import predict_masks, predict_probabilities, predict_proportions
+from ..inference import network_inputs, predict_masks, predict_probabilities, predict_proportions
 from ..pixels import Normalizer, fit_normalizer
 from ..runtime import seed_everything
 from ..trainer import fit, selected_checkpoint
@@ -57,6 +57,23 @@ class NetworkFoldModel(FoldModel):
     def predict_masks(self, images: np.ndarray) -> np.ndarray | None:
         tta = self.config["predict"]["tta"]
         return predict_masks(self.model, images, self.normalizer, self.config, self.device, tta)
+
+    @torch.no_grad()
+    def adapt_batchnorm(self, images: np.ndarray, batch: int = 16) -> bool:
+        """Re-estimate the BatchNorm statistics on ``images`` (the target region's patches, no
+        labels): transductive adaptation. False when the network has no BatchNorm."""
+        norms = [m for m in self.model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not norms:
+            return False
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None  # a cumulative average over every batch below
+            norm.train()
+        for start in range(0, len(images), batch):
+            pixels = np.asarray(images[start : start + batch])
+            self.model(network_inputs(pixels, self.normalizer, self.device, self.config))
+        self.model.eval()
+        return True
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
         tta = self.config["predict"]["tta"]

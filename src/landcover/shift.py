@@ -1,0 +1,85 @@
+"""The shift test: how members and the blend hold up when the radiometry of new ground differs
+from the training region's, measured on the spatial validation folds.
+
+Each change is applied to the validation patches (uint16 reflectance x 1e4), seeded by the
+sample id, and every fold model predicts the patches of its own validation fold, as for OOF.
+The ranges are those that separate a test region from a training one in Sentinel-2 L2A
+imagery: calibration and sun/view geometry (a per-band gain of up to 15%), residual path
+radiance after atmospheric correction (an offset of up to 0.03 reflectance), thin haze the
+cloud mask misses (10-30% of a bright, bluish layer), and another phase of the vegetation
+(NIR 10-25% lower, red 10-40% higher, as after harvest or in autumn).
+
+Transductive adaptation (``adapt``) plays the test set: the held-out fold's images (never its
+labels) re-estimate the networks' BatchNorm statistics before they predict it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .augment import AIRLIGHT
+
+SHIFTS: dict[str, str] = {
+    "none": "the patches as they are",
+    "gain": "per-band gain x U(0.85, 1.15)",
+    "offset": "per-band offset + U(0, 300) (0.03 reflectance)",
+    "haze": "haze: (1 - t) r + t A, t ~ U(0.1, 0.3), A = (1800, 1600, 1500, 1400)",
+    "season": "NIR x U(0.75, 0.9), red x U(1.1, 1.4)",
+    "combined": "gain, offset and haze at half their ranges",
+}
+
+
+def shifted(images: np.ndarray, ids: np.ndarray, kind: str) -> np.ndarray:
+    """``images`` (n, 4, H, W) uint16 under the change ``kind``, drawn per sample id."""
+    x = np.asarray(images, dtype=np.float64)
+    out = np.empty_like(x)
+    for i, sample_id in enumerate(np.asarray(ids).tolist()):
+        rng = np.random.default_rng([int(sample_id), len(kind), ord(kind[0])])
+        out[i] = _change(x[i], kind, rng)
+    return np.clip(np.rint(out), 1, 65535).astype(np.uint16)
+
+
+def _change(x: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    air = np.array(AIRLIGHT)[:, None, None]
+    if kind == "none":
+        return x
+    if kind == "gain":
+        return x * rng.uniform(0.85, 1.15, size=(4, 1, 1))
+    if kind == "offset":
+        return x + rng.uniform(0, 300, size=(4, 1, 1))
+    if kind == "haze":
+        t = rng.uniform(0.1, 0.3)
+        return (1 - t) * x + t * air
+    if kind == "season":
+        y = x.copy()
+        y[3] *= rng.uniform(0.75, 0.9)
+        y[2] *= rng.uniform(1.1, 1.4)
+        return y
+    if kind == "combined":
+        t = rng.uniform(0.05, 0.15)
+        y = x * rng.uniform(0.925, 1.075, size=(4, 1, 1)) + rng.uniform(0, 150, size=(4, 1, 1))
+        return (1 - t) * y + t * air
+    raise ValueError(f"unknown shift {kind!r} (known: {', '.join(SHIFTS)})")
+
+
+def shifted_oof(
+    folds: list,
+    images: np.ndarray,
+    ids: np.ndarray,
+    fold_of: np.ndarray,
+    kind: str,
+    adapt: Callable | None = None,
+) -> np.ndarray:
+    """(n, 10) OOF predictions of the fold models ``folds`` (``FoldModel``) on their own
+    validation rows (``fold_of``), under the change ``kind``; ``adapt(model, images)`` first
+    adapts a fold model to its (changed) validation images, if given."""
+    out = np.zeros((len(ids), 10))
+    for k, model in enumerate(folds):
+        rows = np.flatnonzero(fold_of == k)
+        changed = shifted(np.asarray(images[rows]), ids[rows], kind)
+        if adapt is not None:
+            adapt(model, changed)
+        out[rows] = model.predict_proportions(changed, np.arange(len(rows)))
+    return out
