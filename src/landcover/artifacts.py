@@ -88,25 +88,23 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
     return Experiment(path.name, path, oof, test, meta, config, scores, test_folds)
 
 
-def read_json(path: Path) -> dict:
-    """A JSON object from an experiment file; a damaged file is named in the error."""
+def _read_mapping(path: Path, load, errors: tuple, kind: str) -> dict:
+    """A mapping from an experiment file; a damaged file is named in the error."""
     try:
-        value = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        value = load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, *errors) as err:
         raise ArtifactError(f"{path}: unreadable ({type(err).__name__}: {err})") from None
     if not isinstance(value, dict):
-        raise ArtifactError(f"{path}: expected a JSON object")
+        raise ArtifactError(f"{path}: expected a {kind}")
     return value
+
+
+def read_json(path: Path) -> dict:
+    return _read_mapping(path, json.loads, (json.JSONDecodeError,), "JSON object")
 
 
 def read_yaml_mapping(path: Path) -> dict:
-    try:
-        value = yaml.safe_load(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise ArtifactError(f"{path}: unreadable ({type(err).__name__})") from None
-    if not isinstance(value, dict):
-        raise ArtifactError(f"{path}: expected a mapping")
-    return value
+    return _read_mapping(path, yaml.safe_load, (yaml.YAMLError,), "mapping")
 
 
 def _fold_number(path: Path) -> int:

@@ -45,14 +45,19 @@ def cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def pixel_features(images: np.ndarray, stride: int = 1) -> np.ndarray:
-    """(n, 4, H, W) uint16 -> (n, H//stride, W//stride, len(FEATURES)) float32."""
+def pixel_features(images: np.ndarray, stride: int = 1, per_image: bool = False) -> np.ndarray:
+    """(n, 4, H, W) uint16 -> (n, H//stride, W//stride, len(FEATURES)) float32. ``per_image``:
+    log bands, local means and brightness relative to the image's own mean (a region's
+    overall brightness per band taken out); the indices are ratios and stay as they are."""
     x = np.log1p(np.asarray(images, dtype=np.float32))
     raw = np.asarray(images, dtype=np.float32)
     green, red, nir = raw[:, 1], raw[:, 2], raw[:, 3]  # bands behave as B, G, R, NIR
     ndvi = (nir - red) / (nir + red + 1.0)
     ndwi = (green - nir) / (green + nir + 1.0)
     bright = np.log1p(raw.mean(axis=1))
+    if per_image:
+        x = x - x.mean(axis=(2, 3), keepdims=True)
+        bright = bright - bright.mean(axis=(1, 2), keepdims=True)
     parts = [x[:, 0], x[:, 1], x[:, 2], x[:, 3], ndvi, ndwi, bright]
     for size in CONTEXT_SIZES:
         smooth = uniform_filter(x, size=(1, 1, size, size), mode="reflect")
@@ -68,16 +73,16 @@ def sample_picks(row: int, n_pixels: int, per_image: int, seed: int) -> np.ndarr
 
 
 def _strided_job(args: tuple) -> np.ndarray:
-    filename, start, stop, stride = args
+    filename, start, stop, stride, relative = args
     images = np.load(filename, mmap_mode="r")
-    return pixel_features(images[start:stop], stride)
+    return pixel_features(images[start:stop], stride, relative)
 
 
 def _sample_job(args: tuple) -> tuple[np.ndarray, np.ndarray]:
-    images_file, masks_file, start, stop, per_image, seed = args
+    images_file, masks_file, start, stop, per_image, seed, relative = args
     images = np.load(images_file, mmap_mode="r")[start:stop]
     masks = np.asarray(np.load(masks_file, mmap_mode="r")[start:stop])
-    feats = pixel_features(images)
+    feats = pixel_features(images, 1, relative)
     n, h, w, f = feats.shape
     picks = np.stack([sample_picks(start + i, h * w, per_image, seed) for i in range(n)])
     rows = np.arange(n)[:, None]
@@ -123,29 +128,38 @@ def _build(
             path.replace(folder / name)
 
 
-def strided_features(images: np.ndarray, stride: int, workers: int) -> np.ndarray | None:
+def strided_features(
+    images: np.ndarray, stride: int, workers: int, relative: bool = False
+) -> np.ndarray | None:
     """Features of every ``stride``-th pixel of a cached image array (memory-mapped; built
     once), or None when ``images`` is not a cache file."""
     filename = getattr(images, "filename", None)
     if filename is None or images.ndim != 4:
         return None
     source = Path(filename)
-    folder = source.parent / f"gbm-features-v{VERSION}-s{stride}"
+    folder = source.parent / f"gbm-features-v{VERSION}-s{stride}{'-relative' * relative}"
     name = source.name
-    _build(folder, (name,), len(images), _strided_job, lambda a, b: (source, a, b, stride), workers)
+    job_args = lambda a, b: (source, a, b, stride, relative)  # noqa: E731
+    _build(folder, (name,), len(images), _strided_job, job_args, workers)
     return np.load(folder / name, mmap_mode="r")
 
 
 def training_samples(
-    images: np.ndarray, masks: np.ndarray, per_image: int, seed: int, workers: int
+    images: np.ndarray,
+    masks: np.ndarray,
+    per_image: int,
+    seed: int,
+    workers: int,
+    relative: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(n, per_image, features) and (n, per_image) classes of every train patch's drawn pixels:
     memory-mapped stores beside a cache, or computed here for arrays in memory."""
     filename = getattr(images, "filename", None)
     if filename is None:
-        return _sample_job_arrays(images, masks, 0, per_image, seed)
+        return _sample_job_arrays(images, masks, 0, per_image, seed, relative)
     source = Path(filename)
-    folder = source.parent / f"gbm-samples-v{VERSION}-p{per_image}-s{seed}"
+    tag = f"p{per_image}-s{seed}{'-relative' * relative}"
+    folder = source.parent / f"gbm-samples-v{VERSION}-{tag}"
     names = ("x.npy", "y.npy")
     masks_file = Path(masks.filename)
     _build(
@@ -153,14 +167,14 @@ def training_samples(
         names,
         len(images),
         _sample_job,
-        lambda a, b: (source, masks_file, a, b, per_image, seed),
+        lambda a, b: (source, masks_file, a, b, per_image, seed, relative),
         workers,
     )
     return np.load(folder / "x.npy", mmap_mode="r"), np.load(folder / "y.npy", mmap_mode="r")
 
 
-def _sample_job_arrays(images, masks, start, per_image, seed):
-    feats = pixel_features(np.asarray(images))
+def _sample_job_arrays(images, masks, start, per_image, seed, relative):
+    feats = pixel_features(np.asarray(images), 1, relative)
     n, h, w, f = feats.shape
     picks = np.stack([sample_picks(start + i, h * w, per_image, seed) for i in range(n)])
     rows = np.arange(n)[:, None]

@@ -32,11 +32,12 @@ def predict_proportions(
     chunk: int = 64,
     num_iteration: int | None = None,
     threads: int = 0,
+    relative: bool = False,
 ) -> np.ndarray:
     """(len(rows), 10) mean per-pixel probabilities on a grid of every ``stride``-th pixel,
     from the first ``num_iteration`` rounds (all by default), on ``threads`` cores (0: all)."""
     threads = threads or cores()
-    store = strided_features(images, stride, threads)
+    store = strided_features(images, stride, threads, relative)
     out = np.zeros((len(rows), N_CLASSES))
     for start in range(0, len(rows), chunk):
         wanted = rows[start : start + chunk]
@@ -44,7 +45,7 @@ def predict_proportions(
         if store is not None:
             feats = np.asarray(store[ordered])
         else:
-            feats = pixel_features(images[ordered], stride)
+            feats = pixel_features(images[ordered], stride, relative)
         n, h, w, f = feats.shape
         flat = feats.reshape(-1, f)
         probs = booster.predict(flat, num_iteration=num_iteration, num_threads=threads)
@@ -52,14 +53,6 @@ def predict_proportions(
         order = np.searchsorted(ordered, wanted)
         out[start : start + len(wanted), classes] = probs[order]
     return out
-
-
-def predict_masks(booster: lgb.Booster, classes: np.ndarray, images: np.ndarray) -> np.ndarray:
-    """(n, H, W) uint8 argmax masks at full resolution."""
-    feats = pixel_features(images)
-    n, h, w, f = feats.shape
-    probs = booster.predict(feats.reshape(-1, f))
-    return classes[probs.argmax(axis=1)].reshape(n, h, w).astype(np.uint8)
 
 
 def fit_fold(
@@ -84,7 +77,7 @@ def fit_fold(
     threads = config["run"]["threads"] or cores()
     started = time.perf_counter()
     x_all, y_all = training_samples(
-        images, masks, gcfg["pixels_per_image"], config["seed"], threads
+        images, masks, gcfg["pixels_per_image"], config["seed"], threads, gcfg["per_image"]
     )
     x_train, y_train = (np.asarray(a[np.sort(train_rows)]) for a in (x_all, y_all))
     x_val, y_val = (np.asarray(a[np.sort(val_rows)][:, ::4]) for a in (x_all, y_all))
@@ -123,7 +116,13 @@ def fit_fold(
     booster.save_model(str(work / "model.txt"))
     np.save(work / "classes.npy", classes)
     val = predict_proportions(
-        booster, classes, images, val_rows, gcfg["predict_stride"], threads=threads
+        booster,
+        classes,
+        images,
+        val_rows,
+        gcfg["predict_stride"],
+        threads=threads,
+        relative=gcfg["per_image"],
     )
     val_kl = kl_divergence(labels[val_rows], val)
     history = [
@@ -141,8 +140,9 @@ def fit_fold(
 
 
 class GbmFoldModel(FoldModel):
-    def __init__(self, booster: lgb.Booster, classes: np.ndarray, stride: int, threads: int = 0):
-        self.booster, self.classes, self.stride, self.threads = booster, classes, stride, threads
+    def __init__(self, booster: lgb.Booster, classes: np.ndarray, gcfg: dict, threads: int = 0):
+        self.booster, self.classes, self.threads = booster, classes, threads
+        self.stride, self.relative = gcfg["predict_stride"], gcfg["per_image"]
 
     def predict_proportions(
         self,
@@ -161,18 +161,22 @@ class GbmFoldModel(FoldModel):
             self.stride,
             num_iteration=num_iteration,
             threads=self.threads,
+            relative=self.relative,
         )
-
-    def predict_masks(self, images: np.ndarray) -> np.ndarray:
-        return predict_masks(self.booster, self.classes, images)
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
         """(n, 10, H, W) per-pixel probabilities at full resolution."""
-        feats = pixel_features(images)
+        feats = pixel_features(images, 1, self.relative)
         n, h, w, f = feats.shape
         probs = np.zeros((n * h * w, N_CLASSES), dtype=np.float32)
-        probs[:, self.classes] = self.booster.predict(feats.reshape(-1, f))
+        probs[:, self.classes] = self.booster.predict(
+            feats.reshape(-1, f), num_threads=self.threads or cores()
+        )
         return probs.reshape(n, h, w, N_CLASSES).transpose(0, 3, 1, 2)
+
+    def predict_masks(self, images: np.ndarray) -> np.ndarray:
+        """(n, H, W) uint8 argmax masks at full resolution."""
+        return self.predict_probabilities(images).argmax(axis=1).astype(np.uint8)
 
 
 @register("pixel_gbm")
@@ -195,5 +199,4 @@ class PixelGbmMember(Member):
     def load(self, fold_dir: Path, device=None) -> GbmFoldModel:
         booster = lgb.Booster(model_file=str(Path(fold_dir) / "model.txt"))
         classes = np.load(Path(fold_dir) / "classes.npy")
-        gcfg, threads = self.config["gbm"], self.config["run"]["threads"]
-        return GbmFoldModel(booster, classes, gcfg["predict_stride"], threads)
+        return GbmFoldModel(booster, classes, self.config["gbm"], self.config["run"]["threads"])
