@@ -100,7 +100,8 @@ def test_ray_engine_matches_the_local_engine(demo_data, tmp_path: Path, ray_clus
         json.loads((exp.path / "folds" / f"fold{k}" / "done.json").read_text()) for k in range(3)
     ]
     assert all(d["resumed_after_epoch"] == 1 for d in done)  # failed once, resumed, same result
-    assert len(list((tmp_path / "failures").iterdir())) == 3
+    failed = sorted(p.name for p in (tmp_path / "failures").iterdir())  # every fold of both, once
+    assert failed == sorted(f"{c['experiment']}.fold{k}.rank0" for c in configs for k in range(3))
     attempts = [
         [json.loads(line) for line in (exp.path / "folds" / f"fold{k}" / "attempts.jsonl").open()]
         for k in range(3)
