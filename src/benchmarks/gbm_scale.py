@@ -3,7 +3,7 @@ arithmetic for the whole experiment (5 folds, the config's rounds) on this machi
 cores.
 
     python src/benchmarks/gbm_scale.py --data DIR [--cache-dir C] [--rounds 40] [--predict 1024]
-        [--cores 16]
+        [--cores 16] [--set gbm.predict_stride=8 gbm.pixels_per_image=128]
 
 On a prepared dataset (``src/prepare.py --data DIR`` first; the generated full-size one:
 ``src/make_demo_data.py OUT --full-size``) it builds the member's two feature stores (the
@@ -62,8 +62,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40, help="boosting rounds measured")
     parser.add_argument("--predict", type=int, default=1024, help="test patches predicted")
     parser.add_argument("--cores", type=int, default=16, help="cores for the arithmetic")
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="e.g. gbm.predict_stride=8"
+    )
     args = parser.parse_args()
-    config = load_config("pixel_lightgbm", overrides=[f"gbm.n_estimators={args.rounds}"])
+    target_rounds = load_config("pixel_lightgbm", overrides=args.set)["gbm"]["n_estimators"]
+    config = load_config("pixel_lightgbm", overrides=[*args.set, f"gbm.n_estimators={args.rounds}"])
     gcfg, here = config["gbm"], cores()
     data = prepare_data(args.data, cache_dir=args.cache_dir)
     n_train, n_test = len(data.train_ids), len(data.test_ids)
@@ -116,13 +120,12 @@ def main() -> None:
         )
     per_test_patch = predicted / len(rows)
     fit_only = fold_seconds - per_test_patch * len(val_rows)
-    gcfg_rounds = load_config("pixel_lightgbm")["gbm"]["n_estimators"]
-    scale = gcfg_rounds / args.rounds
+    scale = target_rounds / args.rounds
     n_folds = plan.n_folds
     fold_full = scale * (fit_only + per_test_patch * (len(val_rows) + n_test))
     total = stores + n_folds * fold_full
     print(
-        f"\narithmetic at {gcfg_rounds} rounds, {n_folds} folds: stores {stores:,.0f} s + "
+        f"\narithmetic at {target_rounds} rounds, {n_folds} folds: stores {stores:,.0f} s + "
         f"{n_folds} x {fold_full:,.0f} s (fit {scale * fit_only:,.0f} s, predict "
         f"{scale * per_test_patch * (len(val_rows) + n_test):,.0f} s) = {total / 60:,.1f} min on "
         f"{here} cores; x {here}/{args.cores} = {total * here / args.cores / 60:,.1f} min on "
