@@ -93,24 +93,22 @@ def main() -> None:
         stores += timed(label, fn)[1]
     train_rows, val_rows = plan.train_rows(0), plan.val_rows(0)
     with tempfile.TemporaryDirectory() as work:
-        started = time.perf_counter()
-        _, history = fit_fold(
-            config,
-            data.train_images,
-            data.train_masks,
-            data.labels,
-            train_rows,
-            val_rows,
-            Path(work),
-            seed=config["seed"] * 1000,
+        (_, history), fold_seconds = timed(
+            f"fold 0: fit {args.rounds} rounds + predict its validation",
+            lambda: fit_fold(
+                config,
+                data.train_images,
+                data.train_masks,
+                data.labels,
+                train_rows,
+                val_rows,
+                Path(work),
+                seed=config["seed"] * 1000,
+            ),
         )
-        fold_seconds = time.perf_counter() - started
         print(
-            f"{'fold 0: fit ' + str(args.rounds) + ' rounds + predict its validation':<44} "
-            f"{fold_seconds:8.1f} s   peak RSS so far {peak_mib():7,.0f} MiB"
-            f"   ({len(train_rows):,} train, {len(val_rows):,} val patches; "
-            f"val KL {history[0]['val_kl']:.4f})",
-            flush=True,
+            f"  ({len(train_rows):,} train, {len(val_rows):,} val patches; "
+            f"val KL {history[0]['val_kl']:.4f})"
         )
         model = member_for(config).load(Path(work))
         rows = np.arange(min(args.predict, n_test))
