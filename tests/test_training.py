@@ -191,6 +191,35 @@ def test_pixel_gbm_member(demo_data, tmp_path: Path):
     assert masks.shape == (4, 32, 32) and masks.max() <= 9
 
 
+def test_pixel_gbm_caps_a_folds_training_pixels(demo_data, tmp_path: Path, monkeypatch):
+    """``gbm.max_train_pixels`` bounds the pixels a fold fits on (the first draws of every
+    training patch); under the cap each patch gives all its ``pixels_per_image``."""
+    from landcover.fold_plan import plan_for
+    from landcover.members import pixel_gbm
+
+    assert pixel_gbm.patch_share(100, 64, 0) == 64
+    assert pixel_gbm.patch_share(100, 64, 6400) == 64
+    assert pixel_gbm.patch_share(100, 64, 1000) == 10
+    assert pixel_gbm.patch_share(100, 64, 50) == 1
+    fitted = []
+    real = pixel_gbm.lgb.Dataset
+
+    def spy(data, label=None, **kwargs):
+        if "reference" not in kwargs:  # the training set, not the validation curve's
+            fitted.append(len(data))
+        return real(data, label, **kwargs)
+
+    monkeypatch.setattr(pixel_gbm.lgb, "Dataset", spy)
+    for cap in (0, 200):
+        gbm = {"n_estimators": 3, "pixels_per_image": 64, "max_train_pixels": cap}
+        config = load_config("pixel_lightgbm", profile="demo", overrides={**SMOKE, "gbm": gbm})
+        run_experiment(config, demo_data, oof_dir=tmp_path / str(cap), log=lambda _: None)
+    plan = plan_for(demo_data, config["data"])
+    n_train = [len(plan.train_rows(k)) for k in range(3)]
+    assert all(n * 64 > 200 for n in n_train)  # the cap binds on every fold
+    assert fitted == [n * 64 for n in n_train] + [n * max(1, 200 // n) for n in n_train]
+
+
 def test_each_fold_trains_on_its_plan_rows_only(demo_data, tmp_path: Path, monkeypatch):
     """The fold loop trains fold k on the plan's training rows: its validation band and the
     buffer rows around it never reach the model or the normaliser."""

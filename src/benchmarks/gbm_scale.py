@@ -3,7 +3,7 @@ arithmetic for the whole experiment (5 folds, the config's rounds) on this machi
 cores.
 
     python src/benchmarks/gbm_scale.py --data DIR [--cache-dir C] [--rounds 40] [--predict 1024]
-        [--cores 16] [--set gbm.predict_stride=8 gbm.pixels_per_image=128]
+        [--cores 16] [--set gbm.predict_stride=8 gbm.max_train_pixels=2000000]
 
 On a prepared dataset (``src/prepare.py --data DIR`` first; the generated full-size one:
 ``src/make_demo_data.py OUT --full-size``) it builds the member's two feature stores (the
@@ -35,7 +35,7 @@ from landcover.config import load_config
 from landcover.fold_plan import plan_for
 from landcover.members import member_for
 from landcover.members.gbm_features import cores, strided_features, training_samples
-from landcover.members.pixel_gbm import fit_fold
+from landcover.members.pixel_gbm import fit_fold, patch_share
 
 
 def peak_mib() -> float:
@@ -92,6 +92,7 @@ def main() -> None:
     ):
         stores += timed(label, fn)[1]
     train_rows, val_rows = plan.train_rows(0), plan.val_rows(0)
+    per_patch = patch_share(len(train_rows), gcfg["pixels_per_image"], gcfg["max_train_pixels"])
     with tempfile.TemporaryDirectory() as work:
         (_, history), fold_seconds = timed(
             f"fold 0: fit {args.rounds} rounds + predict its validation",
@@ -107,7 +108,8 @@ def main() -> None:
             ),
         )
         print(
-            f"  ({len(train_rows):,} train, {len(val_rows):,} val patches; "
+            f"  ({len(train_rows):,} train patches x {per_patch} pixels = "
+            f"{len(train_rows) * per_patch:,}, {len(val_rows):,} val patches; "
             f"val KL {history[0]['val_kl']:.4f})"
         )
         model = member_for(config).load(Path(work))

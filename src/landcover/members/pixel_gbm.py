@@ -55,6 +55,15 @@ def predict_proportions(
     return out
 
 
+def patch_share(n_patches: int, per_image: int, cap: int) -> int:
+    """Training pixels a fold takes from each of its ``n_patches`` patches: all ``per_image``
+    sampled ones, or fewer when that would pass ``cap`` pixels in all (0: no cap). The samples
+    are random draws, so the first ``k`` of each patch are a random subset of them."""
+    if cap <= 0 or n_patches * per_image <= cap:
+        return per_image
+    return max(1, cap // n_patches)
+
+
 def fit_fold(
     config: dict,
     images: np.ndarray,
@@ -79,7 +88,8 @@ def fit_fold(
     x_all, y_all = training_samples(
         images, masks, gcfg["pixels_per_image"], config["seed"], threads, gcfg["per_image"]
     )
-    x_train, y_train = (np.asarray(a[np.sort(train_rows)]) for a in (x_all, y_all))
+    per_patch = patch_share(len(train_rows), gcfg["pixels_per_image"], gcfg["max_train_pixels"])
+    x_train, y_train = (np.asarray(a[np.sort(train_rows), :per_patch]) for a in (x_all, y_all))
     x_val, y_val = (np.asarray(a[np.sort(val_rows)][:, ::4]) for a in (x_all, y_all))
     n_features = x_all.shape[-1]
     x_train, x_val = x_train.reshape(-1, n_features), x_val.reshape(-1, n_features)
