@@ -66,6 +66,25 @@ def test_useless_model_gets_no_weight() -> None:
     assert tuned.kl <= problem.kl(BlendParams.single(2, 0))
 
 
+def test_crumbs_of_weight_are_dropped_and_the_kl_rescored() -> None:
+    q, truth = world(2)
+    rng = np.random.default_rng(3)
+    preds = np.stack([q, power(q, 0.8), rng.dirichlet(np.ones(8), size=N)])
+    problem = Problem.build(Stack.of(preds), truth, use_floor=False)
+    crumbs = BlendParams(np.array([0.7, 0.3 - 7e-8, 7e-8]), np.array([1.0, 1.2, 0.9]), 0.0)
+    tuned = blending.Tuned(crumbs, problem.kl(crumbs), "polish", 1.0)
+    snapped = blending.snap_small_weights(problem, tuned)
+    np.testing.assert_array_equal(snapped.params.weights[2], 0.0)
+    assert snapped.params.weights.sum() == pytest.approx(1.0, abs=1e-15)
+    assert snapped.kl == problem.kl(snapped.params)  # the reported KL is the snapped blend's
+    assert snapped.kl == pytest.approx(tuned.kl, rel=blending.SNAP_TOLERANCE)
+    # a small weight that carries the blend stays: dropping it would cost more than the tolerance
+    matters = BlendParams(np.array([0.0, 1 - 5e-4, 5e-4]), np.ones(3), 0.0)
+    perfect = Problem.build(Stack.of(np.stack([q, q, truth])), truth, use_floor=False)
+    kept = blending.snap_small_weights(perfect, blending.Tuned(matters, perfect.kl(matters), "", 1))
+    assert kept.params is matters
+
+
 def test_one_hot_weights_reproduce_the_model_exactly() -> None:
     q, truth = world(4)
     rng = np.random.default_rng(4)

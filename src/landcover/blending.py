@@ -195,6 +195,26 @@ class Tuned:
     study_kl: float  # best trial of the Optuna study, before the polish
 
 
+MIN_WEIGHT = 1e-3  # a model weighted less is dropped when that costs under SNAP_TOLERANCE
+SNAP_TOLERANCE = 1e-4  # relative KL
+
+
+def snap_small_weights(problem: Problem, tuned: Tuned) -> Tuned:
+    """Zero the weights under ``MIN_WEIGHT`` (the polish leaves crumbs like 7e-8) and renormalise,
+    when the KL moves by under ``SNAP_TOLERANCE`` of itself: a member with no weight is not
+    loaded or run at prediction time."""
+    p = tuned.params
+    small = (p.weights > 0) & (p.weights < MIN_WEIGHT)
+    if not small.any() or small.all():
+        return tuned
+    weights = np.where(small, 0.0, p.weights)
+    snapped = BlendParams(weights / weights.sum(), p.temperatures, p.floor)
+    kl = problem.kl(snapped)
+    if kl > tuned.kl * (1 + SNAP_TOLERANCE):
+        return tuned
+    return Tuned(snapped, kl, tuned.source, tuned.study_kl)
+
+
 def tune(problem: Problem, *, trials: int, seed: int, polish: bool = True) -> Tuned:
     """Seeded TPE study over (T, w, floor), optional L-BFGS-B polish, never worse than a model."""
     m = problem.stack.n_models
@@ -230,6 +250,7 @@ def tune(problem: Problem, *, trials: int, seed: int, polish: bool = True) -> Tu
         if polished_kl < best_kl:
             tuned = Tuned(polished, polished_kl, "polish", best_kl)
 
+    tuned = snap_small_weights(problem, tuned)
     singles = [problem.kl(BlendParams.single(m, i)) for i in range(m)]
     i_best = int(np.argmin(singles))
     if singles[i_best] < tuned.kl:
