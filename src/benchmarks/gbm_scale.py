@@ -14,7 +14,8 @@ experiment at the config's ``gbm.n_estimators`` is extrapolated from the measure
 rates: stores + folds x (fit + predict of the fold's validation and all test patches). The
 other cores are arithmetic too: every stage here runs on all cores (processes for the stores,
 LightGBM's threads), and the estimate divides by the core ratio, which real machines only
-approach.
+approach. It is done twice: from wall time, and from CPU time (user + system, this process and
+its workers) spread over the cores, which other jobs on a shared machine do not inflate.
 """
 
 from __future__ import annotations
@@ -45,12 +46,24 @@ def peak_mib() -> float:
     return max(own, child) / 1024
 
 
+def cpu_seconds() -> float:
+    """User + system time of this process (LightGBM's threads) and its finished children (the
+    stores' worker processes)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + child.ru_utime + child.ru_stime
+
+
 def timed(label: str, fn):
-    started = time.perf_counter()
+    """Run ``fn``; print and return its output, wall seconds and CPU seconds."""
+    started, cpu = time.perf_counter(), cpu_seconds()
     out = fn()
-    seconds = time.perf_counter() - started
-    print(f"{label:<44} {seconds:8.1f} s   peak RSS so far {peak_mib():7,.0f} MiB", flush=True)
-    return out, seconds
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
+    print(
+        f"{label:<44} {seconds:8.1f} s  (CPU {cpu:8.1f} s)  peak RSS so far {peak_mib():7,.0f} MiB",
+        flush=True,
+    )
+    return out, seconds, cpu
 
 
 def main() -> None:
@@ -72,8 +85,8 @@ def main() -> None:
     data = prepare_data(args.data, cache_dir=args.cache_dir)
     n_train, n_test = len(data.train_ids), len(data.test_ids)
     print(f"{n_train:,} train and {n_test:,} test patches of {data.size} px; {here} cores")
-    plan, _ = timed("fold plan", lambda: plan_for(data, config["data"]))
-    stores = 0.0
+    plan, _, _ = timed("fold plan", lambda: plan_for(data, config["data"]))
+    stores = np.zeros(2)  # wall, CPU seconds
     for label, fn in (
         (
             f"training pixels of every train patch ({gcfg['pixels_per_image']} each)",
@@ -90,11 +103,11 @@ def main() -> None:
             lambda: strided_features(data.test_images, gcfg["predict_stride"], here),
         ),
     ):
-        stores += timed(label, fn)[1]
+        stores += timed(label, fn)[1:]
     train_rows, val_rows = plan.train_rows(0), plan.val_rows(0)
     per_patch = patch_share(len(train_rows), gcfg["pixels_per_image"], gcfg["max_train_pixels"])
     with tempfile.TemporaryDirectory() as work:
-        (_, history), fold_seconds = timed(
+        (_, history), *fold_seconds = timed(
             f"fold 0: fit {args.rounds} rounds + predict its validation",
             lambda: fit_fold(
                 config,
@@ -114,22 +127,26 @@ def main() -> None:
         )
         model = member_for(config).load(Path(work))
         rows = np.arange(min(args.predict, n_test))
-        _, predicted = timed(
+        _, *predicted = timed(
             f"predict {len(rows):,} test patches",
             lambda: model.predict_proportions(data.test_images, rows),
         )
-    per_test_patch = predicted / len(rows)
-    fit_only = fold_seconds - per_test_patch * len(val_rows)
-    scale = target_rounds / args.rounds
-    n_folds = plan.n_folds
-    fold_full = scale * (fit_only + per_test_patch * (len(val_rows) + n_test))
-    total = stores + n_folds * fold_full
+    scale, n_folds = target_rounds / args.rounds, plan.n_folds
+    print(f"\narithmetic at {target_rounds} rounds, {n_folds} folds:")
+    for i, kind in enumerate(("wall", "CPU")):
+        per_test_patch = predicted[i] / len(rows)
+        fit = scale * (fold_seconds[i] - per_test_patch * len(val_rows))
+        predict = scale * per_test_patch * (len(val_rows) + n_test)
+        total = stores[i] + n_folds * (fit + predict)
+        cores_used, unit = (here, "min") if kind == "wall" else (1, "CPU min")
+        print(
+            f"  {kind:>4}: stores {stores[i]:,.0f} s + {n_folds} x (fit {fit:,.0f} s + predict "
+            f"{predict:,.0f} s) = {total / 60:,.1f} {unit}; on {args.cores} cores "
+            f"{total * cores_used / args.cores / 60:,.1f} min"
+        )
     print(
-        f"\narithmetic at {target_rounds} rounds, {n_folds} folds: stores {stores:,.0f} s + "
-        f"{n_folds} x {fold_full:,.0f} s (fit {scale * fit_only:,.0f} s, predict "
-        f"{scale * per_test_patch * (len(val_rows) + n_test):,.0f} s) = {total / 60:,.1f} min on "
-        f"{here} cores; x {here}/{args.cores} = {total * here / args.cores / 60:,.1f} min on "
-        f"{args.cores} cores"
+        "  (wall: these cores' time scaled by the core ratio; CPU: the work spread over "
+        f"{args.cores} cores, which a shared machine's wall time does not inflate)"
     )
 
 
