@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -60,28 +61,20 @@ def main() -> None:
                 picked = np.flatnonzero(exp.oof.folds == fold)
                 rows = np.array([row_of[i] for i in exp.oof.ids[picked].tolist()])
                 model = models[fold]
-                if rounds == args.rounds[0] and fold == folds[0]:
-                    predict_proportions(  # builds the strided store outside the timing
-                        model.booster,
-                        model.classes,
-                        data.train_images,
-                        rows[:1],
-                        stride,
-                        num_iteration=1,
-                        threads=args.threads,
-                        relative=model.relative,
-                    )
-                started = time.perf_counter()
-                oof[picked] = predict_proportions(
+                predict = partial(
+                    predict_proportions,
                     model.booster,
                     model.classes,
                     data.train_images,
-                    rows,
-                    stride,
-                    num_iteration=min(rounds, model.booster.current_iteration()),
+                    stride=stride,
                     threads=args.threads,
                     relative=model.relative,
                 )
+                if rounds == args.rounds[0] and fold == folds[0]:
+                    predict(rows[:1], num_iteration=1)  # builds the strided store, untimed
+                started = time.perf_counter()
+                last = min(rounds, model.booster.current_iteration())
+                oof[picked] = predict(rows, num_iteration=last)
                 seconds += time.perf_counter() - started
             row = {
                 "stride": stride,
