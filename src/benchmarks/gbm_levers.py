@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from landcover.artifacts import load_experiment
 from landcover.cache import prepare_data
 from landcover.members import member_for
-from landcover.members.pixel_gbm import predict_proportions
 from landcover.metric import kl_divergence
 
 
@@ -51,30 +49,24 @@ def main() -> None:
     truth = data.labels[[row_of[i] for i in exp.oof.ids.tolist()]]
     folds = np.unique(exp.oof.folds)
     models = {f: member.load(exp.path / "folds" / f"fold{f}", torch.device("cpu")) for f in folds}
+    picked = {f: np.flatnonzero(exp.oof.folds == f) for f in folds}
+    rows = {f: np.array([row_of[i] for i in exp.oof.ids[picked[f]].tolist()]) for f in folds}
     results = []
     print(f"{'stride':>6} {'rounds':>6} {'OOF KL':>8} {'s / 1k patches':>15}")
     for stride in args.strides:
+        for model in models.values():  # the grid and cores the fold models predict with
+            model.stride, model.threads = stride, args.threads
+        warm = rows[folds[0]][:1]  # builds this stride's feature store, outside the timing
+        models[folds[0]].predict_proportions(data.train_images, warm, num_iteration=1)
         for rounds in args.rounds:
             oof = np.zeros_like(exp.oof.values)
             seconds = 0.0
-            for fold in folds:
-                picked = np.flatnonzero(exp.oof.folds == fold)
-                rows = np.array([row_of[i] for i in exp.oof.ids[picked].tolist()])
-                model = models[fold]
-                predict = partial(
-                    predict_proportions,
-                    model.booster,
-                    model.classes,
-                    data.train_images,
-                    stride=stride,
-                    threads=args.threads,
-                    relative=model.relative,
-                )
-                if rounds == args.rounds[0] and fold == folds[0]:
-                    predict(rows[:1], num_iteration=1)  # builds the strided store, untimed
+            for fold, model in models.items():
                 started = time.perf_counter()
                 last = min(rounds, model.booster.current_iteration())
-                oof[picked] = predict(rows, num_iteration=last)
+                oof[picked[fold]] = model.predict_proportions(
+                    data.train_images, rows[fold], num_iteration=last
+                )
                 seconds += time.perf_counter() - started
             row = {
                 "stride": stride,
