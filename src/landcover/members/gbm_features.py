@@ -1,14 +1,15 @@
 """Per-pixel features for the LightGBM member, computed once per dataset on every core.
 
 Each pixel is described by its four log reflectances, three spectral indices and the local mean
-of the log bands at two scales (context a pixel alone lacks). Two stores are kept beside a
+of the log bands at two scales (context a pixel alone lacks); ``gbm.per_image`` and
+``gbm.texture`` change the set (``FeatureSpec``). Two stores are kept beside a
 prepared cache's arrays (``cache/<data>/gbm-*``), built on first use in parallel processes and
 then memory-mapped by every fold, experiment and re-run:
 
-- ``gbm-samples-v*-p<P>-s<seed>``: for every train patch, ``P`` pixels drawn with a generator
+- ``gbm-samples-v*-p<P>-s<seed><tag>``: for every train patch, ``P`` pixels drawn with a generator
   seeded by the patch's row and the seed, their features and classes. A fold trains on the
   samples of its training rows: a patch's features are computed once, not once per fold.
-- ``gbm-features-v*-s<stride>``: the features of every ``stride``-th pixel of every patch
+- ``gbm-features-v*-s<stride><tag>``: the features of every ``stride``-th pixel of every patch
   (validation and test proportions), the test set's computed once, not once per fold.
 
 Arrays that are not cache files (patches read by predict.py) get their features computed
@@ -21,6 +22,7 @@ import fcntl
 import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,40 +30,94 @@ from scipy.ndimage import uniform_filter
 
 VERSION = 1  # bump when the features change: stores of another version are not read
 CONTEXT_SIZES = (5, 17)  # local-mean windows in pixels
-FEATURES = (
-    "log_b",
-    "log_g",
-    "log_r",
-    "log_nir",
-    "ndvi",
-    "ndwi",
-    "brightness",
-    *(f"mean{s}_{b}" for s in CONTEXT_SIZES for b in ("b", "g", "r", "nir")),
-)
+BANDS = ("b", "g", "r", "nir")
+WIDE = 51  # texture: the widest local-mean window (a fifth of a 256-pixel patch)
 CHUNK = 32  # patches per parallel job
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which features describe a pixel.
+
+    ``per_image``: log bands, local means and brightness relative to the image's own mean (a
+    region's overall brightness per band taken out; the indices are ratios and stay as they
+    are). ``texture``: also the local standard deviation of the log brightness at 5 and 17
+    pixels (rough in towns, smooth in fields; a per-band gain does not change it in log
+    space), the NDVI's local mean at 17 and 51 pixels and its local deviation at 5, and the
+    log bands' local mean at 51 pixels: the context that a pixel alone lacks.
+    """
+
+    per_image: bool = False
+    texture: bool = False
+
+    @classmethod
+    def from_config(cls, gcfg: dict) -> FeatureSpec:
+        return cls(per_image=bool(gcfg["per_image"]), texture=bool(gcfg["texture"]))
+
+    @property
+    def tag(self) -> str:
+        """Suffix of the stores' folder names (empty for the basic set)."""
+        return "-relative" * self.per_image + "-texture" * self.texture
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        basic = (
+            *(f"log_{b}" for b in BANDS),
+            "ndvi",
+            "ndwi",
+            "brightness",
+            *(f"mean{s}_{b}" for s in CONTEXT_SIZES for b in BANDS),
+        )
+        if not self.texture:
+            return basic
+        return (
+            *basic,
+            "std5_brightness",
+            "std17_brightness",
+            "std5_ndvi",
+            "mean17_ndvi",
+            f"mean{WIDE}_ndvi",
+            *(f"mean{WIDE}_{b}" for b in BANDS),
+        )
+
+
+BASIC = FeatureSpec()
 
 
 def cores() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def pixel_features(images: np.ndarray, stride: int = 1, per_image: bool = False) -> np.ndarray:
-    """(n, 4, H, W) uint16 -> (n, H//stride, W//stride, len(FEATURES)) float32. ``per_image``:
-    log bands, local means and brightness relative to the image's own mean (a region's
-    overall brightness per band taken out); the indices are ratios and stay as they are."""
+def _local(x: np.ndarray, size: int) -> np.ndarray:
+    """Local mean over ``size`` x ``size`` pixels of (..., H, W)."""
+    return uniform_filter(x, size=(1,) * (x.ndim - 2) + (size, size), mode="reflect")
+
+
+def _local_std(x: np.ndarray, size: int) -> np.ndarray:
+    mean = _local(x, size)
+    return np.sqrt(np.maximum(_local(x * x, size) - mean * mean, 0.0))
+
+
+def pixel_features(images: np.ndarray, stride: int = 1, spec: FeatureSpec = BASIC) -> np.ndarray:
+    """(n, 4, H, W) uint16 -> (n, H//stride, W//stride, len(spec.names)) float32."""
     x = np.log1p(np.asarray(images, dtype=np.float32))
     raw = np.asarray(images, dtype=np.float32)
     green, red, nir = raw[:, 1], raw[:, 2], raw[:, 3]  # bands behave as B, G, R, NIR
     ndvi = (nir - red) / (nir + red + 1.0)
     ndwi = (green - nir) / (green + nir + 1.0)
     bright = np.log1p(raw.mean(axis=1))
-    if per_image:
+    if spec.per_image:
         x = x - x.mean(axis=(2, 3), keepdims=True)
         bright = bright - bright.mean(axis=(1, 2), keepdims=True)
     parts = [x[:, 0], x[:, 1], x[:, 2], x[:, 3], ndvi, ndwi, bright]
     for size in CONTEXT_SIZES:
-        smooth = uniform_filter(x, size=(1, 1, size, size), mode="reflect")
+        smooth = _local(x, size)
         parts += [smooth[:, 0], smooth[:, 1], smooth[:, 2], smooth[:, 3]]
+    if spec.texture:
+        wide = _local(x, WIDE)
+        parts += [_local_std(bright, 5), _local_std(bright, 17), _local_std(ndvi, 5)]
+        parts += [_local(ndvi, 17), _local(ndvi, WIDE)]
+        parts += [wide[:, 0], wide[:, 1], wide[:, 2], wide[:, 3]]
     feats = np.stack(parts, axis=-1)
     offset = stride // 2
     return np.ascontiguousarray(feats[:, offset::stride, offset::stride])
@@ -73,16 +129,16 @@ def sample_picks(row: int, n_pixels: int, per_image: int, seed: int) -> np.ndarr
 
 
 def _strided_job(args: tuple) -> np.ndarray:
-    filename, start, stop, stride, relative = args
+    filename, start, stop, stride, spec = args
     images = np.load(filename, mmap_mode="r")
-    return pixel_features(images[start:stop], stride, relative)
+    return pixel_features(images[start:stop], stride, spec)
 
 
 def _sample_job(args: tuple) -> tuple[np.ndarray, np.ndarray]:
-    images_file, masks_file, start, stop, per_image, seed, relative = args
+    images_file, masks_file, start, stop, per_image, seed, spec = args
     images = np.load(images_file, mmap_mode="r")[start:stop]
     masks = np.asarray(np.load(masks_file, mmap_mode="r")[start:stop])
-    feats = pixel_features(images, 1, relative)
+    feats = pixel_features(images, 1, spec)
     n, h, w, f = feats.shape
     picks = np.stack([sample_picks(start + i, h * w, per_image, seed) for i in range(n)])
     rows = np.arange(n)[:, None]
@@ -129,7 +185,7 @@ def _build(
 
 
 def strided_features(
-    images: np.ndarray, stride: int, workers: int, relative: bool = False
+    images: np.ndarray, stride: int, workers: int, spec: FeatureSpec = BASIC
 ) -> np.ndarray | None:
     """Features of every ``stride``-th pixel of a cached image array (memory-mapped; built
     once), or None when ``images`` is not a cache file."""
@@ -137,9 +193,9 @@ def strided_features(
     if filename is None or images.ndim != 4:
         return None
     source = Path(filename)
-    folder = source.parent / f"gbm-features-v{VERSION}-s{stride}{'-relative' * relative}"
+    folder = source.parent / f"gbm-features-v{VERSION}-s{stride}{spec.tag}"
     name = source.name
-    job_args = lambda a, b: (source, a, b, stride, relative)  # noqa: E731
+    job_args = lambda a, b: (source, a, b, stride, spec)  # noqa: E731
     _build(folder, (name,), len(images), _strided_job, job_args, workers)
     return np.load(folder / name, mmap_mode="r")
 
@@ -150,15 +206,15 @@ def training_samples(
     per_image: int,
     seed: int,
     workers: int,
-    relative: bool = False,
+    spec: FeatureSpec = BASIC,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(n, per_image, features) and (n, per_image) classes of every train patch's drawn pixels:
     memory-mapped stores beside a cache, or computed here for arrays in memory."""
     filename = getattr(images, "filename", None)
     if filename is None:
-        return _sample_job_arrays(images, masks, 0, per_image, seed, relative)
+        return _sample_job_arrays(images, masks, 0, per_image, seed, spec)
     source = Path(filename)
-    tag = f"p{per_image}-s{seed}{'-relative' * relative}"
+    tag = f"p{per_image}-s{seed}{spec.tag}"
     folder = source.parent / f"gbm-samples-v{VERSION}-{tag}"
     names = ("x.npy", "y.npy")
     masks_file = Path(masks.filename)
@@ -167,14 +223,14 @@ def training_samples(
         names,
         len(images),
         _sample_job,
-        lambda a, b: (source, masks_file, a, b, per_image, seed, relative),
+        lambda a, b: (source, masks_file, a, b, per_image, seed, spec),
         workers,
     )
     return np.load(folder / "x.npy", mmap_mode="r"), np.load(folder / "y.npy", mmap_mode="r")
 
 
-def _sample_job_arrays(images, masks, start, per_image, seed, relative):
-    feats = pixel_features(np.asarray(images), 1, relative)
+def _sample_job_arrays(images, masks, start, per_image, seed, spec):
+    feats = pixel_features(np.asarray(images), 1, spec)
     n, h, w, f = feats.shape
     picks = np.stack([sample_picks(start + i, h * w, per_image, seed) for i in range(n)])
     rows = np.arange(n)[:, None]

@@ -20,7 +20,14 @@ import numpy as np
 from ..constants import N_CLASSES
 from ..metric import kl_divergence
 from .base import FitResult, FoldData, FoldModel, Member, register
-from .gbm_features import FEATURES, cores, pixel_features, strided_features, training_samples
+from .gbm_features import (
+    BASIC,
+    FeatureSpec,
+    cores,
+    pixel_features,
+    strided_features,
+    training_samples,
+)
 
 
 def predict_proportions(
@@ -32,12 +39,12 @@ def predict_proportions(
     chunk: int = 64,
     num_iteration: int | None = None,
     threads: int = 0,
-    relative: bool = False,
+    spec: FeatureSpec = BASIC,
 ) -> np.ndarray:
     """(len(rows), 10) mean per-pixel probabilities on a grid of every ``stride``-th pixel,
     from the first ``num_iteration`` rounds (all by default), on ``threads`` cores (0: all)."""
     threads = threads or cores()
-    store = strided_features(images, stride, threads, relative)
+    store = strided_features(images, stride, threads, spec)
     out = np.zeros((len(rows), N_CLASSES))
     for start in range(0, len(rows), chunk):
         wanted = rows[start : start + chunk]
@@ -45,7 +52,7 @@ def predict_proportions(
         if store is not None:
             feats = np.asarray(store[ordered])
         else:
-            feats = pixel_features(images[ordered], stride, relative)
+            feats = pixel_features(images[ordered], stride, spec)
         n, h, w, f = feats.shape
         flat = feats.reshape(-1, f)
         probs = booster.predict(flat, num_iteration=num_iteration, num_threads=threads)
@@ -85,8 +92,9 @@ def fit_fold(
     gcfg = config["gbm"]
     threads = config["run"]["threads"] or cores()
     started = time.perf_counter()
+    spec = FeatureSpec.from_config(gcfg)
     x_all, y_all = training_samples(
-        images, masks, gcfg["pixels_per_image"], config["seed"], threads, gcfg["per_image"]
+        images, masks, gcfg["pixels_per_image"], config["seed"], threads, spec
     )
     per_patch = patch_share(len(train_rows), gcfg["pixels_per_image"], gcfg["max_train_pixels"])
     x_train, y_train = (np.asarray(a[np.sort(train_rows), :per_patch]) for a in (x_all, y_all))
@@ -111,7 +119,8 @@ def fit_fold(
         "num_threads": threads,
         "verbose": -1,
     }
-    train_set = lgb.Dataset(x_train, np.searchsorted(classes, y_train), feature_name=list(FEATURES))
+    names = list(spec.names)
+    train_set = lgb.Dataset(x_train, np.searchsorted(classes, y_train), feature_name=names)
     val_set = lgb.Dataset(x_val[keep], np.searchsorted(classes, y_val[keep]), reference=train_set)
     curve: dict = {}
     booster = lgb.train(
@@ -132,7 +141,7 @@ def fit_fold(
         val_rows,
         gcfg["predict_stride"],
         threads=threads,
-        relative=gcfg["per_image"],
+        spec=spec,
     )
     val_kl = kl_divergence(labels[val_rows], val)
     history = [
@@ -152,7 +161,7 @@ def fit_fold(
 class GbmFoldModel(FoldModel):
     def __init__(self, booster: lgb.Booster, classes: np.ndarray, gcfg: dict, threads: int = 0):
         self.booster, self.classes, self.threads = booster, classes, threads
-        self.stride, self.relative = gcfg["predict_stride"], gcfg["per_image"]
+        self.stride, self.spec = gcfg["predict_stride"], FeatureSpec.from_config(gcfg)
 
     def predict_proportions(
         self,
@@ -171,12 +180,12 @@ class GbmFoldModel(FoldModel):
             self.stride,
             num_iteration=num_iteration,
             threads=self.threads,
-            relative=self.relative,
+            spec=self.spec,
         )
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
         """(n, 10, H, W) per-pixel probabilities at full resolution."""
-        feats = pixel_features(images, 1, self.relative)
+        feats = pixel_features(images, 1, self.spec)
         n, h, w, f = feats.shape
         probs = np.zeros((n * h * w, N_CLASSES), dtype=np.float32)
         probs[:, self.classes] = self.booster.predict(

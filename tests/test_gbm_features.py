@@ -1,0 +1,72 @@
+"""The LightGBM member's per-pixel features: each set's columns, what a change of radiometry
+does to them, and the stores kept apart per set."""
+
+import numpy as np
+
+from landcover.members.gbm_features import (
+    BASIC,
+    FeatureSpec,
+    pixel_features,
+    strided_features,
+    training_samples,
+)
+
+
+def _images(seed: int = 0, n: int = 3, size: int = 32) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(200, 4000, size=(n, 4, size, size)).astype(np.uint16)
+
+
+def test_each_set_has_its_named_columns():
+    images = _images()
+    for spec in (BASIC, FeatureSpec(per_image=True), FeatureSpec(texture=True)):
+        feats = pixel_features(images, 1, spec)
+        assert feats.shape == (3, 32, 32, len(spec.names)) and feats.dtype == np.float32
+        assert len(set(spec.names)) == len(spec.names)
+        assert np.isfinite(feats).all()
+    assert len(FeatureSpec(texture=True).names) == len(BASIC.names) + 9
+    strided = pixel_features(images, 4, FeatureSpec(texture=True))
+    full = pixel_features(images, 1, FeatureSpec(texture=True))
+    np.testing.assert_array_equal(strided, full[:, 2::4, 2::4])
+
+
+def test_per_image_features_ignore_a_gain_and_texture_ignores_a_uniform_one():
+    """log(g r) = log g + log r: the per-image set takes each band's own mean out, so a
+    per-band gain leaves its log bands and local means unchanged; the local deviation of the
+    log brightness does not move under a gain common to the bands."""
+    images = _images()
+    gain = np.array([1.3, 0.8, 1.1, 0.9])[None, :, None, None]
+    changed = np.clip(np.rint(images * gain), 1, 65535).astype(np.uint16)
+    spec = FeatureSpec(per_image=True, texture=True)
+    names = list(spec.names)
+    before, after = pixel_features(images, 1, spec), pixel_features(changed, 1, spec)
+    for name in ("log_b", "log_nir", "mean17_r", "mean51_g"):
+        i = names.index(name)
+        np.testing.assert_allclose(after[..., i], before[..., i], atol=1e-2)
+    basic = list(BASIC.names).index("log_b")
+    moved = (
+        pixel_features(changed, 1, BASIC)[..., basic] - pixel_features(images, 1, BASIC)[..., basic]
+    )
+    assert abs(float(moved.mean()) - np.log(1.3)) < 0.01  # the basic set sees the gain
+    uniform = np.clip(np.rint(images * 1.25), 1, 65535).astype(np.uint16)
+    std = names.index("std5_brightness")
+    np.testing.assert_allclose(
+        pixel_features(uniform, 1, spec)[..., std], before[..., std], atol=1e-2
+    )
+
+
+def test_stores_of_different_sets_are_kept_apart(tmp_path):
+    images = _images(n=5)
+    masks = np.random.default_rng(1).integers(0, 10, size=(5, 32, 32)).astype(np.uint8)
+    np.save(tmp_path / "train_images.npy", images)
+    np.save(tmp_path / "train_masks.npy", masks)
+    mapped = np.load(tmp_path / "train_images.npy", mmap_mode="r")
+    mapped_masks = np.load(tmp_path / "train_masks.npy", mmap_mode="r")
+    texture = FeatureSpec(texture=True)
+    for spec in (BASIC, texture):
+        store = strided_features(mapped, 4, 1, spec)
+        np.testing.assert_array_equal(store, pixel_features(images, 4, spec))
+        x, y = training_samples(mapped, mapped_masks, 16, 0, 1, spec)
+        assert x.shape == (5, 16, len(spec.names)) and y.shape == (5, 16)
+    folders = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert len(folders) == 4 and sum("-texture" in f for f in folders) == 2
