@@ -217,3 +217,37 @@ def test_shifts_are_seeded_physical_changes():
     assert (season[:, 3] < images[:, 3]).all() and (season[:, 2] > images[:, 2]).all()
     haze = shifted(images, ids, "haze").astype(float)
     assert np.abs(haze - 1600).mean() < np.abs(images.astype(float) - 1600).mean()
+
+
+def test_the_shift_test_scores_every_member_and_the_blend(blend: Path, tmp_path: Path):
+    """src/benchmarks/shift_test.py on a blend that leaves one member out: every member is
+    scored (its clean column is its own OOF KL, predicted the same way), the blend's clean
+    column is the blend's own OOF KL, and each change moves the scores."""
+    from landcover.metric import kl_divergence
+    from landcover.predictor import Predictor
+
+    inputs = load_inputs(blend.parents[1] / "oof")
+    fit = fit_blend(inputs.oof, inputs.truth, inputs.folds, trials=2, seed=0)
+    params = BlendParams(np.array([0.7, 0.3, 0.0]), np.array([0.9, 1.2, 1.0]), 0.0)
+    csv = write_outputs(
+        tmp_path / "left_out.csv", inputs, dataclasses.replace(fit, params=params), {}
+    )
+    sidecar = csv.with_suffix(".json")
+    assert len(Predictor.load(sidecar, device="cpu").members) == 2
+    every = Predictor.load(sidecar, device="cpu", every_member=True)
+    assert [m.weight for m in every.members] == [0.7, 0.3, 0.0]
+    out = tmp_path / "shift.json"
+    result = run_cli(
+        "src/benchmarks/shift_test.py", str(sidecar), "--shifts", "none,gain,haze",
+        "--threads", "1", "--json", str(out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    table = json.loads(out.read_text())["kl"]
+    assert set(table) == {*MEMBERS, "blend"}
+    for exp in json.loads(sidecar.read_text())["experiments"]:
+        assert table[exp["name"]]["none"] == pytest.approx(exp["oof_kl"], rel=1e-6)
+    blended = read_proportions(tmp_path / "left_out.oof.csv", allow_fold=True)
+    blended = blended.select(inputs.ids).values
+    assert table["blend"]["none"] == pytest.approx(kl_divergence(inputs.truth, blended), rel=1e-6)
+    for name, row in table.items():
+        assert row["gain"] != row["none"] and row["haze"] != row["none"], name

@@ -1,6 +1,7 @@
-"""The shift test: every member of a submitted blend, and the blend, scored on their spatial
-validation folds as they are and under changes of radiometry (``landcover/shift.py`` states the
-ranges and why), optionally with the networks' BatchNorm adapted to each held-out fold's images.
+"""The shift test: every experiment of a submitted blend (those it gave no weight too), and the
+blend, scored on their spatial validation folds as they are and under changes of radiometry
+(``landcover/shift.py`` states the ranges and why), optionally with the networks' BatchNorm
+adapted to each held-out fold's images.
 
     python src/benchmarks/shift_test.py submissions/<name>.json [--tta 1] [--adapt] \\
         [--shifts none,gain,offset,haze,season,combined] [--json out.json]
@@ -44,7 +45,8 @@ def main() -> None:
     table: dict[str, dict[str, float]] = {}
     predictor = None
     for kind in kinds:
-        predictor = Predictor.load(args.sidecar, device="cpu")  # fresh models: adapt mutates
+        # fresh models (adapt mutates them); every member, the blend's weights decide the blend
+        predictor = Predictor.load(args.sidecar, device="cpu", every_member=True)
         first = predictor.members[0]
         data = prepare_data(first.meta["data_dir"])
         folds = load_experiment(first.path).oof.select(data.train_ids).folds  # cache order

@@ -49,8 +49,12 @@ class Predictor:
         self.members, self.floor, self.prior, self.source = members, floor, prior, source
 
     @classmethod
-    def load(cls, model: str | os.PathLike[str], device: str = "auto") -> Predictor:
-        """From a sidecar ``<name>.json`` or a complete experiment directory."""
+    def load(
+        cls, model: str | os.PathLike[str], device: str = "auto", every_member: bool = False
+    ) -> Predictor:
+        """From a sidecar ``<name>.json`` or a complete experiment directory.
+        ``every_member``: members the blend gave no weight are loaded too (to score them
+        alone; they change no blended figure)."""
         path, dev = Path(model), resolve_device(device)
         if path.suffix == ".json":
             sub = load_submitted(path)
@@ -62,7 +66,7 @@ class Predictor:
                     sub.params.temperatures,
                     strict=True,
                 )
-                if w > 0  # a member without weight changes nothing: not even loaded
+                if w > 0 or every_member  # without weight it changes nothing: not loaded
             ]
             floor, prior = sub.params.floor, sub.prior
         elif is_complete(path):

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from torch import nn
 
+from .. import weights
 from ..constants import N_BANDS, N_CLASSES
 from ..errors import ConfigError
 from .base import register
-from .network import NetworkMember, pretrained_error
+from .network import NetworkMember
 
 
 @register("classifier")
@@ -17,6 +18,7 @@ class ClassifierMember(NetworkMember):
 
     @classmethod
     def validate(cls, config: dict) -> None:
+        super().validate(config)
         if config["loss"]["ce_weight"]:
             raise ConfigError("an image-level model has no pixel loss: set loss.ce_weight: 0")
 
@@ -25,9 +27,9 @@ class ClassifierMember(NetworkMember):
 
         cfg = self.config["model"]
         try:
-            return timm.create_model(
+            model = timm.create_model(
                 cfg["encoder"],
-                pretrained=cfg["pretrained"],
+                pretrained=weights.source(cfg["pretrained"]) == "imagenet",
                 in_chans=N_BANDS,
                 num_classes=N_CLASSES,
                 **dict(cfg.get("params") or {}),
@@ -35,4 +37,5 @@ class ClassifierMember(NetworkMember):
         except RuntimeError as err:
             raise ConfigError(f"cannot build timm model '{cfg['encoder']}': {err}") from None
         except OSError as err:
-            raise pretrained_error(cfg["encoder"], err) from None
+            raise weights.fetch_error(cfg["encoder"], err) from None
+        return weights.apply(model, model, self.config)

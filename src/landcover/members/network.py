@@ -19,9 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import distributed
+from .. import distributed, weights
 from ..atomic import atomic_path, write_json
-from ..errors import ConfigError
 from ..inference import network_inputs, predict_masks, predict_probabilities, predict_proportions
 from ..pixels import Normalizer, fit_normalizer
 from ..runtime import seed_everything
@@ -31,14 +30,6 @@ from .base import FitResult, FoldData, FoldModel, Member
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
-
-
-def pretrained_error(name: str, err: Exception) -> ConfigError:
-    return ConfigError(
-        f"pretrained weights for '{name}' could not be fetched ({type(err).__name__}: "
-        f"{str(err).split('. ')[0][:200]}); set model.pretrained: false to train from scratch, "
-        "or make the weights available in the Hugging Face cache (HF_HOME) first"
-    )
 
 
 class NetworkFoldModel(FoldModel):
@@ -91,6 +82,10 @@ class NetworkMember(Member):
         "last_epoch.pt",
     )
 
+    @classmethod
+    def validate(cls, config: dict) -> None:
+        weights.check(config)
+
     @abstractmethod
     def build(self) -> nn.Module:
         """A freshly initialised network: (B, 4, H, W) -> (B, 10, H, W) or (B, 10) logits."""
@@ -106,13 +101,16 @@ class NetworkMember(Member):
 
     def fit_fold(self, fold: FoldData, work: Path, device: torch.device, seed: int) -> FitResult:
         ncfg = self.config["normalize"]
-        normalizer = fit_normalizer(
-            fold.train_images,
-            fold.train_rows,
-            log=ncfg["log"],
-            seed=seed,
-            per_image=ncfg["per_image"],
-        )
+        if ncfg["scale"] > 0:  # fixed, what pretrained weights expect (ssl4eo: / 10000)
+            normalizer = Normalizer(mean=[0.0] * 4, std=[ncfg["scale"]] * 4, log=False)
+        else:
+            normalizer = fit_normalizer(
+                fold.train_images,
+                fold.train_rows,
+                log=ncfg["log"],
+                seed=seed,
+                per_image=ncfg["per_image"],
+            )
         if distributed.is_writer():
             write_json(work / "normalizer.json", normalizer.to_dict())
         history_file = work / "history.csv"  # epochs done before an interruption, if any

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from torch import nn
 
+from .. import weights
 from ..constants import N_BANDS, N_CLASSES
 from ..errors import ConfigError
 from .base import register
-from .network import NetworkMember, pretrained_error
+from .network import NetworkMember
 
 
 @register("smp")
@@ -17,14 +18,15 @@ class SmpMember(NetworkMember):
         import segmentation_models_pytorch as smp
 
         cfg = self.config["model"]
-        # timm-universal encoders take True (the tag in the name picks the weights)
         encoder = cfg["encoder"]
-        weights = (True if encoder.startswith("tu-") else "imagenet") if cfg["pretrained"] else None
+        imagenet = weights.source(cfg["pretrained"]) == "imagenet"
+        # timm-universal encoders take True (the tag in the name picks the weights)
+        hub = (True if encoder.startswith("tu-") else "imagenet") if imagenet else None
         try:
-            return smp.create_model(
+            model = smp.create_model(
                 cfg["arch"],
                 encoder_name=encoder,
-                encoder_weights=weights,
+                encoder_weights=hub,
                 in_channels=N_BANDS,
                 classes=N_CLASSES,
                 **dict(cfg.get("params") or {}),
@@ -32,4 +34,6 @@ class SmpMember(NetworkMember):
         except (KeyError, ValueError, TypeError) as err:
             raise ConfigError(f"cannot build smp {cfg['arch']}/{encoder}: {err}") from None
         except OSError as err:  # hub download failures (no network, no cached file)
-            raise pretrained_error(encoder, err) from None
+            raise weights.fetch_error(encoder, err) from None
+        # a timm-universal encoder keeps the timm model (timm key names) as .model
+        return weights.apply(model, getattr(model.encoder, "model", model.encoder), self.config)

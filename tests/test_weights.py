@@ -1,0 +1,132 @@
+"""``model.pretrained``: Sentinel-2 (SSL4EO, 13 bands) and user state dicts reach the encoder
+with the first convolution cut to B2, B3, B4, B8; downloads that cannot happen, files that do
+not fit and settings that contradict the weights stop with one clear line. The state dicts are
+written here: no weights are downloaded."""
+
+import json
+import urllib.error
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+from landcover import weights
+from landcover.config import load_config
+from landcover.errors import ConfigError
+from landcover.members import member_for
+
+
+def _resnet18_state(tmp_path: Path, bands: int, name: str = "w.pth") -> tuple[Path, dict]:
+    """A timm resnet18 state dict with a ``bands``-band stem and a 1000-class head, as
+    torchgeo and timm save them."""
+    torch.manual_seed(1)
+    state = timm.create_model("resnet18", in_chans=bands, num_classes=1000).state_dict()
+    path = tmp_path / name
+    torch.save(state, path)
+    return path, state
+
+
+def _encoder(model: torch.nn.Module) -> torch.nn.Module:
+    return model.encoder.model if hasattr(model, "encoder") else model
+
+
+@pytest.mark.parametrize("name", ["unet_resnet18", "classifier_resnet18"])
+@pytest.mark.parametrize("bands", [13, 4])
+def test_a_state_dict_file_reaches_the_encoder(name: str, bands: int, tmp_path: Path):
+    path, state = _resnet18_state(tmp_path, bands)
+    config = load_config(name, overrides={"model": {"pretrained": str(path)}})
+    encoder = _encoder(member_for(config).build())
+    stem = state["conv1.weight"]
+    expected = stem[:, [1, 2, 3, 7]] if bands == 13 else stem
+    assert weights.S2_BANDS[1:4] + weights.S2_BANDS[7:8] == ("B2", "B3", "B4", "B8")
+    torch.testing.assert_close(encoder.conv1.weight, expected, rtol=0, atol=0)
+    for key in ("layer4.1.conv2.weight", "bn1.running_var", "layer2.0.downsample.0.weight"):
+        torch.testing.assert_close(encoder.state_dict()[key], state[key], rtol=0, atol=0)
+    scratch = _encoder(member_for(load_config(name)).build())
+    assert not torch.equal(scratch.layer4[1].conv2.weight, state["layer4.1.conv2.weight"])
+
+
+def test_ssl4eo_downloads_once_slices_and_needs_its_scale(tmp_path: Path, monkeypatch):
+    _, state = _resnet18_state(tmp_path, 13)
+    asked = []
+
+    def hub(url, **kwargs):
+        asked.append(url)
+        return {k: v.clone() for k, v in state.items() if not k.startswith("fc.")}
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", hub)
+    ssl4eo = {"model": {"pretrained": "ssl4eo"}, "normalize": {"scale": 10000.0}}
+    model = member_for(load_config("unet_resnet18", overrides=ssl4eo)).build()
+    assert asked == [weights.SSL4EO_URLS["resnet18"]]
+    torch.testing.assert_close(
+        model.encoder.model.conv1.weight, state["conv1.weight"][:, [1, 2, 3, 7]]
+    )
+    with pytest.raises(ConfigError, match=r"normalize\.scale: 10000"):
+        load_config("unet_resnet18", overrides={"model": {"pretrained": "ssl4eo"}})
+    with pytest.raises(ConfigError, match="resnet18, resnet50 only"):
+        load_config("unet_convnext_atto", overrides=ssl4eo)
+
+
+def test_ssl4eo_without_network_is_one_clear_line(monkeypatch):
+    def offline(url, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    ssl4eo = {"model": {"pretrained": "ssl4eo"}, "normalize": {"scale": 10000.0}}
+    config = load_config("classifier_resnet18", overrides=ssl4eo)
+    with pytest.raises(ConfigError) as caught:
+        member_for(config).build()
+    message = str(caught.value)
+    assert "\n" not in message and "could not be fetched" in message
+    assert "ssl4eo/resnet18" in message and "model.pretrained: false" in message
+
+
+def test_weights_that_do_not_fit_are_refused(tmp_path: Path):
+    torch.save(timm.create_model("resnet34", in_chans=13).state_dict(), tmp_path / "r34.pth")
+    config = load_config(
+        "unet_resnet18", overrides={"model": {"pretrained": str(tmp_path / "r34.pth")}}
+    )
+    with pytest.raises(ConfigError, match="does not match the encoder"):
+        member_for(config).build()
+    bad_stem = timm.create_model("resnet18", in_chans=6).state_dict()
+    torch.save(bad_stem, tmp_path / "six.pth")
+    config = load_config(
+        "unet_resnet18", overrides={"model": {"pretrained": str(tmp_path / "six.pth")}}
+    )
+    with pytest.raises(ConfigError, match="takes 6 bands"):
+        member_for(config).build()
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    config = load_config(
+        "unet_resnet18", overrides={"model": {"pretrained": str(tmp_path / "junk.pth")}}
+    )
+    with pytest.raises(ConfigError, match=r"junk\.pth: not a readable state dict"):
+        member_for(config).build()
+    with pytest.raises(ConfigError, match="is not a file"):
+        load_config(
+            "unet_resnet18", overrides={"model": {"pretrained": str(tmp_path / "none.pth")}}
+        )
+    with pytest.raises(ConfigError, match="expected false, true, imagenet, ssl4eo"):
+        load_config("unet_resnet18", overrides={"model": {"pretrained": 3}})
+
+
+def test_a_fixed_scale_replaces_the_fitted_normaliser(demo_data, tmp_path: Path):
+    """``normalize.scale``: the fold's normaliser divides by it (no log, no fitted
+    statistics), which is what the SSL4EO weights were trained on."""
+    from landcover.experiment import run_experiment
+    from landcover.pixels import Normalizer
+
+    overrides = {
+        "normalize": {"scale": 10000.0},
+        "train": {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4},
+        "predict": {"tta": 1},
+        "data": {"n_folds": 2},
+        "run": {"threads": 1},
+    }
+    config = load_config("classifier_resnet18", profile="demo", overrides=overrides)
+    exp = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
+
+    norm = Normalizer(**json.loads((exp / "folds" / "fold0" / "normalizer.json").read_text()))
+    assert norm.mean == [0.0] * 4 and norm.std == [10000.0] * 4 and not norm.log
+    pixels = torch.tensor([[[[5000]], [[100]], [[20000]], [[0]]]], dtype=torch.int16)
+    torch.testing.assert_close(norm(pixels).flatten(), torch.tensor([0.5, 0.01, 2.0, 0.0]))
