@@ -70,3 +70,12 @@ def test_stores_of_different_sets_are_kept_apart(tmp_path):
         assert x.shape == (5, 16, len(spec.names)) and y.shape == (5, 16)
     folders = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
     assert len(folders) == 4 and sum("-texture" in f for f in folders) == 2
+
+
+def test_an_older_experiments_config_means_the_basic_set():
+    """Experiments trained before ``gbm.per_image`` and ``gbm.texture`` existed load with
+    the features they were trained on."""
+    assert FeatureSpec.from_config({"predict_stride": 4}) == BASIC
+    assert FeatureSpec.from_config({"per_image": True, "texture": True}).tag == (
+        "-relative-texture"
+    )

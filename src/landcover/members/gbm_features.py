@@ -52,7 +52,9 @@ class FeatureSpec:
 
     @classmethod
     def from_config(cls, gcfg: dict) -> FeatureSpec:
-        return cls(per_image=bool(gcfg["per_image"]), texture=bool(gcfg["texture"]))
+        """From a ``gbm`` section; a key that an older experiment's config lacks means the
+        basic set it was trained with."""
+        return cls(per_image=bool(gcfg.get("per_image")), texture=bool(gcfg.get("texture")))
 
     @property
     def tag(self) -> str:
