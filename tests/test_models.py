@@ -81,3 +81,9 @@ def test_class_weights_ignore_no_data_and_clouds():
     weights = class_weights(masks, "inverse_frequency")
     assert weights[0] == 0 and weights[1] == 0
     assert weights[3] > weights[2] > 0  # rarer class weighs more
+    soft = class_weights(masks, "sqrt_inverse_frequency")
+    assert soft[0] == 0 and soft[1] == 0 and soft[4:].sum() == 0  # absent classes too
+    # 3 pixels of class 2, 1 of class 3: weights 1/sqrt(3/4) and 1/sqrt(1/4), mean 1
+    ratio = 3**0.5
+    torch.testing.assert_close(soft[2:4], torch.tensor([2 / (1 + ratio), 2 * ratio / (1 + ratio)]))
+    assert float(weights[3] / weights[2]) == pytest.approx(3.0)

@@ -181,7 +181,7 @@ def validate(config: dict) -> None:
         ("train", "scheduler"): ("cosine", "none"),
         ("train", "select"): ("last", "best"),
         ("data", "scheme"): ("row_bands", "id_groups"),
-        ("loss", "class_weights"): ("none", "inverse_frequency"),
+        ("loss", "class_weights"): ("none", "inverse_frequency", "sqrt_inverse_frequency"),
         ("predict", "mode"): ("soft", "hard"),
     }
     for (section, key), allowed in choices.items():

@@ -39,10 +39,11 @@ def kl_loss(target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
 
 def class_weights(masks: np.ndarray, mode: str, rows: np.ndarray | None = None) -> torch.Tensor:
     """Cross-entropy weights: 1, or inverse pixel frequency in ``masks[rows]`` (all rows by
-    default); 0 for the ignored classes and for classes absent from training. Masks are read
-    in chunks, and only for inverse_frequency."""
+    default), or its square root (``sqrt_inverse_frequency``: rare classes count more without
+    the official recipe's 60x swing); 0 for the ignored classes and for classes absent from
+    training; mean 1 over the classes present. Masks are read in chunks, and only when needed."""
     weights = np.ones(N_CLASSES)
-    if mode == "inverse_frequency":
+    if mode in ("inverse_frequency", "sqrt_inverse_frequency"):
         rows = np.arange(len(masks)) if rows is None else np.sort(rows)
         counts = np.zeros(N_CLASSES)
         for start in range(0, len(rows), 256):
@@ -50,6 +51,8 @@ def class_weights(masks: np.ndarray, mode: str, rows: np.ndarray | None = None) 
             counts += np.bincount(chunk.ravel(), minlength=N_CLASSES)
         freq = counts / counts.sum()
         weights = np.divide(1.0, freq, out=np.zeros(N_CLASSES), where=freq > 0)
+        if mode == "sqrt_inverse_frequency":
+            weights = np.sqrt(weights)
     weights[:N_IGNORED] = 0.0
     present = weights > 0
     weights[present] *= present.sum() / weights[present].sum()  # mean weight 1 over classes
