@@ -80,6 +80,7 @@ def test_ssl4eo_without_network_is_one_clear_line(monkeypatch):
     message = str(caught.value)
     assert "\n" not in message and "could not be fetched" in message
     assert "ssl4eo/resnet18" in message and "model.pretrained: false" in message
+    assert "hub/checkpoints/resnet18_sentinel2_all_moco-59bfdff9.pth" in message
 
 
 def test_weights_that_do_not_fit_are_refused(tmp_path: Path):
@@ -130,3 +131,23 @@ def test_a_fixed_scale_replaces_the_fitted_normaliser(demo_data, tmp_path: Path)
     assert norm.mean == [0.0] * 4 and norm.std == [10000.0] * 4 and not norm.log
     pixels = torch.tensor([[[[5000]], [[100]], [[20000]], [[0]]]], dtype=torch.int16)
     torch.testing.assert_close(norm(pixels).flatten(), torch.tensor([0.5, 0.01, 2.0, 0.0]))
+
+
+def test_the_full_gpu_profile_starts_from_pretrained_encoders():
+    """Sentinel-2 weights for the ResNet-18s (with their input scale), ImageNet for the timm
+    encoders; the CPU profiles stay from scratch."""
+    for name, expected in (
+        ("unet_resnet18", "ssl4eo"),
+        ("classifier_resnet18", "ssl4eo"),
+        ("unet_convnext_atto", "imagenet"),
+        ("fpn_efficientnet_b0", "imagenet"),
+    ):
+        config = load_config(name, profile="full-gpu")
+        assert weights.source(config["model"]["pretrained"]) == expected, name
+        if expected == "ssl4eo":
+            assert config["normalize"]["scale"] == weights.SSL4EO_SCALE
+    for profile in ("sample-cpu", "demo"):
+        assert (
+            weights.source(load_config("unet_regnety_002", profile=profile)["model"]["pretrained"])
+            is None
+        )

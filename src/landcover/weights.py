@@ -81,11 +81,13 @@ def _timm_name(encoder: str) -> str:
     return encoder.removeprefix("tu-")
 
 
-def fetch_error(name: str, err: Exception) -> ConfigError:
+def fetch_error(
+    name: str, err: Exception, cache: str = "the Hugging Face cache (HF_HOME)"
+) -> ConfigError:
     return ConfigError(
         f"pretrained weights for '{name}' could not be fetched ({type(err).__name__}: "
         f"{str(err).split('. ')[0][:200]}); set model.pretrained: false to train from scratch, "
-        "or make the weights available in the Hugging Face cache (HF_HOME) first"
+        f"or make the weights available in {cache} first"
     )
 
 
@@ -98,7 +100,10 @@ def state_dict(chosen: str | Path, encoder: str) -> dict[str, torch.Tensor]:
                 url, map_location="cpu", weights_only=True, progress=False
             )
         except OSError as err:  # URLError, HTTPError and socket errors are OSErrors
-            raise fetch_error(f"ssl4eo/{_timm_name(encoder)}", err) from None
+            name, file = f"ssl4eo/{_timm_name(encoder)}", url.rsplit("/", 1)[1]
+            raise fetch_error(
+                name, err, f"the torch hub cache (TORCH_HOME/hub/checkpoints/{file})"
+            ) from None
     path = Path(chosen)
     try:
         if path.suffix == ".safetensors":
