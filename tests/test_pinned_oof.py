@@ -24,14 +24,25 @@ SETTINGS = {
 
 
 @pytest.mark.parametrize(
-    "name", ["unet_regnety_002", "benchmark_unet", "classifier_resnet18", "pixel_lightgbm"]
+    ("name", "pin", "extra"),
+    [
+        ("unet_regnety_002", "unet_regnety_002", {}),
+        ("benchmark_unet", "benchmark_unet", {}),
+        ("classifier_resnet18", "classifier_resnet18", {}),
+        # the basic feature set, pinned before gbm.texture existed, and the texture set
+        ("pixel_lightgbm", "pixel_lightgbm", {"texture": False}),
+        ("pixel_lightgbm", "pixel_lightgbm-texture", {"texture": True}),
+    ],
 )
-def test_oof_and_test_predictions_are_pinned(name: str, demo_data, tmp_path: Path):
-    config = load_config(name, profile="demo", overrides=SETTINGS)
+def test_oof_and_test_predictions_are_pinned(
+    name: str, pin: str, extra: dict, demo_data, tmp_path: Path
+):
+    settings = {**SETTINGS, "gbm": {**SETTINGS["gbm"], **extra}}
+    config = load_config(name, profile="demo", overrides=settings)
     exp_dir = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
     for file in ("oof.csv", "test.csv"):
-        pinned = PINNED / name / file
+        pinned = PINNED / pin / file
         if os.environ.get("LANDCOVER_REPIN"):
             pinned.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(exp_dir / file, pinned)
-        assert (exp_dir / file).read_bytes() == pinned.read_bytes(), f"{name}/{file} changed"
+        assert (exp_dir / file).read_bytes() == pinned.read_bytes(), f"{pin}/{file} changed"
