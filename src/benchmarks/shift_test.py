@@ -4,11 +4,12 @@ blend, scored on their spatial validation folds as they are and under changes of
 adapted to each held-out fold's images.
 
     python src/benchmarks/shift_test.py submissions/<name>.json [--tta 1] [--adapt] \\
-        [--shifts none,gain,offset,haze,season,combined] [--json out.json]
+        [--shifts none,gain,offset,haze,season,combined] [--gbm-stride 8] [--json out.json]
 
 Each fold model predicts its own validation rows (OOF); the blend applies the sidecar's
 weights, temperatures and floor. ``--tta 1`` (the default) predicts one view, for speed, and
-the clean column is then also at one view, so the ratios compare like with like.
+the clean column is then also at one view, so the ratios compare like with like; likewise
+``--gbm-stride 8`` (LightGBM proportions from every 8th pixel, 4x faster).
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ def main() -> None:
     parser.add_argument("--shifts", default=",".join(SHIFTS))
     parser.add_argument("--tta", type=int, default=1)
     parser.add_argument("--adapt", action="store_true", help="adapt BatchNorm to each fold")
+    parser.add_argument(
+        "--gbm-stride",
+        type=int,
+        default=0,
+        help="LightGBM members' proportions from every N-th pixel (0: their own setting)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="write the table here too")
     args = parser.parse_args()
@@ -54,6 +61,9 @@ def main() -> None:
         per_member = []
         for member in predictor.members:
             member.config["predict"]["tta"] = args.tta
+            for fold in member.folds:
+                if args.gbm_stride and hasattr(fold, "stride"):  # the clean column too
+                    fold.stride = args.gbm_stride
             adapt = None
             if args.adapt:
 
