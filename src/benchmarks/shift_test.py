@@ -50,28 +50,32 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     kinds = args.shifts.split(",")
     table: dict[str, dict[str, float]] = {}
-    predictor = None
-    for kind in kinds:
-        # fresh models (adapt mutates them); every member, the blend's weights decide the blend
+
+    def load() -> Predictor:
+        """Every member (the blend's weights decide the blend), at the settings asked for."""
         predictor = Predictor.load(args.sidecar, device="cpu", every_member=True)
-        first = predictor.members[0]
-        data = prepare_data(first.meta["data_dir"])
-        folds = load_experiment(first.path).oof.select(data.train_ids).folds  # cache order
-        truth, ids, images = data.labels, data.train_ids, data.train_images
-        per_member = []
         for member in predictor.members:
             member.config["predict"]["tta"] = args.tta
             for fold in member.folds:
                 if args.gbm_stride and hasattr(fold, "stride"):  # the clean column too
                     fold.stride = args.gbm_stride
-            adapt = None
-            if args.adapt:
+        return predictor
 
-                def adapt(model, changed):
-                    if hasattr(model, "adapt_batchnorm"):
-                        model.adapt_batchnorm(changed)
+    def adapt(model, changed):
+        if hasattr(model, "adapt_batchnorm"):
+            model.adapt_batchnorm(changed)
 
-            oof = shifted_oof(member.folds, images, ids, folds, kind, adapt)
+    predictor = load()
+    first = predictor.members[0]
+    data = prepare_data(first.meta["data_dir"])
+    folds = load_experiment(first.path).oof.select(data.train_ids).folds  # cache order
+    truth, ids, images = data.labels, data.train_ids, data.train_images
+    for i, kind in enumerate(kinds):
+        if args.adapt and i:
+            predictor = load()  # fresh models: adaptation changed the last ones
+        per_member = []
+        for member in predictor.members:
+            oof = shifted_oof(member.folds, images, ids, folds, kind, adapt if args.adapt else None)
             per_member.append(oof)
             table.setdefault(member.name, {})[kind] = kl_divergence(truth, oof)
         blended = predictor.combine([[p] for p in per_member])

@@ -139,12 +139,8 @@ def _strided_job(args: tuple) -> np.ndarray:
 def _sample_job(args: tuple) -> tuple[np.ndarray, np.ndarray]:
     images_file, masks_file, start, stop, per_image, seed, spec = args
     images = np.load(images_file, mmap_mode="r")[start:stop]
-    masks = np.asarray(np.load(masks_file, mmap_mode="r")[start:stop])
-    feats = pixel_features(images, 1, spec)
-    n, h, w, f = feats.shape
-    picks = np.stack([sample_picks(start + i, h * w, per_image, seed) for i in range(n)])
-    rows = np.arange(n)[:, None]
-    return feats.reshape(n, h * w, f)[rows, picks], masks.reshape(n, h * w)[rows, picks]
+    masks = np.load(masks_file, mmap_mode="r")[start:stop]
+    return _sample_job_arrays(images, masks, start, per_image, seed, spec)
 
 
 def _build(
@@ -232,6 +228,7 @@ def training_samples(
 
 
 def _sample_job_arrays(images, masks, start, per_image, seed, spec):
+    """The drawn pixels' features and classes of patches ``start``, ``start + 1``, ..."""
     feats = pixel_features(np.asarray(images), 1, spec)
     n, h, w, f = feats.shape
     picks = np.stack([sample_picks(start + i, h * w, per_image, seed) for i in range(n)])
