@@ -70,6 +70,7 @@ stage "check the profile and the experiments' configs"
 checked="$(python src/train.py --check "$experiments" --profile "$profile" \
     ${smoke_flag[@]+"${smoke_flag[@]}"} ${sets[@]+--set "${sets[@]}"})"
 experiments="$(sed -n 1p <<< "$checked")" cpu_members="$(sed -n 2p <<< "$checked")"
+read -r map_rows map_cols map_overlap <<< "$(sed -n 4p <<< "$checked")"  # the profile's map
 if [[ "$beside" == auto ]]; then
     beside=false
     [[ "$(sed -n 3p <<< "$checked")" == cuda && "$engine" == local ]] && beside=true
@@ -174,10 +175,10 @@ stage "inspect the blend (notebooks/blend.ipynb -> $runs/blend.ipynb)"
 papermill --log-level ERROR notebooks/blend.ipynb "$runs/blend.ipynb" \
     -p submission "${out%.csv}.json" -p smoke "$(py_bool $smoke)"
 
-stage "map a mosaic of neighbouring tiles (notebooks/predict.ipynb -> $runs/predict.ipynb)"
+stage "map a $map_rows x $map_cols mosaic of neighbouring tiles (notebooks/predict.ipynb -> $runs/predict.ipynb)"
 papermill --log-level ERROR notebooks/predict.ipynb "$runs/predict.ipynb" \
     -p submission "${out%.csv}.json" -p data_dir "$data" -p out_dir "$runs" \
-    -p smoke "$(py_bool $smoke)"
+    -p rows "$map_rows" -p cols "$map_cols" -p overlap "$map_overlap" -p smoke "$(py_bool $smoke)"
 
 stage "check the submission (src/score.py --check-submission)"
 python src/score.py --check-submission "$out" --data "$data"

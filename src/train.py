@@ -87,7 +87,8 @@ def parse_folds(text: str | None) -> list[int] | None:
 
 def check_experiments(names: str, profile: str | None, overrides: list[str], smoke: bool) -> str:
     """Every named experiment (default: the profile's) resolves, builds, and can run here.
-    Prints three lines: all of them; the CPU-only ones (LightGBM); the networks' device."""
+    Prints four lines: all of them; the CPU-only ones (LightGBM); the networks' device; the
+    profile's mosaic map (rows cols overlap)."""
     chosen = [n.strip() for n in names.split(",") if n.strip()] or load_profile(profile)[
         "experiments"
     ]
@@ -103,7 +104,9 @@ def check_experiments(names: str, profile: str | None, overrides: list[str], smo
             devices.add(device.type)
         else:
             cpu_only.append(name)
-    return "\n".join([",".join(chosen), ",".join(cpu_only), "cuda" if "cuda" in devices else "cpu"])
+    mosaic = " ".join(str(v) for v in load_profile(profile)["map"].values())
+    network_device = "cuda" if "cuda" in devices else "cpu"
+    return "\n".join([",".join(chosen), ",".join(cpu_only), network_device, mosaic])
 
 
 @cli_errors

@@ -33,6 +33,31 @@ def test_the_benchmark_recipe_is_in_the_demo_and_one_flag_away_on_the_sample():
     assert config["train"]["crop"] == 64 and config["train"]["epochs"] == 16
 
 
+def test_the_profile_map_defaults_and_is_checked(tmp_path):
+    """run_all.sh maps the mosaic the profile names (train.py --check's 4th line)."""
+    assert load_profile("demo")["map"] == {"rows": 3, "cols": 3, "overlap": 64}
+    assert load_profile("sample-cpu")["map"] == {"rows": 2, "cols": 2, "overlap": 0}
+    assert load_profile(None)["map"] == {"rows": 3, "cols": 3, "overlap": 64}
+    from train import check_experiments
+
+    assert check_experiments("pixel_lightgbm", "sample-cpu", [], smoke=False).split("\n") == [
+        "pixel_lightgbm",
+        "pixel_lightgbm",
+        "cpu",
+        "2 2 0",
+    ]
+    for bad, message in [
+        ("map: {rows: 0}", "map.rows must be an integer >= 1"),
+        ("map: {overlap: -1}", "map.overlap must be an integer >= 0"),
+        ("map: {cols: 2.5}", "map.cols must be an integer >= 1"),
+        ("map: {size: 3}", "unknown key(s) under map"),
+    ]:
+        path = tmp_path / "p.yaml"
+        path.write_text(f"experiments: [pixel_lightgbm]\n{bad}\n")
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            load_profile(str(path))
+
+
 def test_overrides_are_typed():
     config = load_config(
         "unet_resnet18", overrides=["train.epochs=3", "train.lr=0.01", "model.arch=FPN"]

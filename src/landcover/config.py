@@ -95,11 +95,28 @@ def model_config_path(name_or_path: str) -> Path:
     return CONFIG_DIR / "models" / f"{name_or_path}.yaml"
 
 
+MAP = {"rows": 3, "cols": 3, "overlap": 64}  # notebooks/predict.ipynb's mosaic, by default
+
+
+def map_settings(given: dict, where: Path) -> dict:
+    """The profile's ``map`` over ``MAP``: positive tile counts, an overlap of 0 or more."""
+    unknown = set(given) - set(MAP)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) under map: {sorted(unknown)}")
+    out = {**MAP, **given}
+    for key, value in out.items():
+        low = 0 if key == "overlap" else 1
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(f"{where}: map.{key} must be an integer >= {low}, got {value!r}")
+    return out
+
+
 def load_profile(name: str | None) -> dict:
-    """A profile: ``experiments`` (default list), ``overrides`` applied to each of them, and
-    ``experiment_overrides`` (name -> overrides) applied after those to one experiment."""
+    """A profile: ``experiments`` (default list), ``overrides`` applied to each of them,
+    ``experiment_overrides`` (name -> overrides) applied after those to one experiment, and
+    ``map`` (the mosaic ``run_all.sh`` maps: ``rows``, ``cols``, ``overlap``; see ``MAP``)."""
     if not name:
-        return {"experiments": [], "overrides": {}, "experiment_overrides": {}}
+        return {"experiments": [], "overrides": {}, "experiment_overrides": {}, "map": dict(MAP)}
     path = (
         Path(name) if name.endswith((".yaml", ".yml")) else CONFIG_DIR / "profiles" / f"{name}.yaml"
     )
@@ -107,10 +124,11 @@ def load_profile(name: str | None) -> dict:
         known = sorted(p.stem for p in (CONFIG_DIR / "profiles").glob("*.yaml"))
         raise ConfigError(f"{path}: unknown profile {name!r} (known: {', '.join(known)})")
     data = read_yaml(path)
-    unknown = set(data) - {"experiments", "overrides", "experiment_overrides", "description"}
+    unknown = set(data) - {"experiments", "overrides", "experiment_overrides", "description", "map"}
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}")
     return {
+        "map": map_settings(data.get("map") or {}, path),
         "experiments": list(data.get("experiments") or []),
         "overrides": data.get("overrides") or {},
         "experiment_overrides": data.get("experiment_overrides") or {},
