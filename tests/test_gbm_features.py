@@ -79,3 +79,35 @@ def test_an_older_experiments_config_means_the_basic_set():
     assert FeatureSpec.from_config({"per_image": True, "texture": True}).tag == (
         "-relative-texture"
     )
+
+
+def test_shifted_copies_add_changed_pixels_after_the_patches_own(tmp_path):
+    """``gbm.shifted_copies``: the first samples are those of the set without copies (its
+    pins hold), then as many from each changed copy: other pixels, other radiometry, the
+    same on the memory-mapped store as in memory, and kept in a store of their own."""
+    from landcover.shift import randomised
+
+    images = _images(n=4)
+    masks = np.random.default_rng(1).integers(0, 10, size=(4, 32, 32)).astype(np.uint8)
+    spec = FeatureSpec(texture=True)
+    x0, y0 = training_samples(images, masks, 16, 0, 1, spec)
+    x2, y2 = training_samples(images, masks, 16, 0, 1, spec, copies=2)
+    assert x2.shape == (4, 48, len(spec.names)) and y2.shape == (4, 48)
+    np.testing.assert_array_equal(x2[:, :16], x0)
+    np.testing.assert_array_equal(y2[:, :16], y0)
+    changed = randomised(images, np.arange(4), 0, 1)
+    assert changed.dtype == np.uint16 and not np.array_equal(changed, images)
+    np.testing.assert_array_equal(changed, randomised(images, np.arange(4), 0, 1))
+    assert not np.array_equal(changed, randomised(images, np.arange(4), 0, 2))
+    log_b = list(spec.names).index("log_b")
+    assert not np.allclose(x2[:, 16:32, log_b], x2[:, :16, log_b])
+    np.save(tmp_path / "train_images.npy", images)
+    np.save(tmp_path / "train_masks.npy", masks)
+    mapped = np.load(tmp_path / "train_images.npy", mmap_mode="r")
+    mapped_masks = np.load(tmp_path / "train_masks.npy", mmap_mode="r")
+    xs, ys = training_samples(mapped, mapped_masks, 16, 0, 1, spec, copies=2)
+    np.testing.assert_array_equal(xs, x2)
+    np.testing.assert_array_equal(ys, y2)
+    training_samples(mapped, mapped_masks, 16, 0, 1, spec)
+    folders = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert folders == ["gbm-samples-v1-p16-s0-texture", "gbm-samples-v1-p16-s0-texture-c2"]

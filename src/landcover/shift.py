@@ -41,6 +41,22 @@ def shifted(images: np.ndarray, ids: np.ndarray, kind: str) -> np.ndarray:
     return np.clip(np.rint(out), 1, 65535).astype(np.uint16)
 
 
+TRAINING_KINDS = ("gain", "offset", "haze")  # drawn for LightGBM's shifted training copies
+
+
+def randomised(images: np.ndarray, rows: np.ndarray, seed: int, copy: int) -> np.ndarray:
+    """``images`` (n, 4, H, W) uint16, each under one change of ``TRAINING_KINDS`` drawn with
+    its ranges above from a generator seeded by (seed, copy, the patch's row): the LightGBM
+    member's shifted training copies (``gbm.shifted_copies``). The season change is left out:
+    the shift test's season column then measures a change training never saw."""
+    x = np.asarray(images, dtype=np.float64)
+    out = np.empty_like(x)
+    for i, row in enumerate(np.asarray(rows).tolist()):
+        rng = np.random.default_rng([int(seed), int(copy), int(row), 7])
+        out[i] = _change(x[i], TRAINING_KINDS[rng.integers(len(TRAINING_KINDS))], rng)
+    return np.clip(np.rint(out), 1, 65535).astype(np.uint16)
+
+
 def _change(x: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     air = np.array(AIRLIGHT)[:, None, None]
     if kind == "none":

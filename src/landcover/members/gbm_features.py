@@ -6,9 +6,11 @@ of the log bands at two scales (context a pixel alone lacks); ``gbm.per_image`` 
 prepared cache's arrays (``cache/<data>/gbm-*``), built on first use in parallel processes and
 then memory-mapped by every fold, experiment and re-run:
 
-- ``gbm-samples-v*-p<P>-s<seed><tag>``: for every train patch, ``P`` pixels drawn with a generator
-  seeded by the patch's row and the seed, their features and classes. A fold trains on the
-  samples of its training rows: a patch's features are computed once, not once per fold.
+- ``gbm-samples-v*-p<P>-s<seed><tag>[-c<N>]``: for every train patch, ``P`` pixels drawn with a
+  generator seeded by the patch's row and the seed, their features and classes (then ``P`` more
+  from each of ``N`` radiometrically changed copies of the patch: ``gbm.shifted_copies``). A
+  fold trains on the samples of its training rows: a patch's features are computed once, not
+  once per fold.
 - ``gbm-features-v*-s<stride><tag>``: the features of every ``stride``-th pixel of every patch
   (validation and test proportions), the test set's computed once, not once per fold.
 
@@ -27,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 from scipy.ndimage import uniform_filter
+
+from ..shift import randomised
 
 VERSION = 1  # bump when the features change: stores of another version are not read
 CONTEXT_SIZES = (5, 17)  # local-mean windows in pixels
@@ -125,9 +129,11 @@ def pixel_features(images: np.ndarray, stride: int = 1, spec: FeatureSpec = BASI
     return np.ascontiguousarray(feats[:, offset::stride, offset::stride])
 
 
-def sample_picks(row: int, n_pixels: int, per_image: int, seed: int) -> np.ndarray:
-    """The pixels drawn from train patch ``row``: the same whatever the fold."""
-    return np.random.default_rng([seed, row]).integers(0, n_pixels, size=per_image)
+def sample_picks(row: int, n_pixels: int, per_image: int, seed: int, copy: int = 0) -> np.ndarray:
+    """The pixels drawn from train patch ``row`` (or its changed copy ``copy``): the same
+    whatever the fold."""
+    key = [seed, row] if copy == 0 else [seed, row, copy]
+    return np.random.default_rng(key).integers(0, n_pixels, size=per_image)
 
 
 def _strided_job(args: tuple) -> np.ndarray:
@@ -137,10 +143,10 @@ def _strided_job(args: tuple) -> np.ndarray:
 
 
 def _sample_job(args: tuple) -> tuple[np.ndarray, np.ndarray]:
-    images_file, masks_file, start, stop, per_image, seed, spec = args
+    images_file, masks_file, start, stop, per_image, seed, spec, copies = args
     images = np.load(images_file, mmap_mode="r")[start:stop]
     masks = np.load(masks_file, mmap_mode="r")[start:stop]
-    return _sample_job_arrays(images, masks, start, per_image, seed, spec)
+    return _sample_job_arrays(images, masks, start, per_image, seed, spec, copies)
 
 
 def _build(
@@ -205,14 +211,17 @@ def training_samples(
     seed: int,
     workers: int,
     spec: FeatureSpec = BASIC,
+    copies: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(n, per_image, features) and (n, per_image) classes of every train patch's drawn pixels:
-    memory-mapped stores beside a cache, or computed here for arrays in memory."""
+    """(n, (copies + 1) * per_image, features) and (n, (copies + 1) * per_image) classes of
+    every train patch's drawn pixels, the patch's own first, then those of each of ``copies``
+    radiometrically changed copies: memory-mapped stores beside a cache, or computed here for
+    arrays in memory."""
     filename = getattr(images, "filename", None)
     if filename is None:
-        return _sample_job_arrays(images, masks, 0, per_image, seed, spec)
+        return _sample_job_arrays(images, masks, 0, per_image, seed, spec, copies)
     source = Path(filename)
-    tag = f"p{per_image}-s{seed}{spec.tag}"
+    tag = f"p{per_image}-s{seed}{spec.tag}" + f"-c{copies}" * (copies > 0)
     folder = source.parent / f"gbm-samples-v{VERSION}-{tag}"
     names = ("x.npy", "y.npy")
     masks_file = Path(masks.filename)
@@ -221,17 +230,26 @@ def training_samples(
         names,
         len(images),
         _sample_job,
-        lambda a, b: (source, masks_file, a, b, per_image, seed, spec),
+        lambda a, b: (source, masks_file, a, b, per_image, seed, spec, copies),
         workers,
     )
     return np.load(folder / "x.npy", mmap_mode="r"), np.load(folder / "y.npy", mmap_mode="r")
 
 
-def _sample_job_arrays(images, masks, start, per_image, seed, spec):
-    """The drawn pixels' features and classes of patches ``start``, ``start + 1``, ..."""
-    feats = pixel_features(np.asarray(images), 1, spec)
-    n, h, w, f = feats.shape
-    picks = np.stack([sample_picks(start + i, h * w, per_image, seed) for i in range(n)])
+def _sample_job_arrays(images, masks, start, per_image, seed, spec, copies=0):
+    """The drawn pixels' features and classes of patches ``start``, ``start + 1``, ...: from
+    the patches as they are, then from each of ``copies`` changed copies (other pixels)."""
+    images = np.asarray(images)
+    n = len(images)
+    flat_masks = np.asarray(masks).reshape(n, -1)
     rows = np.arange(n)[:, None]
-    flat_masks = np.asarray(masks).reshape(n, h * w)
-    return feats.reshape(n, h * w, f)[rows, picks], flat_masks[rows, picks]
+    xs, ys = [], []
+    for copy in range(copies + 1):
+        version = images if copy == 0 else randomised(images, start + rows[:, 0], seed, copy)
+        feats = pixel_features(version, 1, spec)
+        f = feats.shape[-1]
+        size = flat_masks.shape[1]
+        picks = np.stack([sample_picks(start + i, size, per_image, seed, copy) for i in range(n)])
+        xs.append(feats.reshape(n, size, f)[rows, picks])
+        ys.append(flat_masks[rows, picks])
+    return np.concatenate(xs, axis=1), np.concatenate(ys, axis=1)

@@ -93,12 +93,12 @@ def fit_fold(
     threads = config["run"]["threads"] or cores()
     started = time.perf_counter()
     spec = FeatureSpec.from_config(gcfg)
-    x_all, y_all = training_samples(
-        images, masks, gcfg["pixels_per_image"], config["seed"], threads, spec
-    )
-    per_patch = patch_share(len(train_rows), gcfg["pixels_per_image"], gcfg["max_train_pixels"])
+    per_image, copies = gcfg["pixels_per_image"], int(gcfg.get("shifted_copies") or 0)
+    x_all, y_all = training_samples(images, masks, per_image, config["seed"], threads, spec, copies)
+    per_patch = patch_share(len(train_rows), per_image * (copies + 1), gcfg["max_train_pixels"])
     x_train, y_train = (np.asarray(a[np.sort(train_rows), :per_patch]) for a in (x_all, y_all))
-    x_val, y_val = (np.asarray(a[np.sort(val_rows)][:, ::4]) for a in (x_all, y_all))
+    # the validation curve on the patches as they are
+    x_val, y_val = (np.asarray(a[np.sort(val_rows), :per_image:4]) for a in (x_all, y_all))
     n_features = x_all.shape[-1]
     x_train, x_val = x_train.reshape(-1, n_features), x_val.reshape(-1, n_features)
     y_train, y_val = y_train.reshape(-1), y_val.reshape(-1)
