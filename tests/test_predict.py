@@ -251,3 +251,16 @@ def test_the_shift_test_scores_every_member_and_the_blend(blend: Path, tmp_path:
     assert table["blend"]["none"] == pytest.approx(kl_divergence(inputs.truth, blended), rel=1e-6)
     for name, row in table.items():
         assert row["gain"] != row["none"] and row["haze"] != row["none"], name
+    hard_out = tmp_path / "hard.json"
+    result = run_cli(
+        "src/benchmarks/shift_test.py", str(sidecar), "--shifts", "none", "--hard",
+        "--threads", "1", "--json", str(hard_out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    hard = json.loads(hard_out.read_text())["kl"]
+    for name in ("unet_regnety_002", "pixel_lightgbm"):  # argmax counts: another score
+        assert hard[name]["none"] != pytest.approx(table[name]["none"], rel=1e-6), name
+    # an image-level member has no pixels to count: it stays soft
+    assert hard["classifier_resnet18"]["none"] == pytest.approx(
+        table["classifier_resnet18"]["none"], rel=1e-6
+    )

@@ -189,6 +189,16 @@ def test_pixel_gbm_member(demo_data, tmp_path: Path):
     assert exp.scores["oof_kl"] < 1.0  # it learns something in 20 rounds
     masks = predict_oof_masks(exp_dir, demo_data.train_images[:4], exp.oof.folds[:4])
     assert masks.shape == (4, 32, 32) and masks.max() <= 9
+    hard = load_config(
+        "pixel_lightgbm",
+        profile="demo",
+        overrides={**SMOKE, "gbm": {"n_estimators": 20}, "predict": {"mode": "hard"}},
+    )
+    assert run_experiment(hard, demo_data, oof_dir=tmp_path, log=lambda _: None) == exp_dir
+    counts = load_experiment(exp_dir).oof.values  # argmax counts on a grid of every 4th pixel
+    grid = (32 // config["gbm"]["predict_stride"]) ** 2
+    assert np.allclose(counts * grid, np.round(counts * grid)) and np.allclose(counts.sum(1), 1)
+    assert not np.allclose(counts, exp.oof.values)
 
 
 def test_pixel_gbm_caps_a_folds_training_pixels(demo_data, tmp_path: Path, monkeypatch):

@@ -1,15 +1,20 @@
 """The shift test: every experiment of a submitted blend (those it gave no weight too), and the
 blend, scored on their spatial validation folds as they are and under changes of radiometry
 (``landcover/shift.py`` states the ranges and why), optionally with the networks' BatchNorm
-adapted to each held-out fold's images.
+adapted to each held-out fold's images. Several blends: each experiment scored once, then
+each blend.
 
-    python src/benchmarks/shift_test.py submissions/<name>.json [--tta 1] [--adapt] \\
-        [--shifts none,gain,offset,haze,season,combined] [--gbm-stride 8] [--json out.json]
+    python src/benchmarks/shift_test.py submissions/<name>.json [more.json ...] [--tta 1] \\
+        [--adapt] [--hard] [--shifts none,gain,offset,haze,season,combined] [--gbm-stride 8] \\
+        [--json out.json]
 
 Each fold model predicts its own validation rows (OOF); the blend applies the sidecar's
 weights, temperatures and floor. ``--tta 1`` (the default) predicts one view, for speed, and
 the clean column is then also at one view, so the ratios compare like with like; likewise
-``--gbm-stride 8`` (LightGBM proportions from every 8th pixel, 4x faster).
+``--gbm-stride 8`` (LightGBM proportions from every 8th pixel, 4x faster). ``--hard``: every
+member counts argmax pixels (``predict.mode: hard``; image-level members stay soft) instead of
+averaging probabilities, the clean column too; the blend row then applies weights and
+temperatures tuned on soft proportions.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,10 +40,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("sidecar", help="submissions/<name>.json")
+    parser.add_argument(
+        "sidecar", nargs="+", help="submissions/<name>.json (several: their members once each)"
+    )
     parser.add_argument("--shifts", default=",".join(SHIFTS))
     parser.add_argument("--tta", type=int, default=1)
     parser.add_argument("--adapt", action="store_true", help="adapt BatchNorm to each fold")
+    parser.add_argument("--hard", action="store_true", help="argmax pixel counts")
     parser.add_argument(
         "--gbm-stride",
         type=int,
@@ -51,42 +60,59 @@ def main() -> None:
     kinds = args.shifts.split(",")
     table: dict[str, dict[str, float]] = {}
 
-    def load() -> Predictor:
-        """Every member (the blend's weights decide the blend), at the settings asked for."""
-        predictor = Predictor.load(args.sidecar, device="cpu", every_member=True)
-        for member in predictor.members:
+    def load() -> list[Predictor]:
+        """Every member of every blend (their weights decide each blend), at the settings
+        asked for."""
+        predictors = [Predictor.load(s, device="cpu", every_member=True) for s in args.sidecar]
+        for member in (m for p in predictors for m in p.members):
             member.config["predict"]["tta"] = args.tta
+            if args.hard:
+                member.config["predict"]["mode"] = "hard"
             for fold in member.folds:
+                if args.hard and hasattr(fold, "hard"):
+                    fold.hard = True
                 if args.gbm_stride and hasattr(fold, "stride"):  # the clean column too
                     fold.stride = args.gbm_stride
-        return predictor
+        return predictors
 
     def adapt(model, changed):
         if hasattr(model, "adapt_batchnorm"):
             model.adapt_batchnorm(changed)
 
-    predictor = load()
-    first = predictor.members[0]
+    predictors = load()
+    first = predictors[0].members[0]
     data = prepare_data(first.meta["data_dir"])
     folds = load_experiment(first.path).oof.select(data.train_ids).folds  # cache order
     truth, ids, images = data.labels, data.train_ids, data.train_images
+    names: dict[Path, str] = {}  # one row per experiment, though several blends hold it
+    for member in (m for p in predictors for m in p.members):
+        if member.path.resolve() not in names:
+            taken = member.name in names.values()
+            names[member.path.resolve()] = (
+                f"{member.name} ({member.path.parent.name})" if taken else member.name
+            )
     for i, kind in enumerate(kinds):
         if args.adapt and i:
-            predictor = load()  # fresh models: adaptation changed the last ones
-        per_member = []
-        for member in predictor.members:
-            oof = shifted_oof(member.folds, images, ids, folds, kind, adapt if args.adapt else None)
-            per_member.append(oof)
-            table.setdefault(member.name, {})[kind] = kl_divergence(truth, oof)
-        blended = predictor.combine([[p] for p in per_member])
-        table.setdefault("blend", {})[kind] = kl_divergence(truth, blended)
+            predictors = load()  # fresh models: adaptation changed the last ones
+        oof: dict[Path, np.ndarray] = {}
+        for member in (m for p in predictors for m in p.members):
+            key = member.path.resolve()
+            if key not in oof:
+                change = adapt if args.adapt else None
+                oof[key] = shifted_oof(member.folds, images, ids, folds, kind, change)
+                table.setdefault(names[key], {})[kind] = kl_divergence(truth, oof[key])
+        for sidecar, predictor in zip(args.sidecar, predictors, strict=True):
+            blended = predictor.combine([[oof[m.path.resolve()]] for m in predictor.members])
+            row = "blend" if len(predictors) == 1 else f"blend {Path(sidecar).stem}"
+            table.setdefault(row, {})[kind] = kl_divergence(truth, blended)
         print(
             f"{kind:10s} " + "  ".join(f"{n} {v[kind]:.5f}" for n, v in table.items()), flush=True
         )
     print(f"\n{'':24s}" + "".join(f"{k:>10s}" for k in kinds) + "   worst / clean")
     for name, row in table.items():
-        worst = max(row[k] for k in kinds if k != "none") / row["none"] if "none" in row else 0
-        print(f"{name:24s}" + "".join(f"{row[k]:10.5f}" for k in kinds) + f"   {worst:8.2f}x")
+        changed = [row[k] for k in kinds if k != "none"]
+        worst = f"{max(changed) / row['none']:8.2f}x" if changed and "none" in row else ""
+        print(f"{name:24s}" + "".join(f"{row[k]:10.5f}" for k in kinds) + f"   {worst}")
     if args.json:
         Path(args.json).write_text(json.dumps({"shifts": SHIFTS, "kl": table}, indent=2))
 

@@ -6,7 +6,8 @@ of the log bands at two scales (``gbm_features.py``, computed once per dataset o
 multiclass LightGBM learns the mask class from pixels sampled in the training folds, on every
 core when ``run.threads`` is 0. A patch's proportions are the mean of the per-pixel class
 probabilities over a regular grid (every ``predict_stride``-th pixel), the soft proportions of
-the networks computed the same way.
+the networks computed the same way; with ``predict.mode: hard``, the share of the grid's pixels
+whose most probable class it is (argmax counts, as for the networks).
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ def predict_proportions(
     num_iteration: int | None = None,
     threads: int = 0,
     spec: FeatureSpec = BASIC,
+    hard: bool = False,
 ) -> np.ndarray:
-    """(len(rows), 10) mean per-pixel probabilities on a grid of every ``stride``-th pixel,
-    from the first ``num_iteration`` rounds (all by default), on ``threads`` cores (0: all)."""
+    """(len(rows), 10) mean per-pixel probabilities (``hard``: argmax counts) on a grid of
+    every ``stride``-th pixel, from the first ``num_iteration`` rounds (all by default), on
+    ``threads`` cores (0: all)."""
     threads = threads or cores()
     store = strided_features(images, stride, threads, spec)
     out = np.zeros((len(rows), N_CLASSES))
@@ -56,6 +59,8 @@ def predict_proportions(
         n, h, w, f = feats.shape
         flat = feats.reshape(-1, f)
         probs = booster.predict(flat, num_iteration=num_iteration, num_threads=threads)
+        if hard:
+            probs = np.eye(probs.shape[1])[probs.argmax(axis=1)]
         probs = probs.reshape(n, h * w, -1).mean(axis=1)
         order = np.searchsorted(ordered, wanted)
         out[start : start + len(wanted), classes] = probs[order]
@@ -142,6 +147,7 @@ def fit_fold(
         gcfg["predict_stride"],
         threads=threads,
         spec=spec,
+        hard=config["predict"]["mode"] == "hard",
     )
     val_kl = kl_divergence(labels[val_rows], val)
     history = [
@@ -159,8 +165,15 @@ def fit_fold(
 
 
 class GbmFoldModel(FoldModel):
-    def __init__(self, booster: lgb.Booster, classes: np.ndarray, gcfg: dict, threads: int = 0):
-        self.booster, self.classes, self.threads = booster, classes, threads
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        classes: np.ndarray,
+        gcfg: dict,
+        threads: int = 0,
+        hard: bool = False,
+    ):
+        self.booster, self.classes, self.threads, self.hard = booster, classes, threads, hard
         self.stride, self.spec = gcfg["predict_stride"], FeatureSpec.from_config(gcfg)
 
     def predict_proportions(
@@ -171,7 +184,8 @@ class GbmFoldModel(FoldModel):
         desc: str | None = None,
         num_iteration: int | None = None,
     ) -> np.ndarray:
-        """Proportions from all rounds, or the first ``num_iteration``."""
+        """Proportions (soft, or argmax counts if ``hard``) from all rounds, or the first
+        ``num_iteration``."""
         return predict_proportions(
             self.booster,
             self.classes,
@@ -181,6 +195,7 @@ class GbmFoldModel(FoldModel):
             num_iteration=num_iteration,
             threads=self.threads,
             spec=self.spec,
+            hard=self.hard,
         )
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
@@ -218,4 +233,6 @@ class PixelGbmMember(Member):
     def load(self, fold_dir: Path, device=None) -> GbmFoldModel:
         booster = lgb.Booster(model_file=str(Path(fold_dir) / "model.txt"))
         classes = np.load(Path(fold_dir) / "classes.npy")
-        return GbmFoldModel(booster, classes, self.config["gbm"], self.config["run"]["threads"])
+        cfg = self.config
+        hard = cfg["predict"]["mode"] == "hard"
+        return GbmFoldModel(booster, classes, cfg["gbm"], cfg["run"]["threads"], hard)
