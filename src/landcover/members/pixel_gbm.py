@@ -3,11 +3,13 @@ very different family from the networks (settings in the config's ``gbm`` sectio
 
 Each pixel is described by its four log reflectances, three spectral indices and the local mean
 of the log bands at two scales (``gbm_features.py``, computed once per dataset on every core); a
-multiclass LightGBM learns the mask class from pixels sampled in the training folds, on every
-core when ``run.threads`` is 0. A patch's proportions are the mean of the per-pixel class
-probabilities over a regular grid (every ``predict_stride``-th pixel), the soft proportions of
-the networks computed the same way; with ``predict.mode: hard``, the share of the grid's pixels
-whose most probable class it is (argmax counts, as for the networks).
+multiclass LightGBM learns the mask class from pixels sampled in the training folds (with
+``gbm.shifted_copies``, also from radiometrically changed copies of their patches: robustness to
+new ground's radiometry), on every core when ``run.threads`` is 0. A patch's proportions are
+the mean of the per-pixel class probabilities over a regular grid (every ``predict_stride``-th
+pixel), the soft proportions of the networks computed the same way; with ``predict.mode:
+hard``, the share of the grid's pixels whose most probable class it is (argmax counts, as for
+the networks).
 """
 
 from __future__ import annotations
