@@ -89,9 +89,8 @@ def check_experiments(names: str, profile: str | None, overrides: list[str], smo
     """Every named experiment (default: the profile's) resolves, builds, and can run here.
     Prints four lines: all of them; the CPU-only ones (LightGBM); the networks' device; the
     profile's mosaic map (rows cols overlap)."""
-    chosen = [n.strip() for n in names.split(",") if n.strip()] or load_profile(profile)[
-        "experiments"
-    ]
+    prof = load_profile(profile)
+    chosen = [n.strip() for n in names.split(",") if n.strip()] or prof["experiments"]
     if not chosen:
         raise ConfigError(f"profile {profile!r} lists no experiments; pass --check a,b")
     cpu_only, devices = [], set()
@@ -104,7 +103,7 @@ def check_experiments(names: str, profile: str | None, overrides: list[str], smo
             devices.add(device.type)
         else:
             cpu_only.append(name)
-    mosaic = " ".join(str(v) for v in load_profile(profile)["map"].values())
+    mosaic = " ".join(str(v) for v in prof["map"].values())
     network_device = "cuda" if "cuda" in devices else "cpu"
     return "\n".join([",".join(chosen), ",".join(cpu_only), network_device, mosaic])
 

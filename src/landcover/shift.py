@@ -33,12 +33,8 @@ SHIFTS: dict[str, str] = {
 
 def shifted(images: np.ndarray, ids: np.ndarray, kind: str) -> np.ndarray:
     """``images`` (n, 4, H, W) uint16 under the change ``kind``, drawn per sample id."""
-    x = np.asarray(images, dtype=np.float64)
-    out = np.empty_like(x)
-    for i, sample_id in enumerate(np.asarray(ids).tolist()):
-        rng = np.random.default_rng([int(sample_id), len(kind), ord(kind[0])])
-        out[i] = _change(x[i], kind, rng)
-    return np.clip(np.rint(out), 1, 65535).astype(np.uint16)
+    keys = ([int(i), len(kind), ord(kind[0])] for i in np.asarray(ids).tolist())
+    return _changed(images, ((kind, np.random.default_rng(key)) for key in keys))
 
 
 TRAINING_KINDS = ("gain", "offset", "haze")  # drawn for LightGBM's shifted training copies
@@ -49,11 +45,21 @@ def randomised(images: np.ndarray, rows: np.ndarray, seed: int, copy: int) -> np
     its ranges above from a generator seeded by (seed, copy, the patch's row): the LightGBM
     member's shifted training copies (``gbm.shifted_copies``). The season change is left out:
     the shift test's season column then measures a change training never saw."""
+
+    def draws():
+        for row in np.asarray(rows).tolist():
+            rng = np.random.default_rng([int(seed), int(copy), int(row), 7])
+            yield TRAINING_KINDS[rng.integers(len(TRAINING_KINDS))], rng
+
+    return _changed(images, draws())
+
+
+def _changed(images: np.ndarray, draws) -> np.ndarray:
+    """Each patch under its own ``(kind, generator)`` of ``draws``, back to uint16."""
     x = np.asarray(images, dtype=np.float64)
     out = np.empty_like(x)
-    for i, row in enumerate(np.asarray(rows).tolist()):
-        rng = np.random.default_rng([int(seed), int(copy), int(row), 7])
-        out[i] = _change(x[i], TRAINING_KINDS[rng.integers(len(TRAINING_KINDS))], rng)
+    for i, (kind, rng) in enumerate(draws):
+        out[i] = _change(x[i], kind, rng)
     return np.clip(np.rint(out), 1, 65535).astype(np.uint16)
 
 

@@ -242,14 +242,13 @@ def _sample_job_arrays(images, masks, start, per_image, seed, spec, copies=0):
     images = np.asarray(images)
     n = len(images)
     flat_masks = np.asarray(masks).reshape(n, -1)
+    size = flat_masks.shape[1]
     rows = np.arange(n)[:, None]
     xs, ys = [], []
     for copy in range(copies + 1):
         version = images if copy == 0 else randomised(images, start + rows[:, 0], seed, copy)
         feats = pixel_features(version, 1, spec)
-        f = feats.shape[-1]
-        size = flat_masks.shape[1]
         picks = np.stack([sample_picks(start + i, size, per_image, seed, copy) for i in range(n)])
-        xs.append(feats.reshape(n, size, f)[rows, picks])
+        xs.append(feats.reshape(n, size, -1)[rows, picks])
         ys.append(flat_masks[rows, picks])
     return np.concatenate(xs, axis=1), np.concatenate(ys, axis=1)
