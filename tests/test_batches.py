@@ -7,7 +7,15 @@ from landcover.batches import TensorBatches, crop_and_turn, upload
 from landcover.inference import network_inputs, predict_modes
 from landcover.pixels import Normalizer, d4_views, mask_proportions, pixels_to_tensor
 
-AUGMENT = {"d4": True, "gain": 0.05, "offset": 0.02, "haze": 0.0, "gamma": 0.0, "season": 0.0}
+AUGMENT = {
+    "d4": True,
+    "gain": 0.05,
+    "offset": 0.02,
+    "haze": 0.0,
+    "gamma": 0.0,
+    "season": 0.0,
+    "shift": 0.0,
+}
 IDENTITY = Normalizer(mean=[0.0] * 4, std=[1.0] * 4, log=False)
 
 
@@ -178,6 +186,36 @@ def test_reflectance_augmentations_are_physical_and_seeded():
     season = reflectance_augment({"season": draws[0].radiometry["season"]})(x)
     assert (season[:, 3] <= 500).all() and (season[:, 2] >= 500).all()
     assert reflectance_augment({}) is None
+
+
+def test_shift_augmentation_draws_the_shift_tests_changes():
+    """augment.shift changes a sample with its probability, by one of the shift test's gain,
+    offset or haze at the shift test's ranges (one per-band affine map each)."""
+    from landcover.augment import AIRLIGHT, GAIN, HAZE, OFFSET, draw_augment, reflectance_augment
+
+    off = draw_augment(torch.Generator().manual_seed(0), 8, (0, 0), 4, AUGMENT)
+    assert "shift" not in off.radiometry
+    n = 600
+    draws = draw_augment(torch.Generator().manual_seed(0), n, (0, 0), 4, {**AUGMENT, "shift": 1.0})
+    a, b = draws.radiometry["shift"].unbind(1)
+    air = torch.tensor(AIRLIGHT)
+    gain = (b == 0).all(1) & (a != 1).any(1)
+    offset = (a == 1).all(1) & (b != 0).any(1)
+    t = 1 - a[:, 0]
+    haze = torch.isclose(b, t[:, None] * air).all(1) & (a == a[:, :1]).all(1) & (t > 0)
+    assert (gain.int() + offset.int() + haze.int() == 1).all()  # every sample, one change
+    assert min(gain.sum(), offset.sum(), haze.sum()) > n / 4  # each a third of the time
+    assert GAIN[0] <= a[gain].min() and a[gain].max() <= GAIN[1]
+    assert 0 <= b[offset].min() and b[offset].max() <= OFFSET
+    assert HAZE[0] <= t[haze].min() and t[haze].max() <= HAZE[1]
+    x = torch.full((n, 4, 2, 2), 500.0)
+    torch.testing.assert_close(
+        reflectance_augment(draws.radiometry)(x), a[:, :, None, None] * x + b[:, :, None, None]
+    )
+    half = draw_augment(torch.Generator().manual_seed(1), n, (0, 0), 4, {**AUGMENT, "shift": 0.5})
+    a, b = half.radiometry["shift"].unbind(1)
+    kept = (a == 1).all(1) & (b == 0).all(1)
+    assert 0.4 < kept.float().mean() < 0.6
 
 
 def test_per_image_normaliser_takes_out_brightness():

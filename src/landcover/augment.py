@@ -51,16 +51,42 @@ def draw_augment(
         radiometry["gamma"] = torch.exp(augment["gamma"] * torch.randn(n, generator=g))
     if augment["season"]:
         radiometry["season"] = torch.rand(n, generator=g) * augment["season"]
+    if augment["shift"]:
+        radiometry["shift"] = _draw_shift(g, n, channels, augment["shift"])
     return Draws(top, left, views, radiometry)
 
 
 AIRLIGHT = (1800.0, 1600.0, 1500.0, 1400.0)  # haze reflectance x 1e4: brightest in blue (B,G,R,N)
+# The shift test's ranges (landcover/shift.py says why), which augment.shift trains under too:
+GAIN = (0.85, 1.15)  # per-band gain
+OFFSET = 300.0  # per-band offset up to this (x 1e4: 0.03 reflectance)
+HAZE = (0.1, 0.3)  # haze fraction t
+
+
+def _draw_shift(g: torch.Generator, n: int, channels: int, p: float) -> torch.Tensor:
+    """(n, 2, C): per sample, with probability ``p``, one change of the shift test's gain,
+    offset or haze (each a third of the time) as a per-band affine map r' = a r + b (rows a
+    and b); the others keep a = 1, b = 0."""
+    changed = torch.rand(n, generator=g) < p
+    kind = torch.randint(0, 3, (n,), generator=g)
+    gain = GAIN[0] + (GAIN[1] - GAIN[0]) * torch.rand(n, channels, generator=g)
+    offset = OFFSET * torch.rand(n, channels, generator=g)
+    t = (HAZE[0] + (HAZE[1] - HAZE[0]) * torch.rand(n, generator=g))[:, None]
+    air = torch.tensor(AIRLIGHT[:channels])
+    a = torch.ones(n, channels)
+    b = torch.zeros(n, channels)
+    a = torch.where((changed & (kind == 0))[:, None], gain, a)
+    b = torch.where((changed & (kind == 1))[:, None], offset, b)
+    hazy = (changed & (kind == 2))[:, None]
+    a = torch.where(hazy, (1 - t).expand(n, channels), a)
+    b = torch.where(hazy, t * air, b)
+    return torch.stack([a, b], dim=1)
 
 
 def reflectance_augment(radiometry: dict):
     """The augmentations applied to float reflectances (x 1e4) before normalisation, or None
     when none is drawn (the normaliser then runs as at prediction)."""
-    physical = {k: radiometry[k] for k in ("haze", "gamma", "season") if k in radiometry}
+    physical = {k: radiometry[k] for k in ("haze", "gamma", "season", "shift") if k in radiometry}
     if not physical:
         return None
 
@@ -75,6 +101,9 @@ def reflectance_augment(radiometry: dict):
             t = physical["haze"][:, None, None, None]
             air = x.new_tensor(AIRLIGHT).view(1, -1, 1, 1)
             x = (1 - t) * x + t * air
+        if "shift" in physical:  # last: the shift test changes the patches as they are
+            ab = physical["shift"][:, :, :, None, None]
+            x = (ab[:, 0] * x + ab[:, 1]).clamp_min(1)
         return x
 
     return apply

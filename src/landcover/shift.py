@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .augment import AIRLIGHT
+from .augment import AIRLIGHT, GAIN, HAZE, OFFSET
 
 SHIFTS: dict[str, str] = {
     "none": "the patches as they are",
@@ -68,11 +68,11 @@ def _change(x: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     if kind == "none":
         return x
     if kind == "gain":
-        return x * rng.uniform(0.85, 1.15, size=(4, 1, 1))
+        return x * rng.uniform(*GAIN, size=(4, 1, 1))
     if kind == "offset":
-        return x + rng.uniform(0, 300, size=(4, 1, 1))
+        return x + rng.uniform(0, OFFSET, size=(4, 1, 1))
     if kind == "haze":
-        t = rng.uniform(0.1, 0.3)
+        t = rng.uniform(*HAZE)
         return (1 - t) * x + t * air
     if kind == "season":
         y = x.copy()
