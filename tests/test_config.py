@@ -85,6 +85,13 @@ def test_bad_overrides(override: str, message: str):
         load_config("unet_resnet18", overrides=[override])
 
 
+def test_bad_shifted_kinds():
+    with pytest.raises(ConfigError, match=re.escape("'gbm.shifted_kinds' must be some of")):
+        load_config("pixel_lightgbm_shifted", overrides=["gbm.shifted_kinds=[gain,none]"])
+    config = load_config("pixel_lightgbm_shifted", overrides=["gbm.shifted_kinds=[gain,season]"])
+    assert config["gbm"]["shifted_kinds"] == ["gain", "season"]
+
+
 def test_bad_model_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  encoderr: tu-resnet18\n")

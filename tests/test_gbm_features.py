@@ -2,6 +2,7 @@
 does to them, and the stores kept apart per set."""
 
 import numpy as np
+import pytest
 
 from landcover.members.gbm_features import (
     BASIC,
@@ -111,3 +112,31 @@ def test_shifted_copies_add_changed_pixels_after_the_patches_own(tmp_path):
     training_samples(mapped, mapped_masks, 16, 0, 1, spec)
     folders = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
     assert folders == ["gbm-samples-v1-p16-s0-texture", "gbm-samples-v1-p16-s0-texture-c2"]
+
+
+def test_shifted_kinds_choose_the_copies_changes(tmp_path):
+    """``gbm.shifted_kinds``: the copies' changes are drawn from these (the season change
+    too, if asked), the patches' own pixels stay as they were, and the store is kept apart."""
+    from landcover.shift import randomised
+
+    images = _images(n=4)
+    season = randomised(images, np.arange(4), 0, 1, ("season",))
+    assert np.array_equal(season[:, :2], images[:, :2])  # blue and green untouched
+    assert (season[:, 3] <= images[:, 3]).all() and (season[:, 2] >= images[:, 2]).all()
+    with pytest.raises(ValueError, match="training changes must be some of"):
+        randomised(images, np.arange(4), 0, 1, ("none",))
+    masks = np.random.default_rng(1).integers(0, 10, size=(4, 32, 32)).astype(np.uint8)
+    np.save(tmp_path / "train_images.npy", images)
+    np.save(tmp_path / "train_masks.npy", masks)
+    mapped = np.load(tmp_path / "train_images.npy", mmap_mode="r")
+    mapped_masks = np.load(tmp_path / "train_masks.npy", mmap_mode="r")
+    spec = FeatureSpec(texture=True)
+    x, _ = training_samples(mapped, mapped_masks, 16, 0, 1, spec, 1)
+    xk, _ = training_samples(mapped, mapped_masks, 16, 0, 1, spec, 1, ("gain", "season"))
+    np.testing.assert_array_equal(xk[:, :16], x[:, :16])
+    assert not np.allclose(xk[:, 16:], x[:, 16:])
+    folders = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert folders == [
+        "gbm-samples-v1-p16-s0-texture-c1",
+        "gbm-samples-v1-p16-s0-texture-c1-kgain-season",
+    ]

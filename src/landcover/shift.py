@@ -37,19 +37,29 @@ def shifted(images: np.ndarray, ids: np.ndarray, kind: str) -> np.ndarray:
     return _changed(images, ((kind, np.random.default_rng(key)) for key in keys))
 
 
-TRAINING_KINDS = ("gain", "offset", "haze")  # drawn for LightGBM's shifted training copies
+TRAINING_KINDS = ("gain", "offset", "haze")  # LightGBM's shifted copies, by default
 
 
-def randomised(images: np.ndarray, rows: np.ndarray, seed: int, copy: int) -> np.ndarray:
-    """``images`` (n, 4, H, W) uint16, each under one change of ``TRAINING_KINDS`` drawn with
-    its ranges above from a generator seeded by (seed, copy, the patch's row): the LightGBM
-    member's shifted training copies (``gbm.shifted_copies``). The season change is left out:
-    the shift test's season column then measures a change training never saw."""
+def randomised(
+    images: np.ndarray,
+    rows: np.ndarray,
+    seed: int,
+    copy: int,
+    kinds: tuple[str, ...] = TRAINING_KINDS,
+) -> np.ndarray:
+    """``images`` (n, 4, H, W) uint16, each under one change of ``kinds`` drawn with its
+    ranges above from a generator seeded by (seed, copy, the patch's row): the LightGBM
+    member's shifted training copies (``gbm.shifted_copies``, ``gbm.shifted_kinds``). By
+    default the season change is left out: the shift test's season column then measures a
+    change training never saw."""
+    unknown = [k for k in kinds if k not in SHIFTS or k == "none"]
+    if unknown or not kinds:
+        raise ValueError(f"training changes must be some of {list(SHIFTS)[1:]}, got {kinds}")
 
     def draws():
         for row in np.asarray(rows).tolist():
             rng = np.random.default_rng([int(seed), int(copy), int(row), 7])
-            yield TRAINING_KINDS[rng.integers(len(TRAINING_KINDS))], rng
+            yield kinds[rng.integers(len(kinds))], rng
 
     return _changed(images, draws())
 

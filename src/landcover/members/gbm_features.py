@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import uniform_filter
 
-from ..shift import randomised
+from ..shift import TRAINING_KINDS, randomised
 
 VERSION = 1  # bump when the features change: stores of another version are not read
 CONTEXT_SIZES = (5, 17)  # local-mean windows in pixels
@@ -143,10 +143,10 @@ def _strided_job(args: tuple) -> np.ndarray:
 
 
 def _sample_job(args: tuple) -> tuple[np.ndarray, np.ndarray]:
-    images_file, masks_file, start, stop, per_image, seed, spec, copies = args
+    images_file, masks_file, start, stop, per_image, seed, spec, copies, kinds = args
     images = np.load(images_file, mmap_mode="r")[start:stop]
     masks = np.load(masks_file, mmap_mode="r")[start:stop]
-    return _sample_job_arrays(images, masks, start, per_image, seed, spec, copies)
+    return _sample_job_arrays(images, masks, start, per_image, seed, spec, copies, kinds)
 
 
 def _build(
@@ -212,16 +212,19 @@ def training_samples(
     workers: int,
     spec: FeatureSpec = BASIC,
     copies: int = 0,
+    kinds: tuple[str, ...] = TRAINING_KINDS,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(n, (copies + 1) * per_image, features) and (n, (copies + 1) * per_image) classes of
     every train patch's drawn pixels, the patch's own first, then those of each of ``copies``
-    radiometrically changed copies: memory-mapped stores beside a cache, or computed here for
-    arrays in memory."""
+    radiometrically changed copies (each under one of the changes ``kinds``): memory-mapped
+    stores beside a cache, or computed here for arrays in memory."""
     filename = getattr(images, "filename", None)
     if filename is None:
-        return _sample_job_arrays(images, masks, 0, per_image, seed, spec, copies)
+        return _sample_job_arrays(images, masks, 0, per_image, seed, spec, copies, kinds)
     source = Path(filename)
     tag = f"p{per_image}-s{seed}{spec.tag}" + f"-c{copies}" * (copies > 0)
+    if copies and tuple(kinds) != TRAINING_KINDS:
+        tag += "-k" + "-".join(kinds)
     folder = source.parent / f"gbm-samples-v{VERSION}-{tag}"
     names = ("x.npy", "y.npy")
     masks_file = Path(masks.filename)
@@ -230,13 +233,13 @@ def training_samples(
         names,
         len(images),
         _sample_job,
-        lambda a, b: (source, masks_file, a, b, per_image, seed, spec, copies),
+        lambda a, b: (source, masks_file, a, b, per_image, seed, spec, copies, tuple(kinds)),
         workers,
     )
     return np.load(folder / "x.npy", mmap_mode="r"), np.load(folder / "y.npy", mmap_mode="r")
 
 
-def _sample_job_arrays(images, masks, start, per_image, seed, spec, copies=0):
+def _sample_job_arrays(images, masks, start, per_image, seed, spec, copies=0, kinds=TRAINING_KINDS):
     """The drawn pixels' features and classes of patches ``start``, ``start + 1``, ...: from
     the patches as they are, then from each of ``copies`` changed copies (other pixels)."""
     images = np.asarray(images)
@@ -246,7 +249,7 @@ def _sample_job_arrays(images, masks, start, per_image, seed, spec, copies=0):
     rows = np.arange(n)[:, None]
     xs, ys = [], []
     for copy in range(copies + 1):
-        version = images if copy == 0 else randomised(images, start + rows[:, 0], seed, copy)
+        version = images if copy == 0 else randomised(images, start + rows[:, 0], seed, copy, kinds)
         feats = pixel_features(version, 1, spec)
         picks = np.stack([sample_picks(start + i, size, per_image, seed, copy) for i in range(n)])
         xs.append(feats.reshape(n, size, -1)[rows, picks])

@@ -21,7 +21,9 @@ import lightgbm as lgb
 import numpy as np
 
 from ..constants import N_CLASSES
+from ..errors import ConfigError
 from ..metric import kl_divergence
+from ..shift import SHIFTS
 from .base import FitResult, FoldData, FoldModel, Member, register
 from .gbm_features import (
     BASIC,
@@ -101,7 +103,10 @@ def fit_fold(
     started = time.perf_counter()
     spec = FeatureSpec.from_config(gcfg)
     per_image, copies = gcfg["pixels_per_image"], int(gcfg.get("shifted_copies") or 0)
-    x_all, y_all = training_samples(images, masks, per_image, config["seed"], threads, spec, copies)
+    kinds = tuple(gcfg["shifted_kinds"])
+    x_all, y_all = training_samples(
+        images, masks, per_image, config["seed"], threads, spec, copies, kinds
+    )
     per_patch = patch_share(len(train_rows), per_image * (copies + 1), gcfg["max_train_pixels"])
     x_train, y_train = (np.asarray(a[np.sort(train_rows), :per_patch]) for a in (x_all, y_all))
     # the validation curve on the patches as they are
@@ -218,6 +223,13 @@ class GbmFoldModel(FoldModel):
 @register("pixel_gbm")
 class PixelGbmMember(Member):
     kept_files = ("model.txt", "classes.npy")
+
+    @classmethod
+    def validate(cls, config: dict) -> None:
+        kinds = config["gbm"]["shifted_kinds"]
+        known = [k for k in SHIFTS if k != "none"]
+        if not kinds or any(k not in known for k in kinds):
+            raise ConfigError(f"'gbm.shifted_kinds' must be some of {known}, got {kinds}")
 
     def fit_fold(self, fold: FoldData, work: Path, device, seed: int) -> FitResult:
         val, history = fit_fold(
