@@ -103,7 +103,10 @@ def check_experiments(names: str, profile: str | None, overrides: list[str], smo
             devices.add(device.type)
         else:
             cpu_only.append(name)
-    mosaic = " ".join(str(v) for v in prof["map"].values())
+    mosaic = dict(prof["map"])
+    if smoke:  # CI: at most 2 x 2 tiles (the notebook caps a smoke mosaic alike)
+        mosaic.update(rows=min(mosaic["rows"], 2), cols=min(mosaic["cols"], 2))
+    mosaic = " ".join(str(v) for v in mosaic.values())
     network_device = "cuda" if "cuda" in devices else "cpu"
     return "\n".join([",".join(chosen), ",".join(cpu_only), network_device, mosaic])
 

@@ -46,6 +46,8 @@ def test_the_profile_map_defaults_and_is_checked(tmp_path):
         "cpu",
         "2 2 0",
     ]
+    smoke = check_experiments("pixel_lightgbm", "demo", [], smoke=True).split("\n")
+    assert smoke[3] == "2 2 64"  # the notebook's smoke mosaic: the stage's label agrees
     for bad, message in [
         ("map: {rows: 0}", "map.rows must be an integer >= 1"),
         ("map: {overlap: -1}", "map.overlap must be an integer >= 0"),
