@@ -32,6 +32,9 @@ SETTINGS = {
         # the basic feature set, pinned before gbm.texture existed, and the texture set
         ("pixel_lightgbm", "pixel_lightgbm", {"texture": False}),
         ("pixel_lightgbm", "pixel_lightgbm-texture", {"texture": True}),
+        # trained for new ground: the networks' augment.shift, LightGBM's shifted copies
+        ("unet_regnety_002_shifted", "unet_regnety_002_shifted", {}),
+        ("pixel_lightgbm_shifted", "pixel_lightgbm_shifted", {}),
     ],
 )
 def test_oof_and_test_predictions_are_pinned(
