@@ -18,6 +18,13 @@ def _images(seed: int = 0, n: int = 3, size: int = 32) -> np.ndarray:
     return rng.integers(200, 4000, size=(n, 4, size, size)).astype(np.uint16)
 
 
+def _mapped(folder, images: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Images and masks as a cache holds them: memory-mapped .npy files (stores go beside)."""
+    np.save(folder / "train_images.npy", images)
+    np.save(folder / "train_masks.npy", masks)
+    return tuple(np.load(folder / f"train_{n}.npy", mmap_mode="r") for n in ("images", "masks"))
+
+
 def test_each_set_has_its_named_columns():
     images = _images()
     for spec in (BASIC, FeatureSpec(per_image=True), FeatureSpec(texture=True)):
@@ -59,10 +66,7 @@ def test_per_image_features_ignore_a_gain_and_texture_ignores_a_uniform_one():
 def test_stores_of_different_sets_are_kept_apart(tmp_path):
     images = _images(n=5)
     masks = np.random.default_rng(1).integers(0, 10, size=(5, 32, 32)).astype(np.uint8)
-    np.save(tmp_path / "train_images.npy", images)
-    np.save(tmp_path / "train_masks.npy", masks)
-    mapped = np.load(tmp_path / "train_images.npy", mmap_mode="r")
-    mapped_masks = np.load(tmp_path / "train_masks.npy", mmap_mode="r")
+    mapped, mapped_masks = _mapped(tmp_path, images, masks)
     texture = FeatureSpec(texture=True)
     for spec in (BASIC, texture):
         store = strided_features(mapped, 4, 1, spec)
@@ -102,10 +106,7 @@ def test_shifted_copies_add_changed_pixels_after_the_patches_own(tmp_path):
     assert not np.array_equal(changed, randomised(images, np.arange(4), 0, 2))
     log_b = list(spec.names).index("log_b")
     assert not np.allclose(x2[:, 16:32, log_b], x2[:, :16, log_b])
-    np.save(tmp_path / "train_images.npy", images)
-    np.save(tmp_path / "train_masks.npy", masks)
-    mapped = np.load(tmp_path / "train_images.npy", mmap_mode="r")
-    mapped_masks = np.load(tmp_path / "train_masks.npy", mmap_mode="r")
+    mapped, mapped_masks = _mapped(tmp_path, images, masks)
     xs, ys = training_samples(mapped, mapped_masks, 16, 0, 1, spec, copies=2)
     np.testing.assert_array_equal(xs, x2)
     np.testing.assert_array_equal(ys, y2)
@@ -126,10 +127,7 @@ def test_shifted_kinds_choose_the_copies_changes(tmp_path):
     with pytest.raises(ValueError, match="training changes must be some of"):
         randomised(images, np.arange(4), 0, 1, ("none",))
     masks = np.random.default_rng(1).integers(0, 10, size=(4, 32, 32)).astype(np.uint8)
-    np.save(tmp_path / "train_images.npy", images)
-    np.save(tmp_path / "train_masks.npy", masks)
-    mapped = np.load(tmp_path / "train_images.npy", mmap_mode="r")
-    mapped_masks = np.load(tmp_path / "train_masks.npy", mmap_mode="r")
+    mapped, mapped_masks = _mapped(tmp_path, images, masks)
     spec = FeatureSpec(texture=True)
     x, _ = training_samples(mapped, mapped_masks, 16, 0, 1, spec, 1)
     xk, _ = training_samples(mapped, mapped_masks, 16, 0, 1, spec, 1, ("gain", "season"))
