@@ -23,9 +23,9 @@ from .augment import AIRLIGHT, GAIN, HAZE, OFFSET
 
 SHIFTS: dict[str, str] = {
     "none": "the patches as they are",
-    "gain": "per-band gain x U(0.85, 1.15)",
-    "offset": "per-band offset + U(0, 300) (0.03 reflectance)",
-    "haze": "haze: (1 - t) r + t A, t ~ U(0.1, 0.3), A = (1800, 1600, 1500, 1400)",
+    "gain": f"per-band gain x U{GAIN}",
+    "offset": f"per-band offset + U(0, {OFFSET:g}) ({OFFSET / 1e4:g} reflectance)",
+    "haze": f"haze: (1 - t) r + t A, t ~ U{HAZE}, A = {tuple(int(a) for a in AIRLIGHT)}",
     "season": "NIR x U(0.75, 0.9), red x U(1.1, 1.4)",
     "combined": "gain, offset and haze at half their ranges",
 }
@@ -37,6 +37,7 @@ def shifted(images: np.ndarray, ids: np.ndarray, kind: str) -> np.ndarray:
     return _changed(images, ((kind, np.random.default_rng(key)) for key in keys))
 
 
+CHANGES = tuple(k for k in SHIFTS if k != "none")  # what a shifted training copy may be under
 TRAINING_KINDS = ("gain", "offset", "haze")  # LightGBM's shifted copies, by default
 
 
@@ -52,9 +53,8 @@ def randomised(
     member's shifted training copies (``gbm.shifted_copies``, ``gbm.shifted_kinds``). By
     default the season change is left out: the shift test's season column then measures a
     change training never saw."""
-    unknown = [k for k in kinds if k not in SHIFTS or k == "none"]
-    if unknown or not kinds:
-        raise ValueError(f"training changes must be some of {list(SHIFTS)[1:]}, got {kinds}")
+    if not kinds or any(k not in CHANGES for k in kinds):
+        raise ValueError(f"training changes must be some of {list(CHANGES)}, got {kinds}")
 
     def draws():
         for row in np.asarray(rows).tolist():

@@ -23,7 +23,7 @@ import numpy as np
 from ..constants import N_CLASSES
 from ..errors import ConfigError
 from ..metric import kl_divergence
-from ..shift import SHIFTS
+from ..shift import CHANGES
 from .base import FitResult, FoldData, FoldModel, Member, register
 from .gbm_features import (
     BASIC,
@@ -227,9 +227,8 @@ class PixelGbmMember(Member):
     @classmethod
     def validate(cls, config: dict) -> None:
         kinds = config["gbm"]["shifted_kinds"]
-        known = [k for k in SHIFTS if k != "none"]
-        if not kinds or any(k not in known for k in kinds):
-            raise ConfigError(f"'gbm.shifted_kinds' must be some of {known}, got {kinds}")
+        if not kinds or any(k not in CHANGES for k in kinds):
+            raise ConfigError(f"'gbm.shifted_kinds' must be some of {list(CHANGES)}, got {kinds}")
 
     def fit_fold(self, fold: FoldData, work: Path, device, seed: int) -> FitResult:
         val, history = fit_fold(
