@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
+from landcover.align import STRIDE, pixel_quantiles, regions, sampled
 from landcover.atomic import atomic_path
+from landcover.constants import CLASSES
 from landcover.errors import DataError, cli_errors, positive_int
 from landcover.patches import find_patches, iter_patches
 from landcover.predictor import Predictor
@@ -73,16 +75,25 @@ def _bands(text: str) -> tuple[int, ...]:
 
 
 def predict_patches(predictor: Predictor, source: str, out: Path) -> int:
+    """Patches as the pipeline predicts test patches: under ``predict.align`` each region (a
+    run of raster rows of their ids) is aligned on its own, as a whole."""
     folder, ids = find_patches(source)
-    parts = [
-        (chunk, predictor.patch_proportions(imgs)) for chunk, imgs in iter_patches(folder, ids)
-    ]
-    write_proportions(
-        out,
-        np.concatenate([c for c, _ in parts]),
-        np.concatenate([p for _, p in parts]),
-        expected_ids=ids,
-    )
+    values = np.zeros((len(ids), len(CLASSES)))
+    groups = regions(ids, predictor.row_width) if predictor.aligns else [np.arange(len(ids))]
+    try:
+        for where in groups:
+            if predictor.aligns:  # a first pass for the region's quantiles
+                chosen = ids[sampled(where)]
+                grid = [x[:, :, ::STRIDE, ::STRIDE] for _, x in iter_patches(folder, chosen)]
+                pixels = np.moveaxis(np.concatenate(grid), 1, 0).reshape(len(grid[0][0]), -1)
+                predictor.set_region(pixel_quantiles(pixels))
+            done = 0
+            for _, images in iter_patches(folder, ids[where]):
+                values[where[done : done + len(images)]] = predictor.patch_proportions(images)
+                done += len(images)
+    finally:
+        predictor.set_region(None)
+    write_proportions(out, ids, values, expected_ids=ids)
     return len(ids)
 
 

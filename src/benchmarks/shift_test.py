@@ -1,12 +1,16 @@
 """The shift test: every experiment of a submitted blend (those it gave no weight too), and the
 blend, scored on their spatial validation folds as they are and under changes of radiometry
-(``landcover/shift.py`` states the ranges and why), optionally with the networks' BatchNorm
-adapted to each held-out fold's images. Several blends: each experiment scored once, then
-each blend.
+(``landcover/shift.py`` states the ranges and why), optionally with a transductive lever
+played on each held-out fold's images: the networks' BatchNorm adapted to them (``--adapt``),
+or their radiometry aligned to the training folds' (``--align``, ``landcover/align.py``).
+Several blends: each experiment scored once, then each blend.
 
     python src/benchmarks/shift_test.py submissions/<name>.json [more.json ...] [--tta 1] \\
-        [--adapt] [--hard] [--shifts none,gain,offset,haze,season,combined] [--gbm-stride 8] \\
-        [--json out.json]
+        [--adapt] [--align] [--per-region R] [--hard] \\
+        [--shifts none,gain,offset,haze,season,combined] [--gbm-stride 8] [--json out.json]
+
+A change is drawn per patch, or with ``--per-region R`` once a held-out fold (a region's
+patches share one acquisition): R draws a fold, each column then the mean KL over the R.
 
 Each fold model predicts its own validation rows (OOF); the blend applies the sidecar's
 weights, temperatures and floor. ``--tta 1`` (the default) predicts one view, for speed, and
@@ -29,8 +33,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from landcover.align import band_quantiles, region_aligned
 from landcover.artifacts import load_experiment
 from landcover.cache import prepare_data
+from landcover.fold_plan import plan_for
 from landcover.metric import kl_divergence
 from landcover.predictor import Predictor
 from landcover.shift import SHIFTS, shifted_oof
@@ -46,6 +52,18 @@ def main() -> None:
     parser.add_argument("--shifts", default=",".join(SHIFTS))
     parser.add_argument("--tta", type=int, default=1)
     parser.add_argument("--adapt", action="store_true", help="adapt BatchNorm to each fold")
+    parser.add_argument(
+        "--align",
+        action="store_true",
+        help="align each fold's radiometry to its training's (predict.align members always)",
+    )
+    parser.add_argument(
+        "--per-region",
+        type=int,
+        default=0,
+        metavar="R",
+        help="draw each change once a fold, R times (0: once a patch)",
+    )
     parser.add_argument("--hard", action="store_true", help="argmax pixel counts")
     parser.add_argument(
         "--gbm-stride",
@@ -91,20 +109,41 @@ def main() -> None:
             names[member.path.resolve()] = (
                 f"{member.name} ({member.path.parent.name})" if taken else member.name
             )
+    plan = plan_for(data, first.config["data"])
+    refs = [band_quantiles(images, plan.train_rows(k)).round(3) for k in range(plan.n_folds)]
+
+    width = int(first.meta["fold_scheme"]["row_width"])
+
+    def align(changed, patch_ids, fold):  # as the pipeline aligns a fold (fold_predict.py)
+        return region_aligned(changed, np.arange(len(changed)), patch_ids, width, refs[fold])
+
     for i, kind in enumerate(kinds):
-        if args.adapt and i:
-            predictors = load()  # fresh models: adaptation changed the last ones
-        oof: dict[Path, np.ndarray] = {}
-        for member in (m for p in predictors for m in p.members):
-            key = member.path.resolve()
-            if key not in oof:
-                change = adapt if args.adapt else None
-                oof[key] = shifted_oof(member.folds, images, ids, folds, kind, change)
-                table.setdefault(names[key], {})[kind] = kl_divergence(truth, oof[key])
-        for sidecar, predictor in zip(args.sidecar, predictors, strict=True):
-            blended = predictor.combine([[oof[m.path.resolve()]] for m in predictor.members])
-            row = "blend" if len(predictors) == 1 else f"blend {Path(sidecar).stem}"
-            table.setdefault(row, {})[kind] = kl_divergence(truth, blended)
+        draws = [None] if not args.per_region else range(1 if kind == "none" else args.per_region)
+        sums: dict[str, float] = {}
+        for draw in draws:
+            if args.adapt and (i or draw):
+                predictors = load()  # fresh models: adaptation changed the last ones
+            oof: dict[Path, np.ndarray] = {}
+            for member in (m for p in predictors for m in p.members):
+                key = member.path.resolve()
+                if key not in oof:
+                    oof[key] = shifted_oof(
+                        member.folds,
+                        images,
+                        ids,
+                        folds,
+                        kind,
+                        adapt if args.adapt else None,
+                        draw,
+                        align if args.align or member.config["predict"].get("align") else None,
+                    )
+                    sums[names[key]] = sums.get(names[key], 0) + kl_divergence(truth, oof[key])
+            for sidecar, predictor in zip(args.sidecar, predictors, strict=True):
+                blended = predictor.combine([[oof[m.path.resolve()]] for m in predictor.members])
+                row = "blend" if len(predictors) == 1 else f"blend {Path(sidecar).stem}"
+                sums[row] = sums.get(row, 0) + kl_divergence(truth, blended)
+        for row, total in sums.items():
+            table.setdefault(row, {})[kind] = total / len(draws)
         print(
             f"{kind:10s} " + "  ".join(f"{n} {v[kind]:.5f}" for n, v in table.items()), flush=True
         )
@@ -114,7 +153,10 @@ def main() -> None:
         worst = f"{max(changed) / row['none']:8.2f}x" if changed and "none" in row else ""
         print(f"{name:24s}" + "".join(f"{row[k]:10.5f}" for k in kinds) + f"   {worst}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"shifts": SHIFTS, "kl": table}, indent=2))
+        setting = {"align": args.align, "adapt": args.adapt, "per_region": args.per_region}
+        Path(args.json).write_text(
+            json.dumps({"shifts": SHIFTS, "setting": setting, "kl": table}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from .artifacts import write_experiment
 from .cache import PreparedData
 from .config import config_hash, prediction_hash
 from .fold_plan import FoldPlan, plan_for
+from .fold_predict import predict_fold
 from .members import member_for
 from .metric import kl_divergence
 from .provenance import provenance
@@ -92,14 +93,14 @@ def repredict(config: dict, data: PreparedData, exp_dir: Path, device: torch.dev
             fold_dir = work / f"fold{k}"
             shutil.copytree(exp_dir / "folds" / f"fold{k}", fold_dir)
             model = member.load(fold_dir, device)
-            val = model.predict_proportions(data.train_images, plan.val_rows(k), desc="val")
-            rows = np.arange(len(data.test_ids))
+            val, test, aligned = predict_fold(model, config, data, plan, k, shared=False)
             np.save(fold_dir / "val.npy", val)
-            np.save(fold_dir / "test.npy", model.predict_proportions(data.test_images, rows))
+            np.save(fold_dir / "test.npy", test)
             done = fold_dir / "done.json"
             if done.is_file():
                 record = {**json.loads(done.read_text()), "prediction": prediction_hash(config)}
-                record["kl"] = kl_divergence(data.labels[plan.val_rows(k)], val)
+                record.pop("align_reference", None)
+                record.update(aligned, kl=kl_divergence(data.labels[plan.val_rows(k)], val))
                 done.write_text(json.dumps(record, indent=2))
         assemble(config, data, plan, work, exp_dir, device)
     return exp_dir

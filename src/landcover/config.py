@@ -207,6 +207,9 @@ def validate(config: dict) -> None:
             raise ConfigError(
                 f"'{section}.{key}' must be one of {allowed}, got {config[section][key]!r}"
             )
+    align = config["predict"]["align"]
+    if not isinstance(align, bool):
+        raise ConfigError(f"'predict.align' must be true or false, got {align!r}")
     if config["predict"]["tta"] not in (1, 2, 4, 8):
         raise ConfigError(f"'predict.tta' must be 1, 2, 4 or 8, got {config['predict']['tta']}")
     for section, key in (("train", "epochs"), ("train", "batch_size"), ("data", "n_folds")):

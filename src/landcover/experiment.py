@@ -30,6 +30,7 @@ from .cache import PreparedData
 from .config import PREDICTION, config_differences, prediction_hash, training_hash
 from .errors import ConfigError
 from .fold_plan import FoldPlan, plan_for
+from .fold_predict import predict_fold
 from .members import FoldData, member_for
 from .metric import kl_divergence
 from .progress import Reporter
@@ -141,8 +142,7 @@ def run_fold(
         distributed.barrier()
     record = json.loads(trained.read_text())
     model = member.load(fold_dir, device)
-    val = _predict(model, data.train_images, fold_data.val_rows, "val") if val is None else val
-    test = _predict(model, data.test_images, np.arange(len(data.test_ids)), "test")
+    val, test, aligned = predict_fold(model, config, data, plan, fold, val)
     history = record["history"]
     best = min(history, key=lambda row: row["val_kl"])
     summary = {
@@ -154,6 +154,7 @@ def run_fold(
         "train_seconds": round(sum(row["seconds"] for row in history), 1),
         "prediction": wanted,
         "world_size": distributed.world(),
+        **aligned,
         "started": started,
         "finished": time.time(),
     }
@@ -163,12 +164,6 @@ def run_fold(
         write_json(done, summary)  # last: the fold counts as done only now
     distributed.barrier()
     return summary
-
-
-def _predict(model, images: np.ndarray, rows: np.ndarray, desc: str) -> np.ndarray:
-    """Predictions of ``rows``, shared out between the ranks of a distributed job."""
-    mine = model.predict_proportions(images, distributed.my_rows(rows), desc=desc)
-    return distributed.gather_rows(mine, len(rows))
 
 
 @contextmanager

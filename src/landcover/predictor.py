@@ -6,11 +6,14 @@ each fold model's proportions are the mean of its per-pixel probabilities (argma
 ``predict.mode: hard`` member; one vector per window for an image-level member), each member's
 temperature is applied per fold model, the fold models are averaged, and the members are
 weighted and floored toward the training prior (``blending.blend``). The class map is the
-argmax of the weighted per-pixel probabilities.
+argmax of the weighted per-pixel probabilities. A ``predict.align`` member sees its input
+mapped per band onto each fold's training radiometry (``align.py``): the region's quantiles
+are those ``set_region`` was given, else those of the images at hand.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,9 +21,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .align import affine_fit, band_quantiles, mapped
 from .artifacts import is_complete, load_experiment
 from .blending import BlendParams, Stack, blend
-from .constants import N_CLASSES, PATCH_SIZE
+from .constants import N_CLASSES, OFFICIAL_ROW_WIDTH, PATCH_SIZE
 from .errors import ArtifactError
 from .members import FoldModel, member_for
 from .runtime import resolve_device
@@ -38,15 +42,32 @@ class Member:
     weight: float
     temperature: float
     folds: list[FoldModel]
+    references: list[np.ndarray] | None = None  # per fold, under predict.align
 
     @property
     def hard(self) -> bool:
         return self.config["predict"]["mode"] == "hard"
 
 
+def _references(path: Path, n_folds: int) -> list[np.ndarray]:
+    """Each fold's training quantiles (``predict.align``), from its ``done.json``."""
+    out = []
+    for k in range(n_folds):
+        done = path / "folds" / f"fold{k}" / "done.json"
+        reference = json.loads(done.read_text()).get("align_reference") if done.is_file() else None
+        if reference is None:
+            raise ArtifactError(
+                f"{done}: predict.align is on but the fold recorded no align_reference; "
+                "re-run train.py on this experiment to re-predict it"
+            )
+        out.append(np.asarray(reference, dtype=np.float64))
+    return out
+
+
 class Predictor:
     def __init__(self, members: list[Member], floor: float, prior: np.ndarray, source: Path):
         self.members, self.floor, self.prior, self.source = members, floor, prior, source
+        self.region: np.ndarray | None = None  # the input region's quantiles (align.py)
 
     @classmethod
     def load(
@@ -80,8 +101,9 @@ class Predictor:
             member = member_for(exp.config)
             n_folds = int(exp.oof.folds.max()) + 1
             folds = [member.load(exp.path / "folds" / f"fold{k}", dev) for k in range(n_folds)]
+            refs = _references(exp.path, n_folds) if exp.config["predict"].get("align") else None
             members.append(
-                Member(exp.name, exp.path, exp.config, exp.meta, weight, temperature, folds)
+                Member(exp.name, exp.path, exp.config, exp.meta, weight, temperature, folds, refs)
             )
         return cls(members, floor, prior, path)
 
@@ -102,6 +124,30 @@ class Predictor:
     def n_folds(self) -> int:
         return max(len(m.folds) for m in self.members)
 
+    @property
+    def row_width(self) -> int:
+        """Tiles a raster row of sample ids (the members' fold scheme's; regions, align.py)."""
+        scheme = self.members[0].meta.get("fold_scheme") or {}
+        return int(scheme.get("row_width") or OFFICIAL_ROW_WIDTH)
+
+    @property
+    def aligns(self) -> bool:
+        """Some member maps its input region onto its training radiometry (``set_region``)."""
+        return any(m.references is not None for m in self.members)
+
+    def set_region(self, quantiles: np.ndarray | None) -> None:
+        """The per-band quantiles (``align.band_quantiles``) of the region the next inputs
+        come from; None: each call's images are their own region."""
+        self.region = quantiles
+
+    def inputs(self, member: Member, fold: int, images: np.ndarray) -> np.ndarray:
+        """``images`` as fold model ``fold`` of ``member`` takes them: aligned to its training
+        radiometry under ``predict.align``, else as they are."""
+        if member.references is None:
+            return images
+        region = band_quantiles(images) if self.region is None else self.region
+        return mapped(images, *affine_fit(region, member.references[fold]))
+
     def combine(self, proportions: list[list[np.ndarray]]) -> np.ndarray:
         """(n, 10) blended proportions from ``proportions[member][fold]`` (n, 10) arrays:
         temperature per fold model, fold mean, weights and floor (no_data, clouds: 0)."""
@@ -116,14 +162,21 @@ class Predictor:
         patches (each member's own ``predict`` settings)."""
         rows = np.arange(len(images))
         return self.combine(
-            [[f.predict_proportions(images, rows) for f in m.folds] for m in self.members]
+            [
+                [
+                    f.predict_proportions(self.inputs(m, k, images), rows)
+                    for k, f in enumerate(m.folds)
+                ]
+                for m in self.members
+            ]
         )
 
     @torch.no_grad()
     def pixel_probabilities(self, member: Member, fold: int, images: np.ndarray) -> np.ndarray:
         """Fold model ``fold`` of ``member`` on (n, 4, S, S) windows: (n, 10, S, S) per-pixel
         probabilities (one-hot argmax for a hard member), or (n, 10) for an image-level one."""
-        probs = np.asarray(member.folds[fold].predict_probabilities(images), dtype=np.float32)
+        inputs = self.inputs(member, fold, images)
+        probs = np.asarray(member.folds[fold].predict_probabilities(inputs), dtype=np.float32)
         if member.hard and probs.ndim == 4:
             probs = np.eye(N_CLASSES, dtype=np.float32)[probs.argmax(axis=1)].transpose(0, 3, 1, 2)
         return probs

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
+from .align import pixel_quantiles
 from .constants import CLASS_COLORS, CLASSES, N_CLASSES
 from .predictor import Predictor
 from .progress import bar
@@ -88,6 +89,21 @@ def predict_scene(
     inside = np.zeros(canvas, dtype=bool)
     inside[:height, :width] = True
 
+    if predictor.aligns and predictor.region is None:  # the scene is the region
+        predictor.set_region(pixel_quantiles(scene.sample_pixels()))
+        try:
+            return predict_scene(
+                predictor,
+                scene,
+                regions,
+                size=size,
+                overlap=overlap,
+                map_path=map_path,
+                probabilities_path=probabilities_path,
+                batch=batch,
+            )
+        finally:
+            predictor.set_region(None)
     members = predictor.members
     sums = np.zeros((len(members), predictor.n_folds, len(regions), N_CLASSES))
     valid_pixels, scene_pixels = np.zeros(len(regions)), np.zeros(len(regions))

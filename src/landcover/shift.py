@@ -9,8 +9,12 @@ radiance after atmospheric correction (an offset of up to 0.03 reflectance), thi
 cloud mask misses (10-30% of a bright, bluish layer), and another phase of the vegetation
 (NIR 10-25% lower, red 10-40% higher, as after harvest or in autumn).
 
-Transductive adaptation (``adapt``) plays the test set: the held-out fold's images (never its
-labels) re-estimate the networks' BatchNorm statistics before they predict it.
+A change is drawn per patch, or once for a whole held-out fold (``region_draw``): a test
+region's change is mostly shared by its patches (one acquisition, one atmosphere).
+
+Transductive levers play the test set with the held-out fold's images (never its labels):
+``adapt`` re-estimates the networks' BatchNorm statistics on them, ``align`` maps their
+per-band radiometry onto the training folds' (``align.py``) before any member predicts them.
 """
 
 from __future__ import annotations
@@ -31,9 +35,15 @@ SHIFTS: dict[str, str] = {
 }
 
 
-def shifted(images: np.ndarray, ids: np.ndarray, kind: str) -> np.ndarray:
-    """``images`` (n, 4, H, W) uint16 under the change ``kind``, drawn per sample id."""
-    keys = ([int(i), len(kind), ord(kind[0])] for i in np.asarray(ids).tolist())
+def shifted(
+    images: np.ndarray, ids: np.ndarray, kind: str, region: int | None = None
+) -> np.ndarray:
+    """``images`` (n, 4, H, W) uint16 under the change ``kind``, drawn per sample id, or drawn
+    once and shared by every patch when they are one ``region`` (its number seeds the draw)."""
+    if region is None:
+        keys = [[int(i), len(kind), ord(kind[0])] for i in np.asarray(ids).tolist()]
+    else:
+        keys = [[int(region), len(kind), ord(kind[0]), 1]] * len(ids)
     return _changed(images, ((kind, np.random.default_rng(key)) for key in keys))
 
 
@@ -96,6 +106,11 @@ def _change(x: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
     raise ValueError(f"unknown shift {kind!r} (known: {', '.join(SHIFTS)})")
 
 
+def region_seed(fold: int, draw: int = 0) -> int:
+    """The seed of held-out fold ``fold``'s shared change, its ``draw``-th (``region_draw``)."""
+    return 1_000_003 + 1_000 * draw + fold
+
+
 def shifted_oof(
     folds: list,
     images: np.ndarray,
@@ -103,14 +118,22 @@ def shifted_oof(
     fold_of: np.ndarray,
     kind: str,
     adapt: Callable | None = None,
+    region_draw: int | None = None,
+    align: Callable | None = None,
 ) -> np.ndarray:
     """(n, 10) OOF predictions of the fold models ``folds`` (``FoldModel``) on their own
-    validation rows (``fold_of``), under the change ``kind``; ``adapt(model, images)`` first
-    adapts a fold model to its (changed) validation images, if given."""
+    validation rows (``fold_of``), under the change ``kind``, drawn per patch or, given a
+    ``region_draw``, once a fold (seeded by ``region_seed(fold, region_draw)``).
+    ``align(images, ids, fold)`` first maps the (changed) validation images onto fold
+    ``fold``'s training radiometry, and ``adapt(model, images)`` adapts a fold model to
+    them, if given."""
     out = np.zeros((len(ids), 10))
     for k, model in enumerate(folds):
         rows = np.flatnonzero(fold_of == k)
-        changed = shifted(np.asarray(images[rows]), ids[rows], kind)
+        region = None if region_draw is None else region_seed(k, region_draw)
+        changed = shifted(np.asarray(images[rows]), ids[rows], kind, region)
+        if align is not None:
+            changed = align(changed, ids[rows], k)
         if adapt is not None:
             adapt(model, changed)
         out[rows] = model.predict_proportions(changed, np.arange(len(rows)))

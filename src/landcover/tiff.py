@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.shutil import copy as rio_copy
 from rasterio.windows import Window
@@ -129,6 +130,19 @@ class Scene:
         nodata = self.dataset.nodata
         empty = (pixels == (0 if nodata is None else nodata)).all(axis=0)
         return np.clip(pixels, 0, 65535).astype(np.uint16), ~empty
+
+    def sample_pixels(self, max_pixels: int = 4_000_000) -> np.ndarray:
+        """(4, n) uint16 valid pixels on a regular grid over the whole scene (one decimated
+        read, overviews used where the file has them): the scene's radiometry."""
+        height, width = self.shape
+        step = max(1, int(np.ceil(np.sqrt(height * width / max_pixels))))
+        shape = (len(self.bands), -(-height // step), -(-width // step))
+        pixels = self.dataset.read(list(self.bands), out_shape=shape, resampling=Resampling.nearest)
+        nodata = self.dataset.nodata
+        empty = (pixels == (0 if nodata is None else nodata)).all(axis=0)
+        if empty.all():
+            raise DataError(f"{self.path}: no valid pixel in bands {list(self.bands)}")
+        return np.clip(pixels[:, ~empty], 0, 65535).astype(np.uint16)
 
 
 def open_scene(path: str | os.PathLike[str], bands: tuple[int, ...] = (1, 2, 3, 4)) -> Scene:

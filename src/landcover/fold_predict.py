@@ -1,0 +1,49 @@
+"""How a trained fold model predicts its validation rows and the test set: shared out between
+the ranks of a distributed job, and, under ``predict.align``, each region of patches first
+mapped onto the radiometry of the fold's training patches (``align.py``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import distributed
+from .align import band_quantiles, region_aligned
+from .cache import PreparedData
+from .fold_plan import FoldPlan
+
+
+def predict_fold(
+    model,
+    config: dict,
+    data: PreparedData,
+    plan: FoldPlan,
+    fold: int,
+    val: np.ndarray | None = None,
+    shared: bool = True,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(validation, test) proportions of fold model ``fold`` and what its ``done.json``
+    records of them; ``val``: the validation predictions training made, if any (kept unless
+    the fold aligns its inputs, which training did not); ``shared``: every rank of a
+    distributed job takes part (else this process predicts every row)."""
+    val_images, val_rows = data.train_images, plan.val_rows(fold)
+    test_images, test_rows = data.test_images, np.arange(len(data.test_ids))
+    record = {}
+    if config["predict"]["align"]:
+        width = plan.scheme["row_width"]
+        reference = band_quantiles(data.train_images, plan.train_rows(fold)).round(3)
+        val_ids = data.train_ids[val_rows]
+        val_images = region_aligned(val_images, val_rows, val_ids, width, reference)
+        test_images = region_aligned(test_images, test_rows, data.test_ids, width, reference)
+        val, val_rows, test_rows = None, np.arange(len(val_rows)), np.arange(len(test_rows))
+        record = {"align_reference": reference.tolist()}
+    if val is None:
+        val = _predict(model, val_images, val_rows, "val", shared)
+    return val, _predict(model, test_images, test_rows, "test", shared), record
+
+
+def _predict(model, images: np.ndarray, rows: np.ndarray, desc: str, shared: bool) -> np.ndarray:
+    """Predictions of ``rows``, shared out between the ranks of a distributed job."""
+    if not shared:
+        return model.predict_proportions(images, rows, desc=desc)
+    mine = model.predict_proportions(images, distributed.my_rows(rows), desc=desc)
+    return distributed.gather_rows(mine, len(rows))

@@ -1,0 +1,219 @@
+"""predict.align: a region's radiometry mapped onto the training region's by per-band quantiles,
+in the fold loop (validation and test regions), in predict.py and on scenes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_cli
+
+from landcover.align import (
+    MIN_PATCHES,
+    affine_fit,
+    aligned,
+    band_quantiles,
+    region_aligned,
+    regions,
+)
+from landcover.config import load_config
+from landcover.constants import CLASSES
+from landcover.errors import ConfigError
+from landcover.experiment import run_experiment
+from landcover.shift import SHIFTS, shifted
+from landcover.tables import read_proportions
+from landcover.tiff import read_image, write_image
+
+SETTINGS = {
+    "predict": {"tta": 1, "align": True},
+    "data": {"n_folds": 2},
+    "gbm": {"n_estimators": 10, "pixels_per_image": 64},
+    "run": {"threads": 1, "device": "cpu"},
+}
+
+
+def _images(n: int = 24, size: int = 32, seed: int = 0) -> np.ndarray:
+    """Skewed, band-correlated reflectances, like fields and woods (x 1e4)."""
+    rng = np.random.default_rng(seed)
+    base = rng.gamma(2.0, 500.0, size=(n, 1, size, size))
+    return (base * np.array([0.5, 0.8, 0.6, 2.0])[None, :, None, None] + 80).astype(np.uint16)
+
+
+def test_the_fit_recovers_a_per_band_gain_and_offset():
+    x = _images()
+    gain, offset = np.array([0.9, 1.1, 1.05, 0.8]), np.array([120.0, -30.0, 0.0, 250.0])
+    y = x * gain[:, None, None] + offset[:, None, None]
+    g, b = affine_fit(band_quantiles(x), band_quantiles(y))
+    np.testing.assert_allclose(g, gain, rtol=2e-3)
+    np.testing.assert_allclose(b, offset, atol=3.0)
+
+
+@pytest.mark.parametrize("kind", [k for k in SHIFTS if k != "none"])
+def test_a_change_shared_by_the_region_is_undone(kind: str):
+    """Every change of the shift test is per-band affine: drawn once for the region, the
+    alignment maps the region back to within a few units of reflectance x 1e4, where the
+    change moved it by tens to hundreds."""
+    x = _images()
+    changed = shifted(x, np.arange(len(x)), kind, region=7)
+    back = aligned(changed, band_quantiles(x))
+    moved = np.abs(changed.astype(float) - x).mean()
+    assert moved > 25, kind
+    assert np.abs(back.astype(float) - x).mean() < 2.0, kind
+
+
+def test_a_region_draw_is_shared_and_a_patch_draw_is_not():
+    x = _images(n=6) + 100  # nothing clipped
+    per_region = shifted(x, np.arange(6), "gain", region=3).astype(float) / x
+    per_patch = shifted(x, np.arange(6), "gain").astype(float) / x
+    band_gain = per_region.mean(axis=(2, 3))  # (n, 4): one gain a band, the same for all
+    assert np.ptp(band_gain, axis=0).max() < 2e-3
+    assert np.ptp(per_patch.mean(axis=(2, 3)), axis=0).max() > 0.02
+
+
+def test_regions_are_runs_of_rows_and_small_runs_join_a_neighbour():
+    width = 10
+    first = np.arange(1, 1 + 3 * width)  # rows 0-2
+    second = np.arange(1 + 20 * width, 1 + 22 * width)  # rows 20-21, a gap before
+    stray = np.array([1 + 40 * width])  # one patch, far below
+    ids = np.concatenate([second, stray, first])
+    found = regions(ids, width)
+    assert [sorted(ids[r].tolist()) for r in found] == [
+        first.tolist(),
+        sorted([*second.tolist(), *stray.tolist()]),
+    ]
+    assert len(stray) < MIN_PATCHES
+    small = np.arange(1, 6)  # one small run alone is still one region
+    assert [r.tolist() for r in regions(small, width)] == [list(range(5))]
+
+
+def test_each_region_is_aligned_on_its_own():
+    x = np.concatenate([_images(n=20)] * 2)  # the same ground twice: one reference fits both
+    ids = np.concatenate([np.arange(1, 21), np.arange(201, 221)])  # two runs, width 10
+    changed = x.astype(float)
+    changed[:20] *= 1.12
+    changed[20:] += 200
+    changed = changed.astype(np.uint16)
+    back = region_aligned(changed, np.arange(40), ids, 10, band_quantiles(x))
+    assert np.abs(back.astype(float) - x).mean() < 3.0
+    one = aligned(changed, band_quantiles(x))  # the two as one region: not undone
+    assert np.abs(one.astype(float) - x).mean() > 3 * np.abs(back.astype(float) - x).mean()
+
+
+def test_align_is_a_boolean():
+    with pytest.raises(ConfigError, match=r"predict\.align"):
+        load_config("pixel_lightgbm", profile="demo", overrides={"predict": {"align": "yes"}})
+
+
+@pytest.fixture(scope="module")
+def experiments(demo_data, tmp_path_factory) -> dict:
+    """pixel_lightgbm trained on the generated data, predicting aligned, and the same fold
+    models re-predicting as they are (predict settings only: nothing retrained)."""
+    tmp = tmp_path_factory.mktemp("align")
+    config = load_config("pixel_lightgbm", profile="demo", overrides=SETTINGS)
+    exp = run_experiment(config, demo_data, oof_dir=tmp / "aligned", log=lambda _: None)
+    done = [json.loads((exp / "folds" / f"fold{k}" / "done.json").read_text()) for k in (0, 1)]
+    plain_cfg = load_config(
+        "pixel_lightgbm", profile="demo", overrides={**SETTINGS, "predict": {"tta": 1}}
+    )
+    plain_dir = tmp / "plain"
+    shutil.copytree(exp, plain_dir / exp.name)
+    logs: list[str] = []
+    plain = run_experiment(plain_cfg, demo_data, oof_dir=plain_dir, log=logs.append)
+    return {"aligned": exp, "plain": plain, "done": done, "logs": logs, "tmp": tmp}
+
+
+def test_folds_record_their_training_radiometry_and_predict_aligned(experiments, demo_data):
+    for record in experiments["done"]:
+        reference = np.asarray(record["align_reference"])
+        assert reference.shape == (4, 49) and (np.diff(reference, axis=1) >= 0).all()
+    assert any("re-predicting, no training" in line for line in experiments["logs"])
+    plain_done = experiments["plain"] / "folds" / "fold0" / "done.json"
+    assert "align_reference" not in json.loads(plain_done.read_text())
+    aligned_oof = read_proportions(experiments["aligned"] / "oof.csv", allow_fold=True)
+    plain_oof = read_proportions(experiments["plain"] / "oof.csv", allow_fold=True)
+    assert not np.allclose(aligned_oof.values, plain_oof.values, atol=1e-6)
+
+
+def _predict(model: Path, source: Path, out: Path) -> np.ndarray:
+    result = run_cli(
+        "src/predict.py", "--model", str(model), "--input", str(source), "--out", str(out),
+        "--device", "cpu",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return read_proportions(out, require_sum_to_one=True, allow_fold=False)
+
+
+def test_predict_py_aligns_as_the_pipeline_and_holds_under_a_regional_change(
+    experiments, demo_dir: Path, tmp_path: Path
+):
+    """predict.py reproduces the aligned experiment's test predictions (each fold model's,
+    on the classes scored, averaged: an experiment applied alone drops no_data and clouds);
+    on the test patches
+    under one per-band gain and offset for them all, the aligned member barely moves where
+    the same fold models predicting as they are move several times as much."""
+    aligned_exp, plain_exp = experiments["aligned"], experiments["plain"]
+    folds = [
+        read_proportions(aligned_exp / "test_folds" / f"fold{k}.csv", allow_fold=False)
+        for k in (0, 1)
+    ]
+    theirs = folds[0]
+    scored = np.mean([f.values[:, 2:] / f.values[:, 2:].sum(1, keepdims=True) for f in folds], 0)
+    mine = _predict(aligned_exp, demo_dir, tmp_path / "again.csv")
+    np.testing.assert_allclose(mine.select(theirs.ids).values[:, 2:], scored, atol=1e-6)
+
+    changed_dir = tmp_path / "changed"
+    gain, offset = np.array([1.12, 0.9, 1.08, 0.88])[:, None, None], 150.0
+    for sample_id in theirs.ids.tolist():
+        image = read_image(demo_dir / "dataset" / "test" / "images" / f"{sample_id}.tif", sample_id)
+        write_image(
+            changed_dir / f"{sample_id}.tif",
+            np.clip(image * gain + offset, 1, 65535).astype(np.uint16),
+        )
+    moved = {}
+    for name, exp in (("aligned", aligned_exp), ("plain", plain_exp)):
+        clean = _predict(exp, demo_dir, tmp_path / f"{name}_clean.csv")
+        shift = _predict(exp, changed_dir, tmp_path / f"{name}_changed.csv")
+        moved[name] = np.abs(shift.select(clean.ids).values - clean.values).mean()
+    assert moved["aligned"] * 3 < moved["plain"], moved
+
+
+def _scene(path: Path, images: list[np.ndarray]) -> Path:
+    import rasterio
+    from rasterio.transform import from_origin
+
+    scene = np.concatenate(images, axis=2)
+    profile = {
+        "driver": "GTiff", "width": scene.shape[2], "height": scene.shape[1], "count": 4,
+        "dtype": "uint16", "crs": "EPSG:32631", "transform": from_origin(500_000, 5e6, 10, 10),
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(scene)
+    return path
+
+
+def test_a_scene_is_its_own_region(experiments, demo_dir: Path, tmp_path: Path):
+    """On a raster, an aligned member maps the whole scene by its own quantiles: the same
+    scene under one per-band gain gives nearly the same proportions, where the same fold
+    models predicting as they are move several times as much."""
+    folder = demo_dir / "dataset" / "test" / "images"
+    tiles = [read_image(p, int(p.stem)) for p in sorted(folder.glob("*.tif"))[:4]]
+    gain = np.array([1.1, 0.92, 1.06, 0.9])[:, None, None]
+    changed = [np.clip(t * gain, 1, 65535).astype(np.uint16) for t in tiles]
+    found = {}
+    for exp in ("aligned", "plain"):
+        for name, images in (("clean", tiles), ("changed", changed)):
+            scene = _scene(tmp_path / f"{name}.tif", images)
+            out, table = tmp_path / f"{exp}_{name}_map.tif", tmp_path / f"{exp}_{name}.csv"
+            result = run_cli(
+                "src/predict.py", "--model", str(experiments[exp]), "--input", str(scene),
+                "--out", str(out), "--proportions", str(table), "--device", "cpu",
+                "--overlap", "8",
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            found[exp, name] = pd.read_csv(table)[list(CLASSES[2:])].to_numpy()
+    moved = {e: np.abs(found[e, "clean"] - found[e, "changed"]).max() for e in ("aligned", "plain")}
+    assert moved["aligned"] < 0.002 and moved["aligned"] * 5 < moved["plain"], moved
