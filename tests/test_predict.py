@@ -222,7 +222,8 @@ def test_shifts_are_seeded_physical_changes():
 def test_the_shift_test_scores_every_member_and_the_blend(blend: Path, tmp_path: Path):
     """src/benchmarks/shift_test.py on a blend that leaves one member out: every member is
     scored (its clean column is its own OOF KL, predicted the same way), the blend's clean
-    column is the blend's own OOF KL, and each change moves the scores."""
+    column is the blend's own OOF KL, and each change moves the scores; with ``--align`` and
+    one draw a fold, a gain shared by the fold is undone."""
     from landcover.metric import kl_divergence
     from landcover.predictor import Predictor
 
@@ -264,3 +265,14 @@ def test_the_shift_test_scores_every_member_and_the_blend(blend: Path, tmp_path:
     assert hard["classifier_resnet18"]["none"] == pytest.approx(
         table["classifier_resnet18"]["none"], rel=1e-6
     )
+    aligned_out = tmp_path / "aligned.json"
+    result = run_cli(
+        "src/benchmarks/shift_test.py", str(sidecar), "--shifts", "none,gain", "--align",
+        "--per-region", "1", "--threads", "1", "--json", str(aligned_out),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    aligned = json.loads(aligned_out.read_text())
+    assert aligned["setting"] == {"align": True, "adapt": False, "per_region": 1}
+    for name, row in aligned["kl"].items():  # one gain for the whole fold: undone
+        assert row["none"] != pytest.approx(table[name]["none"], rel=1e-6), name  # aligned
+        assert row["gain"] == pytest.approx(row["none"], rel=0.02), name
