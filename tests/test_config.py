@@ -110,13 +110,17 @@ def test_hash_ignores_where_it_runs():
     assert config_hash(a) == config_hash(b) != config_hash(c)
 
 
-def test_differences_ignore_new_settings_and_where_it_runs():
+def test_differences_ignore_new_settings_at_their_default_and_where_it_runs():
     trained = load_config("unet_resnet18", overrides=["run.device=cpu"])
     del trained["train"]["val_crop"]  # a setting added to the base after this was trained
     current = load_config("unet_resnet18", overrides=["run.device=cuda"])
     assert config_differences(trained, current) == []
     changed = load_config("unet_resnet18", overrides=["train.lr=0.01", "model.arch=FPN"])
     assert config_differences(trained, changed) == ["model.arch", "train.lr"]
+    del trained["predict"]["align"]  # added later too: counts once set otherwise than its default
+    aligned = load_config("unet_resnet18", overrides=["predict.align=true"])
+    assert config_differences(trained, aligned) == ["predict.align"]
+    assert config_differences(trained, current) == []
 
 
 def _leaves(tree: dict, prefix: str = "") -> dict:

@@ -227,13 +227,19 @@ def validate(config: dict) -> None:
 NOT_RESULTS = ("run", "profile")  # where and how it ran, not what it computes
 
 
-def config_differences(trained: dict, current: dict, prefix: str = "") -> list[str]:
+def config_differences(
+    trained: dict, current: dict, prefix: str = "", base: dict | None = None
+) -> list[str]:
     """Key paths whose values differ between a trained experiment's config and ``current``.
 
     Keys the trained config does not have are settings added to the base since it was trained:
-    they do not count, so adding a setting (with a default that keeps the old behaviour) does
-    not make every finished experiment stale.
+    they count only where ``current`` sets them otherwise than the base's default, so adding a
+    setting (with a default that keeps the old behaviour) does not make every finished
+    experiment stale, while turning it on does.
     """
+    if base is None and not prefix:
+        base = read_yaml(CONFIG_DIR / "base.yaml")
+    base = base if isinstance(base, dict) else {}
     differ = []
     for key, value in trained.items():
         if not prefix and key in NOT_RESULTS:
@@ -242,9 +248,13 @@ def config_differences(trained: dict, current: dict, prefix: str = "") -> list[s
         if key not in current:
             differ.append(name)
         elif isinstance(value, dict) and isinstance(current[key], dict) and value:
-            differ += config_differences(value, current[key], f"{name}.")
+            differ += config_differences(value, current[key], f"{name}.", base.get(key))
         elif value != current[key]:
             differ.append(name)
+    for key, value in current.items():
+        if key not in trained and not (not prefix and key in NOT_RESULTS):
+            if value != base.get(key, value):  # a key the base lacks: the model file's own
+                differ.append(f"{prefix}{key}")
     return differ
 
 
