@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover.align import STRIDE, pixel_quantiles, regions, sampled
+from landcover.align import grid_quantiles, regions, sampled
 from landcover.atomic import atomic_path
 from landcover.constants import CLASSES
 from landcover.errors import DataError, cli_errors, positive_int
@@ -80,19 +80,15 @@ def predict_patches(predictor: Predictor, source: str, out: Path) -> int:
     folder, ids = find_patches(source)
     values = np.zeros((len(ids), len(CLASSES)))
     groups = regions(ids, predictor.row_width) if predictor.aligns else [np.arange(len(ids))]
-    try:
-        for where in groups:
-            if predictor.aligns:  # a first pass for the region's quantiles
-                chosen = ids[sampled(where)]
-                grid = [x[:, :, ::STRIDE, ::STRIDE] for _, x in iter_patches(folder, chosen)]
-                pixels = np.moveaxis(np.concatenate(grid), 1, 0).reshape(len(grid[0][0]), -1)
-                predictor.set_region(pixel_quantiles(pixels))
+    for where in groups:
+        region = None
+        if predictor.aligns:  # a first pass for the region's quantiles
+            region = grid_quantiles(x for _, x in iter_patches(folder, ids[sampled(where)]))
+        with predictor.region_of(region):
             done = 0
             for _, images in iter_patches(folder, ids[where]):
                 values[where[done : done + len(images)]] = predictor.patch_proportions(images)
                 done += len(images)
-    finally:
-        predictor.set_region(None)
     write_proportions(out, ids, values, expected_ids=ids)
     return len(ids)
 

@@ -33,7 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landcover.align import band_quantiles, region_aligned
+from landcover.align import region_aligned, training_reference
 from landcover.artifacts import load_experiment
 from landcover.cache import prepare_data
 from landcover.fold_plan import plan_for
@@ -109,12 +109,12 @@ def main() -> None:
             names[member.path.resolve()] = (
                 f"{member.name} ({member.path.parent.name})" if taken else member.name
             )
-    plan = plan_for(data, first.config["data"])
-    refs = [band_quantiles(images, plan.train_rows(k)).round(3) for k in range(plan.n_folds)]
-
-    width = int(first.meta["fold_scheme"]["row_width"])
+    plan, width = plan_for(data, first.config["data"]), int(first.meta["fold_scheme"]["row_width"])
+    refs: dict[int, np.ndarray] = {}  # each fold's training quantiles, read once if needed
 
     def align(changed, patch_ids, fold):  # as the pipeline aligns a fold (fold_predict.py)
+        if fold not in refs:
+            refs[fold] = training_reference(images, plan.train_rows(fold))
         return region_aligned(changed, np.arange(len(changed)), patch_ids, width, refs[fold])
 
     for i, kind in enumerate(kinds):

@@ -16,6 +16,8 @@ neighbour.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 
 QUANTILES = np.linspace(0.02, 0.98, 49)  # the tails (clouds, deep water, glints) left out
@@ -41,18 +43,27 @@ def sampled(rows: np.ndarray) -> np.ndarray:
     return rows[np.linspace(0, len(rows) - 1, MAX_PATCHES).round().astype(int)]
 
 
+def grid_quantiles(chunks: Iterable[np.ndarray]) -> np.ndarray:
+    """(4, len(QUANTILES)) per-band quantiles of the pixel grid (every ``STRIDE``-th pixel of
+    every ``STRIDE``-th row) of image chunks, each (n, 4, H, W)."""
+    grids = [np.asarray(x)[:, :, ::STRIDE, ::STRIDE].copy() for x in chunks]  # chunks freed
+    if not grids:
+        raise ValueError("quantiles need at least one patch")
+    x = np.concatenate(grids)
+    return pixel_quantiles(np.moveaxis(x, 1, 0).reshape(x.shape[1], -1))
+
+
 def band_quantiles(images: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """(4, len(QUANTILES)) per-band quantiles of ``images[rows]`` ((n, 4, H, W), reflectance
     x 1e4, memory-mapped or not) from a regular grid of pixels of at most ``MAX_PATCHES``."""
     rows = sampled(np.arange(len(images)) if rows is None else np.asarray(rows))
-    parts = [
-        np.asarray(images[np.sort(rows[i : i + CHUNK])])[:, :, ::STRIDE, ::STRIDE]
-        for i in range(0, len(rows), CHUNK)
-    ]
-    if not parts:
-        raise ValueError("band_quantiles needs at least one patch")
-    x = np.concatenate(parts)
-    return pixel_quantiles(np.moveaxis(x, 1, 0).reshape(x.shape[1], -1))
+    return grid_quantiles(images[np.sort(rows[i : i + CHUNK])] for i in range(0, len(rows), CHUNK))
+
+
+def training_reference(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The quantiles of a fold's training patches that its regions are aligned to, as its
+    ``done.json`` records them (``align_reference``)."""
+    return band_quantiles(images, rows).round(3)
 
 
 def affine_fit(source: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

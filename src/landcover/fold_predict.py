@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import distributed
-from .align import band_quantiles, region_aligned
+from .align import region_aligned, training_reference
 from .cache import PreparedData
 from .fold_plan import FoldPlan
 
@@ -30,7 +30,7 @@ def predict_fold(
     record = {}
     if config["predict"]["align"]:
         width = plan.scheme["row_width"]
-        reference = band_quantiles(data.train_images, plan.train_rows(fold)).round(3)
+        reference = training_reference(data.train_images, plan.train_rows(fold))
         val_ids = data.train_ids[val_rows]
         val_images = region_aligned(val_images, val_rows, val_ids, width, reference)
         test_images = region_aligned(test_images, test_rows, data.test_ids, width, reference)

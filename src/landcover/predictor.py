@@ -8,13 +8,15 @@ temperature is applied per fold model, the fold models are averaged, and the mem
 weighted and floored toward the training prior (``blending.blend``). The class map is the
 argmax of the weighted per-pixel probabilities. A ``predict.align`` member sees its input
 mapped per band onto each fold's training radiometry (``align.py``): the region's quantiles
-are those ``set_region`` was given, else those of the images at hand.
+are those ``region_of`` was given, else those of the images at hand.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,20 +134,29 @@ class Predictor:
 
     @property
     def aligns(self) -> bool:
-        """Some member maps its input region onto its training radiometry (``set_region``)."""
+        """Some member maps its input region onto its training radiometry (``region_of``)."""
         return any(m.references is not None for m in self.members)
 
-    def set_region(self, quantiles: np.ndarray | None) -> None:
-        """The per-band quantiles (``align.band_quantiles``) of the region the next inputs
-        come from; None: each call's images are their own region."""
+    @contextmanager
+    def region_of(self, quantiles: np.ndarray) -> Iterator[None]:
+        """Inputs come from the region of these per-band quantiles (``align.band_quantiles``)
+        until the block ends; outside one, each call's images are their own region."""
         self.region = quantiles
+        try:
+            yield
+        finally:
+            self.region = None
 
-    def inputs(self, member: Member, fold: int, images: np.ndarray) -> np.ndarray:
+    def inputs(
+        self, member: Member, fold: int, images: np.ndarray, region: np.ndarray | None = None
+    ) -> np.ndarray:
         """``images`` as fold model ``fold`` of ``member`` takes them: aligned to its training
-        radiometry under ``predict.align``, else as they are."""
+        radiometry under ``predict.align`` (``region``: the quantiles of the images' region,
+        if already known), else as they are."""
         if member.references is None:
             return images
-        region = band_quantiles(images) if self.region is None else self.region
+        region = region if region is not None else self.region
+        region = band_quantiles(images) if region is None else region
         return mapped(images, *affine_fit(region, member.references[fold]))
 
     def combine(self, proportions: list[list[np.ndarray]]) -> np.ndarray:
@@ -161,10 +172,13 @@ class Predictor:
         """(n, 10) proportions of whole (n, 4, H, W) patches, as the pipeline predicts test
         patches (each member's own ``predict`` settings)."""
         rows = np.arange(len(images))
+        region = self.region
+        if self.aligns and region is None:  # the images are the region: read once
+            region = band_quantiles(images)
         return self.combine(
             [
                 [
-                    f.predict_proportions(self.inputs(m, k, images), rows)
+                    f.predict_proportions(self.inputs(m, k, images, region), rows)
                     for k, f in enumerate(m.folds)
                 ]
                 for m in self.members

@@ -80,6 +80,12 @@ def predict_scene(
     uint8, value / 255) as Cloud-Optimized GeoTIFFs; return the region sums."""
     if not 0 <= overlap < size // 2 + 1:
         raise ValueError(f"overlap must be in 0..{size // 2}, got {overlap}")
+    if predictor.aligns and predictor.region is None:  # the scene is the region
+        with predictor.region_of(pixel_quantiles(scene.sample_pixels())):
+            return predict_scene(
+                predictor, scene, regions, size=size, overlap=overlap, map_path=map_path,
+                probabilities_path=probabilities_path, batch=batch,
+            )  # fmt: skip
     height, width = scene.shape
     step = size - overlap
     rows_at, cols_at = window_starts(height, size, step), window_starts(width, size, step)
@@ -89,21 +95,6 @@ def predict_scene(
     inside = np.zeros(canvas, dtype=bool)
     inside[:height, :width] = True
 
-    if predictor.aligns and predictor.region is None:  # the scene is the region
-        predictor.set_region(pixel_quantiles(scene.sample_pixels()))
-        try:
-            return predict_scene(
-                predictor,
-                scene,
-                regions,
-                size=size,
-                overlap=overlap,
-                map_path=map_path,
-                probabilities_path=probabilities_path,
-                batch=batch,
-            )
-        finally:
-            predictor.set_region(None)
     members = predictor.members
     sums = np.zeros((len(members), predictor.n_folds, len(regions), N_CLASSES))
     valid_pixels, scene_pixels = np.zeros(len(regions)), np.zeros(len(regions))
