@@ -1,13 +1,18 @@
 """Blend the experiments in oof/ into the final submission.
 
     python src/blend.py [--oof-dir oof] [--experiments a,b] [--labels train_labels.csv]
-                        [--trials 200] [--seed 0] [--no-floor] [--no-polish] [--out PATH]
+                        [--trials 200] [--seed 0] [--min-floor 0.01] [--floor-uniform 0.5]
+                        [--no-floor] [--no-polish] [--out PATH]
 
 Tunes a temperature per model, simplex weights and a floor toward the training prior to
-minimise the OOF KL (seeded Optuna TPE, then L-BFGS-B), scores the procedure honestly by nested
-CV over the OOF folds, and writes <out>.csv (the submission), <out>.json (parameters, scores,
-provenance) and <out>.oof.csv (the blended OOF, re-scorable with src/score.py). The last line
-printed is the submission path.
+minimise the OOF KL (seeded Optuna TPE, then L-BFGS-B from several starts), scores the
+procedure honestly by nested CV over the OOF folds, and writes <out>.csv (the submission),
+<out>.json (parameters, scores, provenance) and <out>.oof.csv (the blended OOF, re-scorable
+with src/score.py). The last line printed is the submission path.
+
+When the labels lack a scored class (the shared sample has no natural and no snow), the floor
+is at least --min-floor and its target holds a --floor-uniform share spread over every class,
+so that new ground never gets exact zeros for it.
 """
 
 from __future__ import annotations
@@ -18,8 +23,23 @@ from pathlib import Path
 
 from landcover.artifacts import incomplete_experiments
 from landcover.blend_io import default_out, format_table, load_inputs, sidecar_paths, write_outputs
-from landcover.blending import fit_blend
+from landcover.blending import FLOOR_UNIFORM, MAX_FLOOR, MIN_FLOOR, fit_blend
 from landcover.errors import cli_errors, positive_int
+
+
+def share(upper: float):
+    """An argparse type: a number in [0, upper]."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not 0.0 <= value <= upper:
+            raise argparse.ArgumentTypeError(f"expected a number in [0, {upper}], got {text}")
+        return value
+
+    return parse
 
 
 @cli_errors
@@ -40,7 +60,19 @@ def main(argv: list[str] | None = None) -> None:
         "--floor",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="tune a floor toward the training prior (default: on)",
+        help="tune a floor toward the training prior (default: on; --no-floor: none at all)",
+    )
+    parser.add_argument(
+        "--min-floor",
+        type=share(MAX_FLOOR),
+        default=MIN_FLOOR,
+        help=f"the least floor tuning may choose (default: {MIN_FLOOR}; 0: in-region tuning only)",
+    )
+    parser.add_argument(
+        "--floor-uniform",
+        type=share(1.0),
+        default=FLOOR_UNIFORM,
+        help=f"the uniform share of the floor's target (default: {FLOOR_UNIFORM})",
     )
     parser.add_argument(
         "--polish",
@@ -71,6 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         trials=args.trials,
         seed=args.seed,
         use_floor=args.floor,
+        min_floor=args.min_floor,
+        floor_uniform=args.floor_uniform,
         polish=args.polish,
         log=log,
     )
@@ -78,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
         "trials": args.trials,
         "seed": args.seed,
         "floor": args.floor,
+        "min_floor": args.min_floor,
+        "floor_uniform": args.floor_uniform,
         "polish": args.polish,
         "experiments_requested": names,
     }

@@ -15,7 +15,7 @@ import numpy as np
 
 from .artifacts import Experiment, check_compatible, discover, folds_fingerprint
 from .atomic import write_json
-from .blending import FLOOR_RANGE, T_RANGE, TINY, BlendFit, Stack, blend
+from .blending import T_RANGE, TINY, BlendFit, Stack, blend, floor_range
 from .constants import CLASSES, IGNORED_CLASSES, N_CLASSES, SCORED_CLASSES
 from .errors import ArtifactError, DataError
 from .metric import kl_divergence
@@ -209,7 +209,10 @@ def write_outputs(
         "settings": {
             **settings,
             "temperature_range": list(T_RANGE),
-            "floor_range": list(FLOOR_RANGE),
+            "floor_range": list(floor_range(fit.min_floor)),
+            "min_floor_applied": fit.min_floor,
+            "floor_uniform_share_applied": fit.floor_uniform,
+            "classes_the_labels_lack": fit.lacking,
             "log_epsilon": TINY,
         },
         "labels_path": str(inputs.labels_path),
@@ -280,7 +283,13 @@ def format_table(inputs: BlendInputs, fit: BlendFit) -> str:
         ("equal weights, T=1", s["equal_weight_kl"]),
         (f"best single: {s['best_single']['name']}", s["best_single"]["oof_kl"]),
     ]
-    lines.append(f"floor {fit.params.floor:.4f} toward the training prior; chosen by {fit.source}")
+    floor = f"floor {fit.params.floor:.4f} toward the training prior"
+    if fit.lacking and fit.min_floor > 0:
+        floor += (
+            f" with a {fit.floor_uniform:g} uniform share (at least {fit.min_floor:g}: the"
+            f" labels lack {', '.join(fit.lacking)})"
+        )
+    lines.append(f"{floor}; chosen by {fit.source}")
     for label, kl in rows:
         shown = "n/a (one fold)" if kl is None else f"{kl:.5f}"
         lines.append(f"{label:<{width + 24}}  {shown:>7}" + ratio(kl))
