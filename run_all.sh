@@ -11,14 +11,15 @@
 # repeatable: --set data.buffer_rows=0), --smoke (tiny demo, 1-epoch models: what CI runs),
 # --engine ray [--address auto|host:port] (every fold a Ray task; default: local, in turn),
 # --cpu-beside / --no-cpu-beside (CPU-only members train beside the networks; default: on
-# when the networks train on a GPU).
+# when the networks train on a GPU), --artifacts DIR (DIR/oof, DIR/submissions, DIR/runs
+# instead of the folders below).
 # Demo artifacts go to oof/demo, submissions/demo and notebooks/runs/demo; real runs to oof/,
 # submissions/ and notebooks/runs/. The last line printed is the submission's path.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 data="" profile="" experiments="" force=false smoke=false trials=200 sets=()
-engine=local address="" beside=auto
+engine=local address="" beside=auto artifacts=""
 value() {  # the value of option $1, which must follow it
     [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || {
         echo "run_all.sh: error: option $1 needs a value (see --help)" >&2; exit 2; }
@@ -32,11 +33,12 @@ while [[ $# -gt 0 ]]; do
         --set) value "$@"; sets+=("$2"); shift 2 ;;
         --engine) value "$@"; engine="$2"; shift 2 ;;
         --address) value "$@"; address="$2"; shift 2 ;;
+        --artifacts) value "$@"; artifacts="$2"; shift 2 ;;
         --cpu-beside) beside=true; shift ;;
         --no-cpu-beside) beside=false; shift ;;
         --force) force=true; shift ;;
         --smoke) smoke=true; shift ;;
-        -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run_all.sh: error: unknown option '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -95,6 +97,9 @@ if [[ -z "$data" ]]; then
 else
     workspace="$(basename "$(cd "$data" && pwd)")"
     oof_dir="oof" submissions="submissions" runs="notebooks/runs"
+fi
+if [[ -n "$artifacts" ]]; then
+    oof_dir="$artifacts/oof" submissions="$artifacts/submissions" runs="$artifacts/runs"
 fi
 echo "data: $data | profile: $profile | experiments: $experiments"
 echo "artifacts: $oof_dir/  $submissions/  $runs/"

@@ -160,7 +160,8 @@ def test_two_torchrun_processes_train_the_same_model_as_one(demo_dir: Path, tmp_
 def test_run_all_trains_cpu_members_beside_the_networks(tmp_path: Path):
     """--cpu-beside (the default when networks train on a GPU): the LightGBM member trains in
     the background while the networks train; run_all waits for both, and when the background
-    job fails it names that stage. (Faked on a CPU; the failure is injected.)"""
+    job fails it names that stage. (Faked on a CPU; the failure is injected.) Its artifacts go
+    under tmp_path (--artifacts), not into the repository's oof/demo-smoke."""
     env = {
         **os.environ,
         "LANDCOVER_FAIL_ONCE": str(tmp_path / "failures"),
@@ -168,7 +169,7 @@ def test_run_all_trains_cpu_members_beside_the_networks(tmp_path: Path):
     }
     result = subprocess.run(
         [str(REPO / "run_all.sh"), "--smoke", "--force", "--cpu-beside",
-         "--experiments", "unet_regnety_002,pixel_lightgbm"],
+         "--experiments", "unet_regnety_002,pixel_lightgbm", "--artifacts", str(tmp_path / "a")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode != 0
@@ -176,6 +177,7 @@ def test_run_all_trains_cpu_members_beside_the_networks(tmp_path: Path):
     beside = next(i for i, s in enumerate(stages) if "train pixel_lightgbm beside" in s)
     network = next(i for i, s in enumerate(stages) if "train unet_regnety_002 (" in s)
     assert beside < network  # started first, in the background
-    assert (REPO / "oof/demo-smoke/unet_regnety_002/oof.csv").is_file()  # the network finished
+    assert (tmp_path / "a/oof/unet_regnety_002/oof.csv").is_file()  # the network finished
     assert "FAILED at stage: train pixel_lightgbm beside the GPU experiments" in result.stderr
-    assert "injected failure" in (REPO / "notebooks/runs/demo-smoke/pixel_lightgbm.log").read_text()
+    assert "injected failure" in (tmp_path / "a/runs/pixel_lightgbm.log").read_text()
+    assert f"artifacts: {tmp_path / 'a'}/oof/" in result.stdout
