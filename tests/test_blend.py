@@ -386,7 +386,8 @@ def test_floor_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="uniform share"):
         Problem.build(Stack.of(q[None]), truth, True, uniform=1.5)
     bad = run_cli("--min-floor", "0.7")
-    assert bad.returncode == 2 and "--min-floor: expected a number in [0, 0.5], got 0.7" in bad.stderr
+    assert bad.returncode == 2
+    assert "--min-floor: expected a number in [0, 0.5], got 0.7" in bad.stderr
 
 
 def test_unseen_classes_benchmark(tmp_path: Path) -> None:
