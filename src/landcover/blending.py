@@ -254,33 +254,40 @@ class Tuned:
     study_kl: float  # best trial of the Optuna study, before the polish
 
 
-POLISH_STARTS = 8  # L-BFGS-B runs from this many of the study's best trials, and more
-
-
-def polish_starts(problem: Problem, study: optuna.Study, best: BlendParams) -> list[np.ndarray]:
-    """Where the polish starts: the best trial, the next best trials of the study, and the best
-    trial with each model given a tenth of the weight at either end of ``T_RANGE``. One start
-    is not enough: a model at weight 0 and T = 1 is a local optimum the gradient cannot leave
-    when the model only helps sharpened (the sample-cpu OOF with the least floor: the best
-    trial's polish finds 0.01692 with the network at weight 0, another start 0.01606 with it at
-    0.10 and T 0.25)."""
-    names = problem.names()
-    done = sorted((t for t in study.trials if t.value is not None), key=lambda t: t.value)
-    starts = [problem.pack(best)]
-    for trial in done[1:POLISH_STARTS]:
-        starts.append(np.array([trial.params[n] for n in names], dtype=np.float64))
-    m = problem.stack.n_models
-    for i in range(m if m > 1 else 0):
-        weights = 0.9 * best.weights + 0.1 * np.eye(m)[i]
-        for t in T_RANGE:
-            temps = best.temperatures.copy()
-            temps[i] = t
-            starts.append(problem.pack(BlendParams(weights, temps, best.floor)))
-    return starts
-
-
 MIN_WEIGHT = 1e-3  # a model weighted less is dropped when that costs under SNAP_TOLERANCE
 SNAP_TOLERANCE = 1e-4  # relative KL
+POLISH_STARTS = 3  # L-BFGS-B runs from this many of the study's best trials
+
+
+def polished_from(problem: Problem, x0: np.ndarray) -> tuple[BlendParams, float]:
+    """L-BFGS-B (analytic gradient) from ``x0``: the parameters it reaches and their KL."""
+    res = minimize(
+        problem.kl_and_grad,
+        x0,
+        jac=True,
+        method="L-BFGS-B",
+        bounds=problem.bounds(),
+        options={"maxiter": 200},
+    )
+    params = problem.unpack(res.x)
+    return params, problem.kl(params)
+
+
+def revived(problem: Problem, params: BlendParams) -> list[np.ndarray]:
+    """Starts that give each model without weight in ``params`` a tenth of it, at either end
+    of ``T_RANGE``. A model at weight 0 and T = 1 is a local optimum the gradient cannot leave
+    when the model only helps sharpened (its T has no effect at weight 0, and unsharpened it
+    hurts): on the sample-cpu OOF with the least floor, the polish of the best trial kept the
+    network at 0 (0.01692) where 0.01606 exists with it at 0.10 and T 0.25."""
+    m = problem.stack.n_models
+    starts = []
+    for i in np.flatnonzero(params.weights < MIN_WEIGHT) if m > 1 else []:
+        weights = 0.9 * params.weights + 0.1 * np.eye(m)[i]
+        for t in T_RANGE:
+            temps = params.temperatures.copy()
+            temps[i] = t
+            starts.append(problem.pack(BlendParams(weights, temps, params.floor)))
+    return starts
 
 
 def snap_small_weights(problem: Problem, tuned: Tuned) -> Tuned:
@@ -322,19 +329,20 @@ def tune(problem: Problem, *, trials: int, seed: int, polish: bool = True) -> Tu
     tuned = Tuned(best, best_kl, "study", best_kl)
 
     if polish:
-        for x0 in polish_starts(problem, study, best):
-            res = minimize(
-                problem.kl_and_grad,
-                x0,
-                jac=True,
-                method="L-BFGS-B",
-                bounds=problem.bounds(),
-                options={"maxiter": 200},
-            )
-            polished = problem.unpack(res.x)
-            polished_kl = problem.kl(polished)
-            if polished_kl < tuned.kl:
-                tuned = Tuned(polished, polished_kl, "polish", best_kl)
+        # from the best trials, then from what reviving each unweighted model gives
+        ranked = sorted((t for t in study.trials if t.value is not None), key=lambda t: t.value)
+        starts = [problem.pack(best)] + [
+            np.array([t.params[n] for n in names], dtype=np.float64)
+            for t in ranked[1:POLISH_STARTS]
+        ]
+        for x0 in starts:
+            params, kl = polished_from(problem, x0)
+            if kl < tuned.kl:
+                tuned = Tuned(params, kl, "polish", best_kl)
+        for x0 in revived(problem, tuned.params):
+            params, kl = polished_from(problem, x0)
+            if kl < tuned.kl:
+                tuned = Tuned(params, kl, "polish", best_kl)
 
     tuned = snap_small_weights(problem, tuned)
     singles = [problem.kl(problem.single(i)) for i in range(m)]
