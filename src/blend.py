@@ -24,22 +24,7 @@ from pathlib import Path
 from landcover.artifacts import incomplete_experiments
 from landcover.blend_io import default_out, format_table, load_inputs, sidecar_paths, write_outputs
 from landcover.blending import FLOOR_UNIFORM, MAX_FLOOR, MIN_FLOOR, fit_blend
-from landcover.errors import cli_errors, positive_int
-
-
-def share(upper: float):
-    """An argparse type: a number in [0, upper]."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not 0.0 <= value <= upper:
-            raise argparse.ArgumentTypeError(f"expected a number in [0, {upper}], got {text}")
-        return value
-
-    return parse
+from landcover.errors import cli_errors, number_in, positive_int
 
 
 @cli_errors
@@ -64,13 +49,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--min-floor",
-        type=share(MAX_FLOOR),
+        type=number_in(0, MAX_FLOOR),
         default=MIN_FLOOR,
         help=f"the least floor tuning may choose (default: {MIN_FLOOR}; 0: in-region tuning only)",
     )
     parser.add_argument(
         "--floor-uniform",
-        type=share(1.0),
+        type=number_in(0, 1),
         default=FLOOR_UNIFORM,
         help=f"the uniform share of the floor's target (default: {FLOOR_UNIFORM})",
     )

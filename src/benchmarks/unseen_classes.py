@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from landcover.blend_io import load_inputs
-from landcover.blending import FLOOR_UNIFORM, fit_blend, floor_target
+from landcover.blending import FLOOR_UNIFORM, fit_blend, floor_target, scored_prior
 from landcover.constants import SCORED_CLASSES
 from landcover.metric import kl_divergence, scored_proportions
 from landcover.tables import read_proportions
@@ -53,7 +53,7 @@ def new_ground_kl(
     seen = train_scored.sum(axis=0) > 0
     prior = train_scored.mean(axis=0)
     pred = seen_only(truth, seen, prior)
-    target = floor_target(train, uniform)
+    target = floor_target(scored_prior(train), uniform)
     scores = {f: kl_divergence(truth, (1.0 - f) * pred + f * target) for f in floors}
     return [c for c, s in zip(SCORED_CLASSES, seen, strict=True) if not s], scores
 

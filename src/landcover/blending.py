@@ -95,12 +95,12 @@ class BlendParams:
     floor: float
 
     @classmethod
-    def single(cls, m: int, i: int) -> BlendParams:
-        return cls(np.eye(m)[i], np.ones(m), 0.0)
+    def single(cls, m: int, i: int, floor: float = 0.0) -> BlendParams:
+        return cls(np.eye(m)[i], np.ones(m), floor)
 
     @classmethod
-    def equal(cls, m: int) -> BlendParams:
-        return cls(np.full(m, 1.0 / m), np.ones(m), 0.0)
+    def equal(cls, m: int, floor: float = 0.0) -> BlendParams:
+        return cls(np.full(m, 1.0 / m), np.ones(m), floor)
 
 
 def blend(stack: Stack, params: BlendParams, prior: np.ndarray) -> np.ndarray:
@@ -119,12 +119,12 @@ def scored_prior(truth: np.ndarray) -> np.ndarray:
     return scored_proportions(prior_proportions(truth)[None, :])[0]
 
 
-def floor_target(truth: np.ndarray, uniform: float) -> np.ndarray:
-    """The floor's target: the training prior with a ``uniform`` share spread over every scored
-    class, so that a class the training labels lack is never predicted as zero."""
+def floor_target(prior: np.ndarray, uniform: float) -> np.ndarray:
+    """The floor's target: the scored training ``prior`` (``scored_prior``) with a ``uniform``
+    share spread over every scored class, so that a class the labels lack is never zero."""
     if not 0.0 <= uniform <= 1.0:
         raise ValueError(f"the floor's uniform share must be in [0, 1], got {uniform}")
-    return (1.0 - uniform) * scored_prior(truth) + uniform / N_SCORED
+    return (1.0 - uniform) * prior + uniform / N_SCORED
 
 
 def lacking(truth: np.ndarray) -> np.ndarray:
@@ -163,22 +163,12 @@ class Problem:
         """``min_floor`` and ``uniform`` apply only with ``use_floor`` and when ``truth`` lacks
         a scored class (``lacking``); else the floor is tuned from 0 toward the prior."""
         truth = np.asarray(truth, dtype=np.float64)
-        floor_range(min_floor)  # checked even when unused
-        floor_target(truth, uniform)
-        if not (use_floor and lacking(truth).any()):
-            min_floor, uniform = 0.0, 0.0
-        target = floor_target(truth, uniform)
+        prior = scored_prior(truth)
+        floor_range(min_floor)  # checked, like the uniform share, even when unused
+        target = floor_target(prior, uniform)
+        if not (use_floor and (prior == 0).any()):
+            min_floor, uniform, target = 0.0, 0.0, prior
         return cls(stack, truth, target, use_floor, scored_proportions(truth), min_floor, uniform)
-
-    def single(self, i: int) -> BlendParams:
-        """Model i alone, at the least floor this problem allows."""
-        p = BlendParams.single(self.stack.n_models, i)
-        return BlendParams(p.weights, p.temperatures, self.min_floor)
-
-    def equal(self) -> BlendParams:
-        """Equal weights, T = 1, at the least floor this problem allows."""
-        p = BlendParams.equal(self.stack.n_models)
-        return BlendParams(p.weights, p.temperatures, self.min_floor)
 
     def kl(self, params: BlendParams) -> float:
         return kl_divergence(self.truth, blend(self.stack, params, self.prior))
@@ -259,18 +249,22 @@ SNAP_TOLERANCE = 1e-4  # relative KL
 POLISH_STARTS = 3  # L-BFGS-B runs from this many of the study's best trials
 
 
-def polished_from(problem: Problem, x0: np.ndarray) -> tuple[BlendParams, float]:
-    """L-BFGS-B (analytic gradient) from ``x0``: the parameters it reaches and their KL."""
-    res = minimize(
-        problem.kl_and_grad,
-        x0,
-        jac=True,
-        method="L-BFGS-B",
-        bounds=problem.bounds(),
-        options={"maxiter": 200},
-    )
-    params = problem.unpack(res.x)
-    return params, problem.kl(params)
+def polished(problem: Problem, tuned: Tuned, starts: list[np.ndarray]) -> Tuned:
+    """The best of ``tuned`` and what L-BFGS-B (analytic gradient) reaches from each start."""
+    for x0 in starts:
+        res = minimize(
+            problem.kl_and_grad,
+            x0,
+            jac=True,
+            method="L-BFGS-B",
+            bounds=problem.bounds(),
+            options={"maxiter": 200},
+        )
+        params = problem.unpack(res.x)
+        kl = problem.kl(params)
+        if kl < tuned.kl:
+            tuned = Tuned(params, kl, "polish", tuned.study_kl)
+    return tuned
 
 
 def revived(problem: Problem, params: BlendParams) -> list[np.ndarray]:
@@ -320,7 +314,10 @@ def tune(problem: Problem, *, trials: int, seed: int, polish: bool = True) -> Tu
     # multivariate TPE: weights and temperatures interact, so sample them jointly
     study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=seed, multivariate=True))
     # Start from the points that must be beaten: the equal blend and every single model.
-    starts = [problem.equal()] + [problem.single(i) for i in range(m) if m > 1]
+    least = problem.min_floor
+    starts = [BlendParams.equal(m, least)] + [
+        BlendParams.single(m, i, least) for i in range(m) if m > 1
+    ]
     for start in starts:
         study.enqueue_trial(dict(zip(names, problem.pack(start).tolist(), strict=True)))
     study.optimize(objective, n_trials=trials)
@@ -335,20 +332,14 @@ def tune(problem: Problem, *, trials: int, seed: int, polish: bool = True) -> Tu
             np.array([t.params[n] for n in names], dtype=np.float64)
             for t in ranked[1:POLISH_STARTS]
         ]
-        for x0 in starts:
-            params, kl = polished_from(problem, x0)
-            if kl < tuned.kl:
-                tuned = Tuned(params, kl, "polish", best_kl)
-        for x0 in revived(problem, tuned.params):
-            params, kl = polished_from(problem, x0)
-            if kl < tuned.kl:
-                tuned = Tuned(params, kl, "polish", best_kl)
+        tuned = polished(problem, tuned, starts)
+        tuned = polished(problem, tuned, revived(problem, tuned.params))
 
     tuned = snap_small_weights(problem, tuned)
-    singles = [problem.kl(problem.single(i)) for i in range(m)]
+    singles = [problem.kl(BlendParams.single(m, i, least)) for i in range(m)]
     i_best = int(np.argmin(singles))
     if singles[i_best] < tuned.kl:
-        return Tuned(problem.single(i_best), singles[i_best], "single model", best_kl)
+        return Tuned(BlendParams.single(m, i_best, least), singles[i_best], "single model", best_kl)
     # A model without weight has no meaningful temperature: report T = 1 (the blend is unchanged)
     p = tuned.params
     temps = np.where(p.weights > 0, p.temperatures, 1.0)
@@ -408,7 +399,8 @@ def fit_blend(
     """Tune on all OOF rows, then re-tune without each fold to score it (nested CV).
 
     ``preds`` is (models, rows, classes) aligned with ``truth`` (rows, classes) and ``folds``;
-    the floor is tuned from ``min_floor`` up toward ``floor_target(truth, floor_uniform)``
+    the floor is tuned from ``min_floor`` up toward
+    ``floor_target(scored_prior(truth), floor_uniform)``
     (``use_floor=False``: no floor at all).
     """
     log = log or (lambda _msg: None)
