@@ -335,6 +335,25 @@ def test_new_predict_settings_repredict_without_training(demo_data, tmp_path: Pa
     assert after.scores["oof_kl"] != before.scores["oof_kl"]
 
 
+def test_ema_is_warmed_up_not_anchored_to_the_initial_weights():
+    """The average's first update copies the weights, and its decay grows with the steps: after
+    30 steps of weights that moved from 0 to 1 it holds ~1, where a plain 0.999 average would
+    still hold 0.97 of the initial 0 (the defect a 240-step GPU fold showed)."""
+    import torch
+
+    from landcover.trainer import build_ema
+
+    net = torch.nn.Linear(3, 2)
+    torch.nn.init.zeros_(net.weight)
+    ema = build_ema(net, 0.999)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    for step in range(1, 31):
+        ema.update(net, step=step)
+    assert torch.allclose(ema.module.weight, torch.ones(2, 3))
+    assert ema.get_decay(30) < 0.9 < ema.get_decay(10_000) <= 0.999
+
+
 def test_ema_weights_validate_save_and_resume(demo_data, tmp_path: Path):
     """train.ema: the moving average is what validates and is kept (final.pt); the raw
     weights train on; both are in last.pt, so a resumed run continues the average."""
