@@ -33,6 +33,25 @@ def test_the_benchmark_recipe_is_in_the_demo_and_one_flag_away_on_the_sample():
     assert config["train"]["crop"] == 64 and config["train"]["epochs"] == 16
 
 
+def test_the_gpu_and_sample_profiles_train_every_member_for_new_ground():
+    """full-gpu and sample-cpu: each network sees the shift test's changes on half its patches
+    and the LightGBM member trains on changed copies; the official recipe stays as the organisers
+    trained it (the yardstick), and the in-region members stay one --experiments flag away."""
+    for profile in ("full-gpu", "sample-cpu"):
+        for name in load_profile(profile)["experiments"]:
+            config = load_config(name, profile=profile, overrides={"run": {"device": "cpu"}})
+            if config["model"]["kind"] == "pixel_gbm":
+                assert config["gbm"]["shifted_copies"] >= 1, (profile, name)
+            elif name == "benchmark_unet":
+                assert config["augment"]["shift"] == 0.0
+            else:
+                assert config["augment"]["shift"] == 0.5, (profile, name)
+    in_region = load_config(
+        "pixel_lightgbm", profile="full-gpu", overrides={"run": {"device": "cpu"}}
+    )
+    assert in_region["gbm"]["shifted_copies"] == 0
+
+
 def test_the_profile_map_defaults_and_is_checked(tmp_path):
     """run_all.sh maps the mosaic the profile names (train.py --check's 4th line)."""
     assert load_profile("demo")["map"] == {"rows": 3, "cols": 3, "overlap": 64}

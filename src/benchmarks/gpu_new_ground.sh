@@ -6,10 +6,11 @@
 # Trains, at once on the one GPU (small models leave it mostly idle), each network under the
 # full-gpu profile (whole patches, 30 epochs, bf16, 8-view TTA) from scratch, with and without
 # the shift test's changes on half the crops (augment.shift), plus the sample-cpu network at 60
-# epochs and with an EMA of its weights; then blends each alone (a temperature and a floor,
-# src/blend.py) and runs the shift test over those blends (src/benchmarks/shift_test.py, one
-# view). What comes out, under WORK: oof/<name>/ (OOF and test predictions, scores, histories),
-# sub/<name>.json, shift.json, and one log per step.
+# epochs and with an EMA of its weights (measured before train.ema was warmed up); then blends
+# each alone (a temperature and a floor, src/blend.py) and runs the shift test over those
+# blends (src/benchmarks/shift_test.py, one view; on one H200 about 70 s a column for four
+# networks). What comes out, under WORK: oof/<name>/ (OOF and test predictions, scores,
+# histories), sub/<name>.json, shift.json, and one log per step.
 # DEVICE=cpu EXTRA="train.epochs=1 train.steps_per_epoch=1 predict.tta=1" on a small generated
 # data folder makes a dry run without a GPU.
 set -uo pipefail
@@ -28,11 +29,12 @@ step() { echo; echo "== $1 ($(date -u +%H:%M:%S))"; }
 step "prepare"
 "$PY" src/prepare.py --data "$DATA" --profile full-gpu | tail -1
 
-# name, model file, then --set overrides. Pretrained weights off: this measures training.
+# name, model file, then --set overrides (augment.shift named where the model file leaves it:
+# full-gpu sets 0.5). Pretrained weights off: this measures training.
 NETS=(
     "unet_resnet18 unet_resnet18 augment.shift=0"
     "unet_resnet18_shifted unet_resnet18 augment.shift=0.5"
-    "unet_regnety_002 unet_regnety_002"
+    "unet_regnety_002 unet_regnety_002 augment.shift=0"
     "unet_regnety_002_shifted unet_regnety_002_shifted"
     "unet_regnety_002_shifted_e60 unet_regnety_002_shifted train.epochs=60"
     "unet_regnety_002_shifted_ema unet_regnety_002_shifted train.ema=0.99"
