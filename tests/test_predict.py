@@ -255,7 +255,7 @@ def test_the_shift_test_scores_every_member_and_the_blend(blend: Path, tmp_path:
     hard_out = tmp_path / "hard.json"
     result = run_cli(
         "src/benchmarks/shift_test.py", str(sidecar), "--shifts", "none", "--hard",
-        "--threads", "1", "--json", str(hard_out),
+        "--threads", "1", "--device", "cpu", "--json", str(hard_out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     hard = json.loads(hard_out.read_text())["kl"]

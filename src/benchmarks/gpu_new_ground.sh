@@ -8,8 +8,8 @@
 # the shift test's changes on half the crops (augment.shift), plus the sample-cpu network at 60
 # epochs and with an EMA of its weights (measured before train.ema was warmed up); then blends
 # each alone (a temperature and a floor, src/blend.py) and runs the shift test over those
-# blends (src/benchmarks/shift_test.py, one view; on one H200 about 70 s a column for four
-# networks). What comes out, under WORK: oof/<name>/ (OOF and test predictions, scores,
+# blends (src/benchmarks/shift_test.py, one view; about 70 s a column for four networks on the
+# H200's 16 CPU cores, before the shift test took --device and predicted on the GPU). What comes out, under WORK: oof/<name>/ (OOF and test predictions, scores,
 # histories), sub/<name>.json, shift.json, and one log per step.
 # DEVICE=cpu EXTRA="train.epochs=1 train.steps_per_epoch=1 predict.tta=1" on a small generated
 # data folder makes a dry run without a GPU.
@@ -72,6 +72,7 @@ done
 step "shift test (one view)"
 sidecars=()
 for n in "${names[@]}"; do [ -f "$WORK/sub/$n.json" ] && sidecars+=("$WORK/sub/$n.json"); done
-"$PY" src/benchmarks/shift_test.py "${sidecars[@]}" --threads 8 --json "$WORK/shift.json" \
+"$PY" src/benchmarks/shift_test.py "${sidecars[@]}" --device "$DEVICE" --threads 8 \
+    --json "$WORK/shift.json" \
     2>&1 | tr '\r' '\n' | grep -v "^ *$" | tail -20
 step "done"

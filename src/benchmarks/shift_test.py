@@ -7,7 +7,8 @@ Several blends: each experiment scored once, then each blend.
 
     python src/benchmarks/shift_test.py submissions/<name>.json [more.json ...] [--tta 1] \\
         [--adapt] [--align] [--per-region R] [--hard] \\
-        [--shifts none,gain,offset,haze,season,combined] [--gbm-stride 8] [--json out.json]
+        [--shifts none,gain,offset,haze,season,combined] [--gbm-stride 8] [--device auto] \\
+        [--json out.json]
 
 A change is drawn per patch, or with ``--per-region R`` once a held-out fold (a region's
 patches share one acquisition): R draws a fold, each column then the mean KL over the R.
@@ -71,6 +72,11 @@ def main() -> None:
         default=0,
         help="LightGBM members' proportions from every N-th pixel (0: their own setting)",
     )
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="where the fold models predict: cpu, cuda, cuda:1 (default: auto, a GPU if any)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="write the table here too")
     args = parser.parse_args()
@@ -81,7 +87,9 @@ def main() -> None:
     def load() -> list[Predictor]:
         """Every member of every blend (their weights decide each blend), at the settings
         asked for."""
-        predictors = [Predictor.load(s, device="cpu", every_member=True) for s in args.sidecar]
+        predictors = [
+            Predictor.load(s, device=args.device, every_member=True) for s in args.sidecar
+        ]
         for member in (m for p in predictors for m in p.members):
             member.config["predict"]["tta"] = args.tta
             if args.hard:
