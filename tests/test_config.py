@@ -50,6 +50,7 @@ def test_the_gpu_and_sample_profiles_train_every_member_for_new_ground():
         "pixel_lightgbm", profile="full-gpu", overrides={"run": {"device": "cpu"}}
     )
     assert in_region["gbm"]["shifted_copies"] == 0
+    assert in_region["gbm"]["predict_stride"] == 6  # as fast as the default member
 
 
 def test_the_profile_map_defaults_and_is_checked(tmp_path):
