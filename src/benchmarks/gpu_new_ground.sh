@@ -9,8 +9,9 @@
 # epochs and with an EMA of its weights (measured before train.ema was warmed up); then blends
 # each alone (a temperature and a floor, src/blend.py) and runs the shift test over those
 # blends (src/benchmarks/shift_test.py, one view; about 70 s a column for four networks on the
-# H200's 16 CPU cores, before the shift test took --device and predicted on the GPU). What comes out, under WORK: oof/<name>/ (OOF and test predictions, scores,
-# histories), sub/<name>.json, shift.json, and one log per step.
+# H200's 16 CPU cores, before the shift test took --device and predicted on the GPU).
+# What comes out, under WORK: oof/<name>/ (OOF and test predictions, scores, histories),
+# sub/<name>.json, shift.json, and one log per step.
 # DEVICE=cpu EXTRA="train.epochs=1 train.steps_per_epoch=1 predict.tta=1" on a small generated
 # data folder makes a dry run without a GPU.
 set -uo pipefail
