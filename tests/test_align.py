@@ -13,12 +13,17 @@ import pytest
 from conftest import run_cli
 
 from landcover.align import (
+    ANCHORS,
     MIN_PATCHES,
     affine_fit,
     aligned,
     band_quantiles,
+    beyond_spread,
+    corrections,
     region_aligned,
+    region_map,
     regions,
+    training_spread,
 )
 from landcover.config import load_config
 from landcover.constants import CLASSES
@@ -103,9 +108,59 @@ def test_each_region_is_aligned_on_its_own():
     assert np.abs(one.astype(float) - x).mean() > 3 * np.abs(back.astype(float) - x).mean()
 
 
-def test_align_is_a_boolean():
+def test_align_is_a_boolean_or_beyond_spread():
     with pytest.raises(ConfigError, match=r"predict\.align"):
         load_config("pixel_lightgbm", profile="demo", overrides={"predict": {"align": "yes"}})
+    config = load_config(
+        "pixel_lightgbm", profile="demo", overrides=["predict.align=beyond_spread"]
+    )
+    assert config["predict"]["align"] == "beyond_spread"
+
+
+def test_beyond_spread_corrects_only_the_excess():
+    """A spread of 0 keeps the full map; a spread larger than the correction keeps the region
+    as it is; in between, the region is moved until it is exactly the spread away at the
+    anchors, in the direction it came from."""
+    x = _images()
+    reference = band_quantiles(x)
+    changed = (x * np.array([0.9, 1.1, 1.05, 0.8])[:, None, None] + 60).astype(np.uint16)
+    gain, offset = affine_fit(band_quantiles(changed), reference)
+    moved = corrections(gain, offset, reference)
+    np.testing.assert_allclose(beyond_spread(gain, offset, reference, 0 * moved), (gain, offset))
+    g, b = beyond_spread(gain, offset, reference, np.abs(moved) + 1)
+    np.testing.assert_allclose(g, 1, atol=1e-12)
+    np.testing.assert_allclose(b, 0, atol=1e-9)
+    spread = np.abs(moved) / 3
+    g, b = beyond_spread(gain, offset, reference, spread)
+    left = corrections(
+        *affine_fit(band_quantiles(changed) * g[:, None] + b[:, None], reference), reference
+    )
+    np.testing.assert_allclose(left, np.sign(moved) * spread, rtol=1e-6, atol=1e-6)
+    assert (np.abs(moved) > 20).any()  # the change was worth correcting
+    assert region_map(band_quantiles(changed), reference)[0] == pytest.approx(gain)
+
+
+def test_the_natural_spread_is_what_the_training_rows_differ_by():
+    """Training rows whose radiometry differs by up to 4% give a spread of that order; a region
+    within it is kept as it is, a region changed far beyond it is brought back to it."""
+    width, x = 20, _images(n=100, seed=3)  # five raster rows of 20 patches
+    row_gain = np.repeat([0.96, 0.98, 1.0, 1.02, 1.04], width).astype(float)
+    rows = (x * row_gain[:, None, None, None]).astype(np.uint16)
+    ids = np.arange(1, 101)
+    reference = band_quantiles(rows)
+    spread = training_spread(rows, np.arange(100), ids, width, reference)
+    assert spread.shape == (4, len(ANCHORS))
+    top = reference[:, ANCHORS[1]]
+    assert (spread[:, 1] > 0.02 * top).all() and (spread[:, 1] < 0.06 * top).all(), spread
+    region = _images(n=20, seed=9)
+    within = (region * 1.01).astype(np.uint16)
+    kept = region_aligned(within, np.arange(20), np.arange(1, 21), width, reference, spread)
+    np.testing.assert_array_equal(kept, within)
+    far = (region * 1.3).astype(np.uint16)
+    back = region_aligned(far, np.arange(20), np.arange(1, 21), width, reference, spread)
+    full = region_aligned(far, np.arange(20), np.arange(1, 21), width, reference)
+    ratio = back.astype(float).mean() / region.astype(float).mean()
+    assert 1.0 < ratio < 1.08 and np.abs(full.astype(float) / region.mean() - 1).mean() < 1.0
 
 
 @pytest.fixture(scope="module")
@@ -123,7 +178,27 @@ def experiments(demo_data, tmp_path_factory) -> dict:
     shutil.copytree(exp, plain_dir / exp.name)
     logs: list[str] = []
     plain = run_experiment(plain_cfg, demo_data, oof_dir=plain_dir, log=logs.append)
-    return {"aligned": exp, "plain": plain, "done": done, "logs": logs, "tmp": tmp}
+    return {"aligned": exp, "plain": plain, "done": done, "logs": logs}
+
+
+@pytest.fixture(scope="module")
+def spread_run(tmp_path_factory) -> dict:
+    """pixel_lightgbm predicting beyond the spread, on generated data of enough raster rows
+    (150 training patches, 13 a row) for a fold's training ground to hold several rows of 16
+    patches, and the same fold models re-predicting aligned all the way."""
+    from landcover.cache import prepare_data
+    from landcover.demo import make_demo_dataset
+
+    tmp = tmp_path_factory.mktemp("spread")
+    source = make_demo_dataset(tmp / "data", n_train=150, n_test=12, size=32)
+    data = prepare_data(source, cache_dir=tmp / "cache", workers=2)
+    settings = {**SETTINGS, "predict": {"tta": 1, "align": "beyond_spread"}}
+    config = load_config("pixel_lightgbm", profile="demo", overrides=settings)
+    exp = run_experiment(config, data, oof_dir=tmp / "spread", log=lambda _: None)
+    shutil.copytree(exp, tmp / "full" / exp.name)
+    full_cfg = load_config("pixel_lightgbm", profile="demo", overrides=SETTINGS)
+    full = run_experiment(full_cfg, data, oof_dir=tmp / "full", log=lambda _: None)
+    return {"spread": exp, "full": full, "source": source}
 
 
 def test_folds_record_their_training_radiometry_and_predict_aligned(experiments, demo_data):
@@ -136,6 +211,29 @@ def test_folds_record_their_training_radiometry_and_predict_aligned(experiments,
     aligned_oof = read_proportions(experiments["aligned"] / "oof.csv", allow_fold=True)
     plain_oof = read_proportions(experiments["plain"] / "oof.csv", allow_fold=True)
     assert not np.allclose(aligned_oof.values, plain_oof.values, atol=1e-6)
+
+
+def test_beyond_spread_folds_record_their_spread_and_predict_py_reproduces_them(
+    spread_run, tmp_path: Path
+):
+    """Re-predicted beyond the spread (nothing retrained), each fold records its training
+    rows' natural spread beside its reference, and predict.py maps the test patches as the
+    pipeline did."""
+    exp = spread_run["spread"]
+    for k in (0, 1):
+        record = json.loads((exp / "folds" / f"fold{k}" / "done.json").read_text())
+        assert np.asarray(record["align_reference"]).shape == (4, 49)
+        spread = np.asarray(record["align_spread"])
+        assert spread.shape == (4, len(ANCHORS)) and (spread >= 0).all() and spread.any()
+    folds = [
+        read_proportions(exp / "test_folds" / f"fold{k}.csv", allow_fold=False) for k in (0, 1)
+    ]
+    scored = np.mean([f.values[:, 2:] / f.values[:, 2:].sum(1, keepdims=True) for f in folds], 0)
+    mine = _predict(exp, spread_run["source"], tmp_path / "again.csv")
+    np.testing.assert_allclose(mine.select(folds[0].ids).values[:, 2:], scored, atol=1e-6)
+    aligned_oof = read_proportions(spread_run["full"] / "oof.csv", allow_fold=True)
+    spread_oof = read_proportions(exp / "oof.csv", allow_fold=True)
+    assert not np.allclose(aligned_oof.values, spread_oof.values, atol=1e-6)
 
 
 def _predict(model: Path, source: Path, out: Path) -> np.ndarray:

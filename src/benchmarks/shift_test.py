@@ -2,11 +2,12 @@
 blend, scored on their spatial validation folds as they are and under changes of radiometry
 (``landcover/shift.py`` states the ranges and why), optionally with a transductive lever
 played on each held-out fold's images: the networks' BatchNorm adapted to them (``--adapt``),
-or their radiometry aligned to the training folds' (``--align``, ``landcover/align.py``).
+or their radiometry aligned to the training folds' (``--align``, ``landcover/align.py``;
+``--align beyond_spread``: only beyond the training rows' natural spread).
 Several blends: each experiment scored once, then each blend.
 
     python src/benchmarks/shift_test.py submissions/<name>.json [more.json ...] [--tta 1] \\
-        [--adapt] [--align] [--per-region R] [--hard] \\
+        [--adapt] [--align [beyond_spread]] [--per-region R] [--hard] \\
         [--shifts none,gain,offset,haze,season,combined] [--gbm-stride 8] [--device auto] \\
         [--json out.json]
 
@@ -34,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landcover.align import region_aligned, training_reference
+from landcover.align import region_aligned, training_reference, training_spread
 from landcover.artifacts import load_experiment
 from landcover.cache import prepare_data
 from landcover.fold_plan import plan_for
@@ -55,8 +56,12 @@ def main() -> None:
     parser.add_argument("--adapt", action="store_true", help="adapt BatchNorm to each fold")
     parser.add_argument(
         "--align",
-        action="store_true",
-        help="align each fold's radiometry to its training's (predict.align members always)",
+        nargs="?",
+        const=True,
+        default=False,
+        choices=[True, "beyond_spread"],
+        help="align each fold's radiometry to its training's, all the way or beyond_spread "
+        "(predict.align members always, as they were trained)",
     )
     parser.add_argument(
         "--per-region",
@@ -119,11 +124,20 @@ def main() -> None:
             )
     plan, width = plan_for(data, first.config["data"]), int(first.meta["fold_scheme"]["row_width"])
     refs: dict[int, np.ndarray] = {}  # each fold's training quantiles, read once if needed
+    spreads: dict[int, np.ndarray] = {}  # and its natural spread
 
-    def align(changed, patch_ids, fold):  # as the pipeline aligns a fold (fold_predict.py)
-        if fold not in refs:
-            refs[fold] = training_reference(images, plan.train_rows(fold))
-        return region_aligned(changed, np.arange(len(changed)), patch_ids, width, refs[fold])
+    def aligner(mode):
+        def align(changed, patch_ids, fold):  # as the pipeline aligns a fold (fold_predict.py)
+            rows = plan.train_rows(fold)
+            if fold not in refs:
+                refs[fold] = training_reference(images, rows)
+            if mode == "beyond_spread" and fold not in spreads:
+                spreads[fold] = training_spread(images, rows, ids[rows], width, refs[fold])
+            spread = spreads[fold] if mode == "beyond_spread" else None
+            where = np.arange(len(changed))
+            return region_aligned(changed, where, patch_ids, width, refs[fold], spread)
+
+        return align
 
     for i, kind in enumerate(kinds):
         draws = [None] if not args.per_region else range(1 if kind == "none" else args.per_region)
@@ -143,7 +157,9 @@ def main() -> None:
                         kind,
                         adapt if args.adapt else None,
                         draw,
-                        align if args.align or member.config["predict"].get("align") else None,
+                        aligner(mode)
+                        if (mode := args.align or member.config["predict"]["align"])
+                        else None,
                     )
                     sums[names[key]] = sums.get(names[key], 0) + kl_divergence(truth, oof[key])
             for sidecar, predictor in zip(args.sidecar, predictors, strict=True):

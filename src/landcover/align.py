@@ -7,7 +7,9 @@ vegetation bands), so the region's per-band quantiles, regressed on the training
 estimate it, and its inverse maps the region back before any member sees it
 (``predict.align``). What the fit cannot tell from a change of radiometry is a change of land
 cover mix (a region with more water is darker): the shift test's clean column measures that
-cost on held-out folds.
+cost on held-out folds. ``predict.align: beyond_spread`` pays less of it: it corrects only
+what exceeds the natural spread, how far the training region's own raster rows would be moved
+(``training_spread``), and leaves a region that differs no more than they do as it is.
 
 A region is a run of contiguous raster rows of patches (the official test set is two such
 bands; a validation fold is one or more); a run too small to estimate quantiles from joins its
@@ -25,6 +27,9 @@ STRIDE = 4  # every 4th pixel of every 4th row: 4,096 pixels a 256-px patch and 
 MAX_PATCHES = 2_000  # quantiles of a larger set from this many patches, evenly spread
 MIN_PATCHES = 16  # a region of fewer patches joins its neighbour
 CHUNK = 256  # patches mapped at a time
+ANCHORS = [4, 44]  # the QUANTILES of the 10th and 90th percentiles: where a correction is measured
+SPREAD_ROWS = 32  # at most this many training raster rows measure the natural spread
+SPREAD_QUANTILE = 0.9  # the spread: this quantile of the rows' corrections (robust to odd rows)
 
 
 def pixel_quantiles(pixels: np.ndarray) -> np.ndarray:
@@ -80,6 +85,65 @@ def affine_fit(source: np.ndarray, reference: np.ndarray) -> tuple[np.ndarray, n
     return gain, offset
 
 
+def corrections(gain: np.ndarray, offset: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """(bands, 2): how much the map ``gain * r + offset`` moves the source values that it sends
+    to the ``reference`` quantiles' 10th and 90th percentiles (``ANCHORS``)."""
+    targets = np.asarray(reference, float)[:, ANCHORS]
+    return targets - (targets - offset[:, None]) / gain[:, None]
+
+
+def training_spread(
+    images: np.ndarray, rows: np.ndarray, ids: np.ndarray, row_width: int, reference: np.ndarray
+) -> np.ndarray:
+    """(bands, 2): the natural spread of a fold's training ground, the ``SPREAD_QUANTILE`` of
+    how far aligning each of its raster rows (``rows``, whose sample ids are ``ids``; a row of
+    fewer than ``MIN_PATCHES`` patches joined to the next) on its own would move it at the
+    anchors. A region moved no further is within what the training ground holds, land cover
+    mix as much as radiometry (``beyond_spread``); fewer than two such units: 0, aligned all
+    the way."""
+    rows, raster_rows = np.asarray(rows), (np.asarray(ids, dtype=np.int64) - 1) // row_width
+    units, unit = [], np.array([], dtype=rows.dtype)
+    for r in np.unique(raster_rows):  # a row of fewer than MIN_PATCHES joins the next
+        unit = np.concatenate([unit, rows[raster_rows == r]])
+        if len(unit) >= MIN_PATCHES:
+            units, unit = [*units, unit], unit[:0]
+    if units and len(unit):  # the last rows, too few alone, join the unit before
+        units[-1] = np.concatenate([units[-1], unit])
+    if len(units) < 2:  # one unit is the reference itself
+        return np.zeros((np.shape(reference)[0], len(ANCHORS)))
+    units = [
+        units[i] for i in np.unique(np.linspace(0, len(units) - 1, SPREAD_ROWS).round().astype(int))
+    ]
+    moved = [
+        corrections(*affine_fit(band_quantiles(images, u), reference), reference) for u in units
+    ]
+    return np.quantile(np.abs(moved), SPREAD_QUANTILE, axis=0).round(3)
+
+
+def beyond_spread(
+    gain: np.ndarray, offset: np.ndarray, reference: np.ndarray, spread: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The map that corrects only what exceeds ``spread`` (``training_spread``): at each anchor
+    the correction of ``gain * r + offset`` shrunk toward none by the spread (soft threshold),
+    linear between the anchors; a spread of 0 keeps the map as it is."""
+    targets = np.asarray(reference, float)[:, ANCHORS]
+    sources = (targets - offset[:, None]) / gain[:, None]
+    moved = targets - sources
+    kept = np.sign(moved) * np.maximum(np.abs(moved) - np.asarray(spread, float), 0)
+    width = sources[:, 1] - sources[:, 0]
+    slope = np.where(width > 1, (kept[:, 1] - kept[:, 0]) / np.where(width > 1, width, 1), 0)
+    return 1 + slope, kept[:, 0] - slope * sources[:, 0]
+
+
+def region_map(
+    quantiles: np.ndarray, reference: np.ndarray, spread: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per band, the gain and offset that align a region of these quantiles to ``reference``:
+    all the way, or (``spread``) only beyond the training ground's natural spread."""
+    gain, offset = affine_fit(quantiles, reference)
+    return (gain, offset) if spread is None else beyond_spread(gain, offset, reference, spread)
+
+
 def mapped(images: np.ndarray, gain: np.ndarray, offset: np.ndarray) -> np.ndarray:
     """(n, 4, H, W) uint16 images under the per-band map ``gain * r + offset``."""
     out = np.empty(np.shape(images), dtype=np.uint16)
@@ -91,10 +155,13 @@ def mapped(images: np.ndarray, gain: np.ndarray, offset: np.ndarray) -> np.ndarr
     return out
 
 
-def aligned(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def aligned(
+    images: np.ndarray, reference: np.ndarray, spread: np.ndarray | None = None
+) -> np.ndarray:
     """``images`` (n, 4, H, W) uint16 of one region mapped, per band, onto the radiometry whose
-    quantiles are ``reference`` (``band_quantiles`` of the training images)."""
-    return mapped(images, *affine_fit(band_quantiles(images), reference))
+    quantiles are ``reference`` (``band_quantiles`` of the training images; ``spread``: only
+    beyond it, ``region_map``)."""
+    return mapped(images, *region_map(band_quantiles(images), reference, spread))
 
 
 def regions(ids: np.ndarray, row_width: int) -> list[np.ndarray]:
@@ -117,13 +184,18 @@ def regions(ids: np.ndarray, row_width: int) -> list[np.ndarray]:
 
 
 def region_aligned(
-    images: np.ndarray, rows: np.ndarray, ids: np.ndarray, row_width: int, reference: np.ndarray
+    images: np.ndarray,
+    rows: np.ndarray,
+    ids: np.ndarray,
+    row_width: int,
+    reference: np.ndarray,
+    spread: np.ndarray | None = None,
 ) -> np.ndarray:
     """``images[rows]`` (uint16, in memory) with each region of their ``ids`` (``regions``)
-    aligned on its own to ``reference``."""
+    aligned on its own to ``reference`` (``spread``: only beyond it, ``region_map``)."""
     rows = np.asarray(rows)
     out = np.empty((len(rows), *np.shape(images)[1:]), dtype=np.uint16)
     for where in regions(ids, row_width):
-        gain, offset = affine_fit(band_quantiles(images, rows[where]), reference)
+        gain, offset = region_map(band_quantiles(images, rows[where]), reference, spread)
         out[where] = mapped(images[rows[where]], gain, offset)
     return out

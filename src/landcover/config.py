@@ -59,7 +59,12 @@ def merge(base: dict, update: dict, *, where: str, prefix: str = "") -> dict:
     return out
 
 
+MIXED_TYPES = {"predict.align": (True, False, "beyond_spread")}  # a switch with a third way
+
+
 def _check_type(ref: Any, value: Any, name: str, where: str) -> Any:
+    if any(value is v or (isinstance(v, str) and value == v) for v in MIXED_TYPES.get(name, ())):
+        return value
     if ref is None or value is None:
         return value  # optional settings: None in the base means any type, None disables
     if isinstance(ref, bool) != isinstance(value, bool):
@@ -208,8 +213,8 @@ def validate(config: dict) -> None:
                 f"'{section}.{key}' must be one of {allowed}, got {config[section][key]!r}"
             )
     align = config["predict"]["align"]
-    if not isinstance(align, bool):
-        raise ConfigError(f"'predict.align' must be true or false, got {align!r}")
+    if not isinstance(align, bool) and align != "beyond_spread":
+        raise ConfigError(f"'predict.align' must be true, false or beyond_spread, got {align!r}")
     if config["predict"]["tta"] not in (1, 2, 4, 8):
         raise ConfigError(f"'predict.tta' must be 1, 2, 4 or 8, got {config['predict']['tta']}")
     for section, key in (("train", "epochs"), ("train", "batch_size"), ("data", "n_folds")):

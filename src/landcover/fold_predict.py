@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import distributed
-from .align import region_aligned, training_reference
+from .align import region_aligned, training_reference, training_spread
 from .cache import PreparedData
 from .fold_plan import FoldPlan
 
@@ -29,13 +29,21 @@ def predict_fold(
     test_images, test_rows = data.test_images, np.arange(len(data.test_ids))
     record = {}
     if config["predict"]["align"]:
-        width = plan.scheme["row_width"]
-        reference = training_reference(data.train_images, plan.train_rows(fold))
+        width, train_rows = plan.scheme["row_width"], plan.train_rows(fold)
+        reference = training_reference(data.train_images, train_rows)
+        spread = None
+        if config["predict"]["align"] == "beyond_spread":
+            train_ids = data.train_ids[train_rows]
+            spread = training_spread(data.train_images, train_rows, train_ids, width, reference)
         val_ids = data.train_ids[val_rows]
-        val_images = region_aligned(val_images, val_rows, val_ids, width, reference)
-        test_images = region_aligned(test_images, test_rows, data.test_ids, width, reference)
+        val_images = region_aligned(val_images, val_rows, val_ids, width, reference, spread)
+        test_images = region_aligned(
+            test_images, test_rows, data.test_ids, width, reference, spread
+        )
         val, val_rows, test_rows = None, np.arange(len(val_rows)), np.arange(len(test_rows))
         record = {"align_reference": reference.tolist()}
+        if spread is not None:
+            record["align_spread"] = spread.tolist()
     if val is None:
         val = _predict(model, val_images, val_rows, "val", shared)
     return val, _predict(model, test_images, test_rows, "test", shared), record

@@ -7,8 +7,9 @@ each fold model's proportions are the mean of its per-pixel probabilities (argma
 temperature is applied per fold model, the fold models are averaged, and the members are
 weighted and floored toward the training prior (``blending.blend``). The class map is the
 argmax of the weighted per-pixel probabilities. A ``predict.align`` member sees its input
-mapped per band onto each fold's training radiometry (``align.py``): the region's quantiles
-are those ``region_of`` was given, else those of the images at hand.
+mapped per band onto each fold's training radiometry (``align.py``; under ``beyond_spread``
+only beyond the fold's natural spread): the region's quantiles are those ``region_of`` was
+given, else those of the images at hand.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .align import affine_fit, band_quantiles, mapped
+from .align import band_quantiles, mapped, region_map
 from .artifacts import is_complete, load_experiment
 from .blending import BlendParams, Stack, blend
 from .constants import N_CLASSES, OFFICIAL_ROW_WIDTH, PATCH_SIZE
@@ -45,24 +46,26 @@ class Member:
     temperature: float
     folds: list[FoldModel]
     references: list[np.ndarray] | None = None  # per fold, under predict.align
+    spreads: list[np.ndarray] | None = None  # per fold, under predict.align: beyond_spread
 
     @property
     def hard(self) -> bool:
         return self.config["predict"]["mode"] == "hard"
 
 
-def _references(path: Path, n_folds: int) -> list[np.ndarray]:
-    """Each fold's training quantiles (``predict.align``), from its ``done.json``."""
+def _recorded(path: Path, n_folds: int, key: str) -> list[np.ndarray]:
+    """Each fold's ``key`` (``align_reference``: its training quantiles; ``align_spread``: its
+    natural spread), from its ``done.json``."""
     out = []
     for k in range(n_folds):
         done = path / "folds" / f"fold{k}" / "done.json"
-        reference = json.loads(done.read_text()).get("align_reference") if done.is_file() else None
-        if reference is None:
+        value = json.loads(done.read_text()).get(key) if done.is_file() else None
+        if value is None:
             raise ArtifactError(
-                f"{done}: predict.align is on but the fold recorded no align_reference; "
+                f"{done}: predict.align is on but the fold recorded no {key}; "
                 "re-run train.py on this experiment to re-predict it"
             )
-        out.append(np.asarray(reference, dtype=np.float64))
+        out.append(np.asarray(value, dtype=np.float64))
     return out
 
 
@@ -103,9 +106,23 @@ class Predictor:
             member = member_for(exp.config)
             n_folds = int(exp.oof.folds.max()) + 1
             folds = [member.load(exp.path / "folds" / f"fold{k}", dev) for k in range(n_folds)]
-            refs = _references(exp.path, n_folds) if exp.config["predict"].get("align") else None
+            align = exp.config["predict"].get("align")
+            refs = _recorded(exp.path, n_folds, "align_reference") if align else None
+            spreads = (
+                _recorded(exp.path, n_folds, "align_spread") if align == "beyond_spread" else None
+            )
             members.append(
-                Member(exp.name, exp.path, exp.config, exp.meta, weight, temperature, folds, refs)
+                Member(
+                    exp.name,
+                    exp.path,
+                    exp.config,
+                    exp.meta,
+                    weight,
+                    temperature,
+                    folds,
+                    refs,
+                    spreads,
+                )
             )
         return cls(members, floor, prior, path)
 
@@ -157,7 +174,8 @@ class Predictor:
             return images
         region = region if region is not None else self.region
         region = band_quantiles(images) if region is None else region
-        return mapped(images, *affine_fit(region, member.references[fold]))
+        spread = None if member.spreads is None else member.spreads[fold]
+        return mapped(images, *region_map(region, member.references[fold], spread))
 
     def combine(self, proportions: list[list[np.ndarray]]) -> np.ndarray:
         """(n, 10) blended proportions from ``proportions[member][fold]`` (n, 10) arrays:
