@@ -51,6 +51,9 @@ def test_the_gpu_and_sample_profiles_train_every_member_for_new_ground():
     )
     assert in_region["gbm"]["shifted_copies"] == 0
     assert in_region["gbm"]["predict_stride"] == 6  # as fast as the default member
+    for name in load_profile("sample-cpu")["experiments"]:  # regions aligned beyond the spread
+        config = load_config(name, profile="sample-cpu")
+        assert config["predict"]["align"] == "beyond_spread", name
 
 
 def test_the_profile_map_defaults_and_is_checked(tmp_path):
