@@ -149,6 +149,7 @@ def main() -> None:
             for member in (m for p in predictors for m in p.members):
                 key = member.path.resolve()
                 if key not in oof:
+                    mode = args.align or member.config["predict"]["align"]  # flag, else trained
                     oof[key] = shifted_oof(
                         member.folds,
                         images,
@@ -157,9 +158,7 @@ def main() -> None:
                         kind,
                         adapt if args.adapt else None,
                         draw,
-                        aligner(mode)
-                        if (mode := args.align or member.config["predict"]["align"])
-                        else None,
+                        aligner(mode) if mode else None,
                     )
                     sums[names[key]] = sums.get(names[key], 0) + kl_divergence(truth, oof[key])
             for sidecar, predictor in zip(args.sidecar, predictors, strict=True):
