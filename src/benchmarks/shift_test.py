@@ -35,7 +35,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landcover.align import region_aligned, training_reference, training_spread
+from landcover.align import fold_alignment, region_aligned
 from landcover.artifacts import load_experiment
 from landcover.cache import prepare_data
 from landcover.fold_plan import plan_for
@@ -123,19 +123,15 @@ def main() -> None:
                 f"{member.name} ({member.path.parent.name})" if taken else member.name
             )
     plan, width = plan_for(data, first.config["data"]), int(first.meta["fold_scheme"]["row_width"])
-    refs: dict[int, np.ndarray] = {}  # each fold's training quantiles, read once if needed
-    spreads: dict[int, np.ndarray] = {}  # and its natural spread
+    refs: dict[tuple, tuple] = {}  # each fold's (reference, spread) per mode, read once
 
     def aligner(mode):
         def align(changed, patch_ids, fold):  # as the pipeline aligns a fold (fold_predict.py)
-            rows = plan.train_rows(fold)
-            if fold not in refs:
-                refs[fold] = training_reference(images, rows)
-            if mode == "beyond_spread" and fold not in spreads:
-                spreads[fold] = training_spread(images, rows, ids[rows], width, refs[fold])
-            spread = spreads[fold] if mode == "beyond_spread" else None
+            if (fold, mode) not in refs:
+                rows = plan.train_rows(fold)
+                refs[fold, mode] = fold_alignment(images, rows, ids[rows], width, mode)
             where = np.arange(len(changed))
-            return region_aligned(changed, where, patch_ids, width, refs[fold], spread)
+            return region_aligned(changed, where, patch_ids, width, *refs[fold, mode])
 
         return align
 

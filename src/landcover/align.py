@@ -120,6 +120,17 @@ def training_spread(
     return np.quantile(np.abs(moved), SPREAD_QUANTILE, axis=0).round(3)
 
 
+def fold_alignment(
+    images: np.ndarray, rows: np.ndarray, ids: np.ndarray, row_width: int, mode: bool | str
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A fold's reference quantiles (``training_reference`` of its training ``rows``, sample
+    ids ``ids``) and, under ``mode`` ``beyond_spread``, its natural spread (else None)."""
+    reference = training_reference(images, rows)
+    if mode != "beyond_spread":
+        return reference, None
+    return reference, training_spread(images, rows, ids, row_width, reference)
+
+
 def beyond_spread(
     gain: np.ndarray, offset: np.ndarray, reference: np.ndarray, spread: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import distributed
-from .align import region_aligned, training_reference, training_spread
+from .align import fold_alignment, region_aligned
 from .cache import PreparedData
 from .fold_plan import FoldPlan
 
@@ -30,11 +30,8 @@ def predict_fold(
     record = {}
     if config["predict"]["align"]:
         width, train_rows = plan.scheme["row_width"], plan.train_rows(fold)
-        reference = training_reference(data.train_images, train_rows)
-        spread = None
-        if config["predict"]["align"] == "beyond_spread":
-            train_ids = data.train_ids[train_rows]
-            spread = training_spread(data.train_images, train_rows, train_ids, width, reference)
+        train_ids, mode = data.train_ids[train_rows], config["predict"]["align"]
+        reference, spread = fold_alignment(data.train_images, train_rows, train_ids, width, mode)
         val_ids = data.train_ids[val_rows]
         val_images = region_aligned(val_images, val_rows, val_ids, width, reference, spread)
         test_images = region_aligned(
