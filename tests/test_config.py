@@ -34,10 +34,10 @@ def test_the_benchmark_recipe_is_in_the_demo_and_one_flag_away_on_the_sample():
 
 
 def test_the_gpu_and_sample_profiles_train_every_member_for_new_ground():
-    """full-gpu and sample-cpu: each network sees the shift test's changes on half its patches
+    """full-gpu, sample-cpu and sample-gpu: each network sees the shift test's changes on half its patches
     and the LightGBM member trains on changed copies; the official recipe stays as the organisers
     trained it (the yardstick), and the in-region members stay one --experiments flag away."""
-    for profile in ("full-gpu", "sample-cpu"):
+    for profile in ("full-gpu", "sample-cpu", "sample-gpu"):
         for name in load_profile(profile)["experiments"]:
             config = load_config(name, profile=profile, overrides={"run": {"device": "cpu"}})
             if config["model"]["kind"] == "pixel_gbm":
@@ -51,9 +51,17 @@ def test_the_gpu_and_sample_profiles_train_every_member_for_new_ground():
     )
     assert in_region["gbm"]["shifted_copies"] == 0
     assert in_region["gbm"]["predict_stride"] == 6  # as fast as the default member
-    for name in load_profile("sample-cpu")["experiments"]:  # regions aligned beyond the spread
-        config = load_config(name, profile="sample-cpu")
-        assert config["predict"]["align"] == "beyond_spread", name
+    for profile in ("sample-cpu", "sample-gpu"):  # regions aligned beyond the spread
+        for name in load_profile(profile)["experiments"]:
+            config = load_config(name, profile=profile, overrides={"run": {"device": "cpu"}})
+            assert config["predict"]["align"] == "beyond_spread", (profile, name)
+    # sample-gpu: the sample-cpu members, the network trained to convergence on whole patches
+    assert load_profile("sample-gpu")["experiments"] == load_profile("sample-cpu")["experiments"]
+    assert load_profile("sample-gpu")["overrides"]["run"]["device"] == "cuda"
+    network = load_config(
+        "unet_regnety_002_shifted", profile="sample-gpu", overrides={"run": {"device": "cpu"}}
+    )
+    assert network["train"]["epochs"] == 60 and network["train"]["crop"] == 0  # whole patches
 
 
 def test_the_profile_map_defaults_and_is_checked(tmp_path):
