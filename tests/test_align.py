@@ -1,5 +1,6 @@
 """predict.align: a region's radiometry mapped onto the training region's by per-band quantiles,
-in the fold loop (validation and test regions), in predict.py and on scenes."""
+in the fold loop (validation and test regions), in predict.py and on scenes; predict.dark_level:
+a patch's dark level brought within the training patches'."""
 
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ from landcover.align import (
     band_quantiles,
     beyond_spread,
     corrections,
+    dark_bound,
+    dark_corrected,
+    dark_levels,
     region_aligned,
     region_map,
     regions,
     training_spread,
 )
-from landcover.config import load_config
+from landcover.config import load_config, prediction_hash
 from landcover.constants import CLASSES
 from landcover.errors import ConfigError
 from landcover.experiment import run_experiment
@@ -163,6 +167,40 @@ def test_the_natural_spread_is_what_the_training_rows_differ_by():
     assert 1.0 < ratio < 1.08 and np.abs(full.astype(float) / region.mean() - 1).mean() < 1.0
 
 
+def test_a_patch_darker_than_the_bound_is_kept_and_one_above_it_is_lowered_onto_it():
+    """Dark-object subtraction only beyond the training patches: a patch whose dark level
+    (1st percentile per band) exceeds the bound is lowered by the excess, in that band alone;
+    one-sided: a band made darker and patches within the bound are untouched."""
+    train = _images(n=60, seed=1)
+    bound = dark_bound(train, np.arange(60))
+    assert bound.shape == (4,)
+    levels = dark_levels(train)
+    assert (levels <= bound).mean(axis=0).min() >= 0.98  # all but the brightest 1%
+    kept = _images(n=8, seed=2)
+    assert (dark_levels(kept) < bound).all()
+    np.testing.assert_array_equal(dark_corrected(kept, bound), kept)  # byte for byte
+    hazy = kept.astype(np.float64)
+    hazy[:3, 0] += 300  # residual path radiance in the blue band of three patches
+    hazy[:3, 1] *= 0.9  # and a darkening gain in the green band
+    hazy = np.rint(hazy).astype(np.uint16)
+    out = dark_corrected(hazy, bound)
+    np.testing.assert_allclose(dark_levels(out)[:3, 0], bound[0], atol=1.0)  # on the bound
+    np.testing.assert_array_equal(out[:, 1:], hazy[:, 1:])  # the other bands as they were
+    np.testing.assert_array_equal(out[3:], hazy[3:])  # the other patches too
+    lowered = hazy[:3, 0].astype(np.int64) - out[:3, 0]
+    assert (lowered.max(axis=(1, 2)) - lowered.min(axis=(1, 2)) <= 1).all()  # one offset each
+
+
+def test_the_dark_level_switch_off_keeps_earlier_experiments_hashes():
+    """predict.dark_level came later: off, an experiment's prediction hash is what it was."""
+    config = load_config("pixel_lightgbm", profile="demo", overrides=SETTINGS)
+    assert config["predict"]["dark_level"] is False
+    before = dict(config, predict={k: v for k, v in config["predict"].items() if k != "dark_level"})
+    assert prediction_hash(config) == prediction_hash(before)
+    on = dict(config, predict={**config["predict"], "dark_level": True})
+    assert prediction_hash(on) != prediction_hash(config)
+
+
 @pytest.fixture(scope="module")
 def experiments(demo_data, tmp_path_factory) -> dict:
     """pixel_lightgbm trained on the generated data, predicting aligned, and the same fold
@@ -183,16 +221,17 @@ def experiments(demo_data, tmp_path_factory) -> dict:
 
 @pytest.fixture(scope="module")
 def spread_run(tmp_path_factory) -> dict:
-    """pixel_lightgbm predicting beyond the spread, on generated data of enough raster rows
-    (150 training patches, 13 a row) for a fold's training ground to hold several rows of 16
-    patches, and the same fold models re-predicting aligned all the way."""
+    """pixel_lightgbm predicting beyond the spread, then each patch's dark level brought within
+    the training patches', on generated data of enough raster rows (150 training patches, 13 a
+    row) for a fold's training ground to hold several rows of 16 patches, and the same fold
+    models re-predicting aligned all the way."""
     from landcover.cache import prepare_data
     from landcover.demo import make_demo_dataset
 
     tmp = tmp_path_factory.mktemp("spread")
     source = make_demo_dataset(tmp / "data", n_train=150, n_test=12, size=32)
     data = prepare_data(source, cache_dir=tmp / "cache", workers=2)
-    settings = {**SETTINGS, "predict": {"tta": 1, "align": "beyond_spread"}}
+    settings = {**SETTINGS, "predict": {"tta": 1, "align": "beyond_spread", "dark_level": True}}
     config = load_config("pixel_lightgbm", profile="demo", overrides=settings)
     exp = run_experiment(config, data, oof_dir=tmp / "spread", log=lambda _: None)
     shutil.copytree(exp, tmp / "full" / exp.name)
@@ -217,14 +256,15 @@ def test_beyond_spread_folds_record_their_spread_and_predict_py_reproduces_them(
     spread_run, tmp_path: Path
 ):
     """Re-predicted beyond the spread (nothing retrained), each fold records its training
-    rows' natural spread beside its reference, and predict.py maps the test patches as the
-    pipeline did."""
+    rows' natural spread beside its reference, and its training patches' dark level; predict.py
+    maps and corrects the test patches as the pipeline did."""
     exp = spread_run["spread"]
     for k in (0, 1):
         record = json.loads((exp / "folds" / f"fold{k}" / "done.json").read_text())
         assert np.asarray(record["align_reference"]).shape == (4, 49)
         spread = np.asarray(record["align_spread"])
         assert spread.shape == (4, len(ANCHORS)) and (spread >= 0).all() and spread.any()
+        assert np.asarray(record["dark_bound"]).shape == (4,)
     folds = [
         read_proportions(exp / "test_folds" / f"fold{k}.csv", allow_fold=False) for k in (0, 1)
     ]

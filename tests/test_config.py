@@ -34,9 +34,10 @@ def test_the_benchmark_recipe_is_in_the_demo_and_one_flag_away_on_the_sample():
 
 
 def test_the_gpu_and_sample_profiles_train_every_member_for_new_ground():
-    """full-gpu, sample-cpu and sample-gpu: each network sees the shift test's changes on half its patches
-    and the LightGBM member trains on changed copies; the official recipe stays as the organisers
-    trained it (the yardstick), and the in-region members stay one --experiments flag away."""
+    """full-gpu, sample-cpu and sample-gpu: each network sees the shift test's changes on half
+    its patches and the LightGBM member trains on changed copies; the official recipe stays as
+    the organisers trained it (the yardstick), and the in-region members stay one
+    --experiments flag away."""
     for profile in ("full-gpu", "sample-cpu", "sample-gpu"):
         for name in load_profile(profile)["experiments"]:
             config = load_config(name, profile=profile, overrides={"run": {"device": "cpu"}})

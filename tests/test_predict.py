@@ -272,15 +272,22 @@ def test_the_shift_test_scores_every_member_and_the_blend(blend: Path, tmp_path:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     aligned = json.loads(aligned_out.read_text())
-    assert aligned["setting"] == {"align": True, "adapt": False, "per_region": 1}
+    assert aligned["setting"] == {
+        "align": True,
+        "dark_level": False,
+        "adapt": False,
+        "per_region": 1,
+    }
     for name, row in aligned["kl"].items():  # one gain for the whole fold: undone
         assert row["none"] != pytest.approx(table[name]["none"], rel=1e-6), name  # aligned
         assert row["gain"] == pytest.approx(row["none"], rel=0.02), name
     spread_out = tmp_path / "spread.json"
     result = run_cli(
         "src/benchmarks/shift_test.py", str(sidecar), "--shifts", "none", "--align",
-        "beyond_spread", "--per-region", "1", "--threads", "1", "--json", str(spread_out),
+        "beyond_spread", "--dark-level", "--per-region", "1", "--threads", "1", "--json",
+        str(spread_out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     spread = json.loads(spread_out.read_text())
-    assert spread["setting"]["align"] == "beyond_spread" and set(spread["kl"]) == set(table)
+    assert spread["setting"]["align"] == "beyond_spread" and spread["setting"]["dark_level"]
+    assert set(spread["kl"]) == set(table)

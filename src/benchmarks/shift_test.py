@@ -3,11 +3,12 @@ blend, scored on their spatial validation folds as they are and under changes of
 (``landcover/shift.py`` states the ranges and why), optionally with a transductive lever
 played on each held-out fold's images: the networks' BatchNorm adapted to them (``--adapt``),
 or their radiometry aligned to the training folds' (``--align``, ``landcover/align.py``;
-``--align beyond_spread``: only beyond the training rows' natural spread).
+``--align beyond_spread``: only beyond the training rows' natural spread), and each patch's
+dark level brought within the training patches' (``--dark-level``).
 Several blends: each experiment scored once, then each blend.
 
     python src/benchmarks/shift_test.py submissions/<name>.json [more.json ...] [--tta 1] \\
-        [--adapt] [--align [beyond_spread]] [--per-region R] [--hard] \\
+        [--adapt] [--align [beyond_spread]] [--dark-level] [--per-region R] [--hard] \\
         [--shifts none,gain,offset,haze,season,combined] [--gbm-stride 8] [--device auto] \\
         [--json out.json]
 
@@ -35,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landcover.align import fold_alignment, region_aligned
+from landcover.align import dark_bound, dark_corrected, fold_alignment, region_aligned
 from landcover.artifacts import load_experiment
 from landcover.cache import prepare_data
 from landcover.fold_plan import plan_for
@@ -62,6 +63,12 @@ def main() -> None:
         choices=[True, "beyond_spread"],
         help="align each fold's radiometry to its training's, all the way or beyond_spread "
         "(predict.align members always, as they were trained)",
+    )
+    parser.add_argument(
+        "--dark-level",
+        action="store_true",
+        help="bring each patch's dark level within its fold's training patches' "
+        "(predict.dark_level members always, as they were trained)",
     )
     parser.add_argument(
         "--per-region",
@@ -124,14 +131,19 @@ def main() -> None:
             )
     plan, width = plan_for(data, first.config["data"]), int(first.meta["fold_scheme"]["row_width"])
     refs: dict[tuple, tuple] = {}  # each fold's (reference, spread) per mode, read once
+    bounds: dict[int, np.ndarray] = {}  # each fold's training dark level, read once
 
-    def aligner(mode):
-        def align(changed, patch_ids, fold):  # as the pipeline aligns a fold (fold_predict.py)
-            if (fold, mode) not in refs:
+    def aligner(mode, dark):
+        def align(changed, patch_ids, fold):  # as the pipeline prepares a fold (fold_predict.py)
+            if mode and (fold, mode) not in refs:
                 rows = plan.train_rows(fold)
                 refs[fold, mode] = fold_alignment(images, rows, ids[rows], width, mode)
+            if dark and fold not in bounds:
+                bounds[fold] = dark_bound(images, plan.train_rows(fold))
             where = np.arange(len(changed))
-            return region_aligned(changed, where, patch_ids, width, *refs[fold, mode])
+            if mode:
+                changed = region_aligned(changed, where, patch_ids, width, *refs[fold, mode])
+            return dark_corrected(changed, bounds[fold]) if dark else changed
 
         return align
 
@@ -146,6 +158,7 @@ def main() -> None:
                 key = member.path.resolve()
                 if key not in oof:
                     mode = args.align or member.config["predict"]["align"]  # flag, else trained
+                    dark = args.dark_level or member.config["predict"]["dark_level"]
                     oof[key] = shifted_oof(
                         member.folds,
                         images,
@@ -154,7 +167,7 @@ def main() -> None:
                         kind,
                         adapt if args.adapt else None,
                         draw,
-                        aligner(mode) if mode else None,
+                        aligner(mode, dark) if mode or dark else None,
                     )
                     sums[names[key]] = sums.get(names[key], 0) + kl_divergence(truth, oof[key])
             for sidecar, predictor in zip(args.sidecar, predictors, strict=True):
@@ -172,7 +185,12 @@ def main() -> None:
         worst = f"{max(changed) / row['none']:8.2f}x" if changed and "none" in row else ""
         print(f"{name:24s}" + "".join(f"{row[k]:10.5f}" for k in kinds) + f"   {worst}")
     if args.json:
-        setting = {"align": args.align, "adapt": args.adapt, "per_region": args.per_region}
+        setting = {
+            "align": args.align,
+            "dark_level": args.dark_level,
+            "adapt": args.adapt,
+            "per_region": args.per_region,
+        }
         Path(args.json).write_text(
             json.dumps({"shifts": SHIFTS, "setting": setting, "kl": table}, indent=2)
         )

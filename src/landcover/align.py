@@ -11,6 +11,14 @@ cost on held-out folds. ``predict.align: beyond_spread`` pays less of it: it cor
 what exceeds the natural spread, how far the training region's own raster rows would be moved
 (``training_spread``), and leaves a region that differs no more than they do as it is.
 
+One part of a change is not shared: residual path radiance (an offset) can differ from patch
+to patch, and lifts a patch's darkest pixels where nothing else does. ``predict.dark_level``
+brings a patch whose dark level (per band, the ``DARK_PERCENTILE`` of its pixels) lies above
+those of all but the brightest ``1 - DARK_QUANTILE`` of the fold's training patches down to
+that bound (``dark_bound``, ``dark_corrected``: dark-object subtraction, only beyond what the
+training patches hold). A gain barely moves a dark level (it scales values near zero); an
+offset moves it by all of itself.
+
 A region is a run of contiguous raster rows of patches (the official test set is two such
 bands; a validation fold is one or more); a run too small to estimate quantiles from joins its
 neighbour.
@@ -30,6 +38,8 @@ CHUNK = 256  # patches mapped at a time
 ANCHORS = [4, 44]  # the QUANTILES of the 10th and 90th percentiles: where a correction is measured
 SPREAD_ROWS = 32  # at most this many training raster rows measure the natural spread
 SPREAD_QUANTILE = 0.9  # the spread: this quantile of the rows' corrections (robust to odd rows)
+DARK_PERCENTILE = 1.0  # a patch's dark level: this percentile of each band's pixel grid
+DARK_QUANTILE = 0.99  # the bound: this quantile of the training patches' dark levels
 
 
 def pixel_quantiles(pixels: np.ndarray) -> np.ndarray:
@@ -209,4 +219,38 @@ def region_aligned(
     for where in regions(ids, row_width):
         gain, offset = region_map(band_quantiles(images, rows[where]), reference, spread)
         out[where] = mapped(images[rows[where]], gain, offset)
+    return out
+
+
+def dark_levels(images: np.ndarray) -> np.ndarray:
+    """(n, bands): each patch's dark level, the ``DARK_PERCENTILE`` of each band over its pixel
+    grid (every ``STRIDE``-th pixel of every ``STRIDE``-th row) of (n, bands, H, W) images."""
+    out = np.empty(np.shape(images)[:2])
+    for i in range(0, len(out), CHUNK):
+        x = np.asarray(images[i : i + CHUNK])[:, :, ::STRIDE, ::STRIDE]
+        grid = x.reshape(*x.shape[:2], -1).astype(np.float64)
+        out[i : i + CHUNK] = np.percentile(grid, DARK_PERCENTILE, axis=2)
+    return out
+
+
+def dark_bound(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(bands,): the ``DARK_QUANTILE`` of the dark levels of a fold's training patches
+    ``images[rows]`` (at most ``MAX_PATCHES`` of them), as its ``done.json`` records it
+    (``dark_bound``)."""
+    rows = np.sort(sampled(np.asarray(rows)))
+    levels = np.concatenate(
+        [dark_levels(images[rows[i : i + CHUNK]]) for i in range(0, len(rows), CHUNK)]
+    )
+    return np.quantile(levels, DARK_QUANTILE, axis=0).round(3)
+
+
+def dark_corrected(images: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """(n, bands, H, W) uint16 ``images``, each patch whose dark level (``dark_levels``) lies
+    above ``bound`` in a band lowered there by the excess, so that it sits on the bound; the
+    other patches and bands as they are."""
+    excess = np.maximum(dark_levels(images) - np.asarray(bound, np.float64), 0)
+    out = np.array(images, dtype=np.uint16)  # a copy, in memory
+    for i, j in zip(*np.nonzero(excess), strict=True):
+        lowered = out[i, j].astype(np.float32) - np.float32(excess[i, j])
+        out[i, j] = np.clip(np.rint(lowered), 1, 65535)
     return out

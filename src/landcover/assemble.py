@@ -101,6 +101,7 @@ def repredict(config: dict, data: PreparedData, exp_dir: Path, device: torch.dev
                 record = {**json.loads(done.read_text()), "prediction": prediction_hash(config)}
                 record.pop("align_reference", None)
                 record.pop("align_spread", None)
+                record.pop("dark_bound", None)
                 record.update(aligned, kl=kl_divergence(data.labels[plan.val_rows(k)], val))
                 done.write_text(json.dumps(record, indent=2))
         assemble(config, data, plan, work, exp_dir, device)

@@ -267,12 +267,29 @@ def _hash(value: object) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
 
 
+PREDICTION = "predict"  # how trained fold models predict: a change re-predicts, never retrains
+LATER_SWITCHES = {"dark_level": False}  # predict keys added later: off, they leave hashes as before
+
+
+def _prediction(config: dict) -> dict:
+    """The ``predict`` settings, less the later switches at their off value (experiments made
+    before those keys existed keep their hashes, and are not re-predicted for nothing)."""
+    return {
+        k: v
+        for k, v in config[PREDICTION].items()
+        if not (k in LATER_SWITCHES and v == LATER_SWITCHES[k])
+    }
+
+
 def config_hash(config: dict) -> str:
     """Hash of what determines the results (not where it runs or what folds are shown)."""
-    return _hash({k: v for k, v in config.items() if k not in NOT_RESULTS})
-
-
-PREDICTION = "predict"  # how trained fold models predict: a change re-predicts, never retrains
+    return _hash(
+        {
+            k: _prediction(config) if k == PREDICTION else v
+            for k, v in config.items()
+            if k not in NOT_RESULTS
+        }
+    )
 
 
 def training_hash(config: dict) -> str:
@@ -281,4 +298,4 @@ def training_hash(config: dict) -> str:
 
 
 def prediction_hash(config: dict) -> str:
-    return _hash(config[PREDICTION])
+    return _hash(_prediction(config))

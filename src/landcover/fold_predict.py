@@ -1,13 +1,14 @@
 """How a trained fold model predicts its validation rows and the test set: shared out between
 the ranks of a distributed job, and, under ``predict.align``, each region of patches first
-mapped onto the radiometry of the fold's training patches (``align.py``)."""
+mapped onto the radiometry of the fold's training patches, under ``predict.dark_level`` each
+patch's dark level then brought within the training patches' (``align.py``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from . import distributed
-from .align import fold_alignment, region_aligned
+from .align import dark_bound, dark_corrected, fold_alignment, region_aligned
 from .cache import PreparedData
 from .fold_plan import FoldPlan
 
@@ -23,7 +24,7 @@ def predict_fold(
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """(validation, test) proportions of fold model ``fold`` and what its ``done.json``
     records of them; ``val``: the validation predictions training made, if any (kept unless
-    the fold aligns its inputs, which training did not); ``shared``: every rank of a
+    the fold aligns or corrects its inputs, which training did not); ``shared``: every rank of a
     distributed job takes part (else this process predicts every row)."""
     val_images, val_rows = data.train_images, plan.val_rows(fold)
     test_images, test_rows = data.test_images, np.arange(len(data.test_ids))
@@ -41,6 +42,12 @@ def predict_fold(
         record = {"align_reference": reference.tolist()}
         if spread is not None:
             record["align_spread"] = spread.tolist()
+    if config["predict"]["dark_level"]:
+        bound = dark_bound(data.train_images, plan.train_rows(fold))
+        val_images = dark_corrected(val_images[val_rows], bound)
+        test_images = dark_corrected(test_images[test_rows], bound)
+        val, val_rows, test_rows = None, np.arange(len(val_rows)), np.arange(len(test_rows))
+        record["dark_bound"] = bound.tolist()
     if val is None:
         val = _predict(model, val_images, val_rows, "val", shared)
     return val, _predict(model, test_images, test_rows, "test", shared), record

@@ -9,7 +9,8 @@ weighted and floored toward the training prior (``blending.blend``). The class m
 argmax of the weighted per-pixel probabilities. A ``predict.align`` member sees its input
 mapped per band onto each fold's training radiometry (``align.py``; under ``beyond_spread``
 only beyond the fold's natural spread): the region's quantiles are those ``region_of`` was
-given, else those of the images at hand.
+given, else those of the images at hand. A ``predict.dark_level`` member then sees each patch
+(each window of a scene) with its dark level brought within the fold's training patches'.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .align import band_quantiles, mapped, region_map
+from .align import band_quantiles, dark_corrected, mapped, region_map
 from .artifacts import is_complete, load_experiment
 from .blending import BlendParams, Stack, blend
 from .constants import N_CLASSES, OFFICIAL_ROW_WIDTH, PATCH_SIZE
@@ -47,22 +48,24 @@ class Member:
     folds: list[FoldModel]
     references: list[np.ndarray] | None = None  # per fold, under predict.align
     spreads: list[np.ndarray] | None = None  # per fold, under predict.align: beyond_spread
+    dark_bounds: list[np.ndarray] | None = None  # per fold, under predict.dark_level
 
     @property
     def hard(self) -> bool:
         return self.config["predict"]["mode"] == "hard"
 
 
-def _recorded(path: Path, n_folds: int, key: str) -> list[np.ndarray]:
+def _recorded(path: Path, n_folds: int, key: str, setting: str) -> list[np.ndarray]:
     """Each fold's ``key`` (``align_reference``: its training quantiles; ``align_spread``: its
-    natural spread), from its ``done.json``."""
+    natural spread; ``dark_bound``: its training patches' dark level), from its ``done.json``,
+    which ``setting`` makes it record."""
     out = []
     for k in range(n_folds):
         done = path / "folds" / f"fold{k}" / "done.json"
         value = json.loads(done.read_text()).get(key) if done.is_file() else None
         if value is None:
             raise ArtifactError(
-                f"{done}: predict.align is on but the fold recorded no {key}; "
+                f"{done}: {setting} is on but the fold recorded no {key}; "
                 "re-run train.py on this experiment to re-predict it"
             )
         out.append(np.asarray(value, dtype=np.float64))
@@ -107,9 +110,16 @@ class Predictor:
             n_folds = int(exp.oof.folds.max()) + 1
             folds = [member.load(exp.path / "folds" / f"fold{k}", dev) for k in range(n_folds)]
             align = exp.config["predict"].get("align")
-            refs = _recorded(exp.path, n_folds, "align_reference") if align else None
+            on = "predict.align"
+            refs = _recorded(exp.path, n_folds, "align_reference", on) if align else None
             spreads = (
-                _recorded(exp.path, n_folds, "align_spread") if align == "beyond_spread" else None
+                _recorded(exp.path, n_folds, "align_spread", on)
+                if align == "beyond_spread"
+                else None
+            )
+            dark = exp.config["predict"].get("dark_level")
+            bounds = (
+                _recorded(exp.path, n_folds, "dark_bound", "predict.dark_level") if dark else None
             )
             members.append(
                 Member(
@@ -122,6 +132,7 @@ class Predictor:
                     folds,
                     refs,
                     spreads,
+                    bounds,
                 )
             )
         return cls(members, floor, prior, path)
@@ -169,13 +180,16 @@ class Predictor:
     ) -> np.ndarray:
         """``images`` as fold model ``fold`` of ``member`` takes them: aligned to its training
         radiometry under ``predict.align`` (``region``: the quantiles of the images' region,
-        if already known), else as they are."""
-        if member.references is None:
-            return images
-        region = region if region is not None else self.region
-        region = band_quantiles(images) if region is None else region
-        spread = None if member.spreads is None else member.spreads[fold]
-        return mapped(images, *region_map(region, member.references[fold], spread))
+        if already known), then each one's dark level brought within its training patches'
+        under ``predict.dark_level``; else as they are."""
+        if member.references is not None:
+            region = region if region is not None else self.region
+            region = band_quantiles(images) if region is None else region
+            spread = None if member.spreads is None else member.spreads[fold]
+            images = mapped(images, *region_map(region, member.references[fold], spread))
+        if member.dark_bounds is not None:
+            images = dark_corrected(images, member.dark_bounds[fold])
+        return images
 
     def combine(self, proportions: list[list[np.ndarray]]) -> np.ndarray:
         """(n, 10) blended proportions from ``proportions[member][fold]`` (n, 10) arrays:
