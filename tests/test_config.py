@@ -56,6 +56,8 @@ def test_the_gpu_and_sample_profiles_train_every_member_for_new_ground():
         for name in load_profile(profile)["experiments"]:
             config = load_config(name, profile=profile, overrides={"run": {"device": "cpu"}})
             assert config["predict"]["align"] == "beyond_spread", (profile, name)
+    for name in load_profile("sample-cpu")["experiments"]:  # then each patch's dark level
+        assert load_config(name, profile="sample-cpu")["predict"]["dark_level"] is True, name
     # sample-gpu: the sample-cpu members, the network trained to convergence on whole patches
     assert load_profile("sample-gpu")["experiments"] == load_profile("sample-cpu")["experiments"]
     assert load_profile("sample-gpu")["overrides"]["run"]["device"] == "cuda"
