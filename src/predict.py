@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landcover.align import grid_quantiles, regions, sampled
+from landcover.align import RegionSample, regions, sampled
 from landcover.atomic import atomic_path
 from landcover.constants import CLASSES
 from landcover.errors import DataError, cli_errors, positive_int
@@ -83,7 +83,7 @@ def predict_patches(predictor: Predictor, source: str, out: Path) -> int:
     for where in groups:
         region = None
         if predictor.aligns:  # a first pass for the region's quantiles
-            region = grid_quantiles(x for _, x in iter_patches(folder, ids[sampled(where)]))
+            region = RegionSample.of(x for _, x in iter_patches(folder, ids[sampled(where)]))
         with predictor.region_of(region):
             done = 0
             for _, images in iter_patches(folder, ids[where]):

@@ -1,6 +1,7 @@
 """predict.align: a region's radiometry mapped onto the training region's by per-band quantiles,
 in the fold loop (validation and test regions), in predict.py and on scenes; predict.dark_level:
-a patch's dark level brought within the training patches'."""
+a patch's dark level brought within the training patches', before the region's quantiles are
+read."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from conftest import run_cli
 from landcover.align import (
     ANCHORS,
     MIN_PATCHES,
+    RegionSample,
     affine_fit,
     aligned,
     band_quantiles,
@@ -24,15 +26,17 @@ from landcover.align import (
     dark_bound,
     dark_corrected,
     dark_levels,
+    pixel_quantiles,
     region_aligned,
     region_map,
     regions,
     training_spread,
 )
-from landcover.config import load_config, prediction_hash
+from landcover.config import _hash, load_config, prediction_hash
 from landcover.constants import CLASSES
 from landcover.errors import ConfigError
-from landcover.experiment import run_experiment
+from landcover.experiment import experiment_state, run_experiment
+from landcover.predictor import Member, Predictor
 from landcover.shift import SHIFTS, shifted
 from landcover.tables import read_proportions
 from landcover.tiff import read_image, write_image
@@ -192,13 +196,73 @@ def test_a_patch_darker_than_the_bound_is_kept_and_one_above_it_is_lowered_onto_
 
 
 def test_the_dark_level_switch_off_keeps_earlier_experiments_hashes():
-    """predict.dark_level came later: off, an experiment's prediction hash is what it was."""
+    """predict.dark_level came later: off, an experiment's prediction hash is what it was; on,
+    its revision (2: before the region's alignment) is part of it, so that an experiment
+    predicted the earlier way is re-predicted."""
     config = load_config("pixel_lightgbm", profile="demo", overrides=SETTINGS)
     assert config["predict"]["dark_level"] is False
     before = dict(config, predict={k: v for k, v in config["predict"].items() if k != "dark_level"})
     assert prediction_hash(config) == prediction_hash(before)
     on = dict(config, predict={**config["predict"], "dark_level": True})
     assert prediction_hash(on) != prediction_hash(config)
+    assert prediction_hash(on) != _hash(on["predict"])  # the hash before the revision
+
+
+def _shifted_region(seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A region of 20 patches (two raster rows of 10) as it is, and with residual path
+    radiance that differs from patch to patch: 0 to 400 in every band."""
+    clean = _images(n=20, seed=seed)
+    offsets = np.linspace(0, 400, 20)[:, None, None, None]
+    return clean, np.clip(clean + offsets, 1, 65535).astype(np.uint16)
+
+
+def test_a_region_is_read_after_each_patch_dark_level_and_predictor_matches_the_fold_loop():
+    """The fold loop's order (each patch's dark level first, then the region's map from the
+    corrected patches' quantiles) is what ``Predictor.inputs`` gives, from the images at hand
+    or from a ``RegionSample`` read in chunks; and under offsets that differ patch to patch it
+    brings the region nearer its clean radiometry than the other order does."""
+    train = _images(n=60, seed=1)
+    bound, reference = dark_bound(train, np.arange(60)), band_quantiles(train)
+    clean, region = _shifted_region()
+    ids, where = np.arange(1, 21), np.arange(20)
+    np.testing.assert_array_equal(  # the region's quantiles after the correction, read raw
+        RegionSample.of_images(region).quantiles(bound),
+        band_quantiles(dark_corrected(region, bound)),
+    )
+    first = region_aligned(dark_corrected(region, bound), where, ids, 10, reference)
+    member = Member("m", Path("m"), {}, {}, 1.0, 1.0, [None], [reference], None, [bound])
+    predictor = Predictor([member], 0.0, np.zeros(8), Path("m"))
+    np.testing.assert_array_equal(predictor.inputs(member, 0, region), first)
+    with predictor.region_of(RegionSample.of([region[:7], region[7:]])):
+        np.testing.assert_array_equal(predictor.inputs(member, 0, region), first)
+    after = dark_corrected(region_aligned(region, where, ids, 10, reference), bound)
+    error = {
+        n: np.abs(x.astype(float) - clean).mean() for n, x in (("first", first), ("after", after))
+    }
+    assert error["first"] < 0.8 * error["after"], error
+
+
+def test_a_scene_region_is_cut_into_windows_each_with_its_dark_level():
+    """A scene's decimated pixels, cut into cells a window's size: as they are, the quantiles
+    of every valid pixel; with a bound, a cell above it lowered by its excess alone."""
+    rng = np.random.default_rng(5)
+    pixels = (rng.gamma(2.0, 400.0, size=(4, 64, 64)) + 60).astype(np.uint16)
+    pixels[:, :32, 32:] += 300  # one window's worth of hazier ground
+    valid = np.ones((64, 64), dtype=bool)
+    valid[60:, :] = False  # nodata along the bottom
+    sample = RegionSample.of_scene(pixels, valid, 32)
+    assert len(sample.grids) == 4
+    np.testing.assert_array_equal(sample.quantiles(), pixel_quantiles(pixels[:, valid]))
+    bound = np.percentile(pixels[:, :32, :32].reshape(4, -1), 1.0, axis=1) + 20
+    cells = [pixels[:, y : y + 32, x : x + 32] for y in (0, 32) for x in (0, 32)]
+    masks = [valid[y : y + 32, x : x + 32] for y in (0, 32) for x in (0, 32)]
+    expected = [c[:, m] for c, m in zip(cells, masks, strict=True)]
+    assert (sample.levels[1] > bound).all() and (sample.levels[0] < bound).all()
+    excess = sample.levels[1] - bound
+    expected[1] = np.clip(np.rint(expected[1] - excess[:, None].astype(np.float32)), 1, 65535)
+    np.testing.assert_array_equal(
+        sample.quantiles(bound), pixel_quantiles(np.concatenate(expected, axis=1))
+    )
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +301,7 @@ def spread_run(tmp_path_factory) -> dict:
     shutil.copytree(exp, tmp / "full" / exp.name)
     full_cfg = load_config("pixel_lightgbm", profile="demo", overrides=SETTINGS)
     full = run_experiment(full_cfg, data, oof_dir=tmp / "full", log=lambda _: None)
-    return {"spread": exp, "full": full, "source": source}
+    return {"spread": exp, "full": full, "source": source, "config": config, "data": data}
 
 
 def test_folds_record_their_training_radiometry_and_predict_aligned(experiments, demo_data):
@@ -274,6 +338,18 @@ def test_beyond_spread_folds_record_their_spread_and_predict_py_reproduces_them(
     aligned_oof = read_proportions(spread_run["full"] / "oof.csv", allow_fold=True)
     spread_oof = read_proportions(exp / "oof.csv", allow_fold=True)
     assert not np.allclose(aligned_oof.values, spread_oof.values, atol=1e-6)
+
+
+def test_an_experiment_predicted_before_a_revision_is_re_predicted(spread_run, tmp_path: Path):
+    """Same settings, but a meta.json whose config hash predates the dark level's revision:
+    the experiment is re-predicted (never retrained); as recorded now, complete."""
+    exp, config, data = spread_run["spread"], spread_run["config"], spread_run["data"]
+    assert experiment_state(exp.parent, config, data) == "complete"
+    shutil.copytree(exp, tmp_path / exp.name)
+    meta_path = tmp_path / exp.name / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "config_hash": "0" * 16}))
+    assert experiment_state(tmp_path, config, data) == "repredict"
 
 
 def _predict(model: Path, source: Path, out: Path) -> np.ndarray:

@@ -3,8 +3,8 @@ blend, scored on their spatial validation folds as they are and under changes of
 (``landcover/shift.py`` states the ranges and why), optionally with a transductive lever
 played on each held-out fold's images: the networks' BatchNorm adapted to them (``--adapt``),
 or their radiometry aligned to the training folds' (``--align``, ``landcover/align.py``;
-``--align beyond_spread``: only beyond the training rows' natural spread), and each patch's
-dark level brought within the training patches' (``--dark-level``).
+``--align beyond_spread``: only beyond the training rows' natural spread), each patch's dark
+level first brought within the training patches' (``--dark-level``).
 Several blends: each experiment scored once, then each blend.
 
     python src/benchmarks/shift_test.py submissions/<name>.json [more.json ...] [--tta 1] \\
@@ -140,10 +140,12 @@ def main() -> None:
                 refs[fold, mode] = fold_alignment(images, rows, ids[rows], width, mode)
             if dark and fold not in bounds:
                 bounds[fold] = dark_bound(images, plan.train_rows(fold))
-            where = np.arange(len(changed))
+            if dark:  # first: the region's quantiles read after it
+                changed = dark_corrected(changed, bounds[fold])
             if mode:
+                where = np.arange(len(changed))
                 changed = region_aligned(changed, where, patch_ids, width, *refs[fold, mode])
-            return dark_corrected(changed, bounds[fold]) if dark else changed
+            return changed
 
         return align
 

@@ -17,7 +17,9 @@ brings a patch whose dark level (per band, the ``DARK_PERCENTILE`` of its pixels
 those of all but the brightest ``1 - DARK_QUANTILE`` of the fold's training patches down to
 that bound (``dark_bound``, ``dark_corrected``: dark-object subtraction, only beyond what the
 training patches hold). A gain barely moves a dark level (it scales values near zero); an
-offset moves it by all of itself.
+offset moves it by all of itself. It comes first: the region's quantiles are then read from
+its corrected patches (``RegionSample.quantiles``), so the region's map corrects what its
+patches still share, not a mean of offsets that the dark level has already taken out of some.
 
 A region is a run of contiguous raster rows of patches (the official test set is two such
 bands; a validation fold is one or more); a run too small to estimate quantiles from joins its
@@ -27,6 +29,8 @@ neighbour.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -58,21 +62,10 @@ def sampled(rows: np.ndarray) -> np.ndarray:
     return rows[np.linspace(0, len(rows) - 1, MAX_PATCHES).round().astype(int)]
 
 
-def grid_quantiles(chunks: Iterable[np.ndarray]) -> np.ndarray:
-    """(4, len(QUANTILES)) per-band quantiles of the pixel grid (every ``STRIDE``-th pixel of
-    every ``STRIDE``-th row) of image chunks, each (n, 4, H, W)."""
-    grids = [np.asarray(x)[:, :, ::STRIDE, ::STRIDE].copy() for x in chunks]  # chunks freed
-    if not grids:
-        raise ValueError("quantiles need at least one patch")
-    x = np.concatenate(grids)
-    return pixel_quantiles(np.moveaxis(x, 1, 0).reshape(x.shape[1], -1))
-
-
 def band_quantiles(images: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
     """(4, len(QUANTILES)) per-band quantiles of ``images[rows]`` ((n, 4, H, W), reflectance
     x 1e4, memory-mapped or not) from a regular grid of pixels of at most ``MAX_PATCHES``."""
-    rows = sampled(np.arange(len(images)) if rows is None else np.asarray(rows))
-    return grid_quantiles(images[np.sort(rows[i : i + CHUNK])] for i in range(0, len(rows), CHUNK))
+    return RegionSample.of_images(images, rows).quantiles()
 
 
 def training_reference(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -222,14 +215,24 @@ def region_aligned(
     return out
 
 
+def patch_grids(images: np.ndarray) -> np.ndarray:
+    """(n, bands, g): each patch's pixel grid (every ``STRIDE``-th pixel of every
+    ``STRIDE``-th row) of (n, bands, H, W) images: what its quantiles and dark level read."""
+    x = np.asarray(images)[:, :, ::STRIDE, ::STRIDE]
+    return x.reshape(*x.shape[:2], -1)
+
+
+def grid_levels(pixels: np.ndarray) -> np.ndarray:
+    """(..., bands): the ``DARK_PERCENTILE`` of each band of (..., bands, g) pixels."""
+    return np.percentile(np.asarray(pixels, dtype=np.float64), DARK_PERCENTILE, axis=-1)
+
+
 def dark_levels(images: np.ndarray) -> np.ndarray:
     """(n, bands): each patch's dark level, the ``DARK_PERCENTILE`` of each band over its pixel
-    grid (every ``STRIDE``-th pixel of every ``STRIDE``-th row) of (n, bands, H, W) images."""
+    grid (``patch_grids``) of (n, bands, H, W) images."""
     out = np.empty(np.shape(images)[:2])
     for i in range(0, len(out), CHUNK):
-        x = np.asarray(images[i : i + CHUNK])[:, :, ::STRIDE, ::STRIDE]
-        grid = x.reshape(*x.shape[:2], -1).astype(np.float64)
-        out[i : i + CHUNK] = np.percentile(grid, DARK_PERCENTILE, axis=2)
+        out[i : i + CHUNK] = grid_levels(patch_grids(images[i : i + CHUNK]))
     return out
 
 
@@ -244,13 +247,86 @@ def dark_bound(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return np.quantile(levels, DARK_QUANTILE, axis=0).round(3)
 
 
+def dark_excess(levels: np.ndarray, bound: np.ndarray) -> np.ndarray:
+    """(n, bands): how far each patch's dark level (``levels``) lies above ``bound``, else 0."""
+    return np.maximum(np.asarray(levels, np.float64) - np.asarray(bound, np.float64), 0)
+
+
+def lowered(pixels: np.ndarray, excess: float) -> np.ndarray:
+    """uint16 ``pixels`` of one patch and band lowered by ``excess`` (rounded, at least 1)."""
+    out = np.asarray(pixels).astype(np.float32) - np.float32(excess)
+    return np.clip(np.rint(out), 1, 65535).astype(np.uint16)
+
+
 def dark_corrected(images: np.ndarray, bound: np.ndarray) -> np.ndarray:
     """(n, bands, H, W) uint16 ``images``, each patch whose dark level (``dark_levels``) lies
     above ``bound`` in a band lowered there by the excess, so that it sits on the bound; the
     other patches and bands as they are."""
-    excess = np.maximum(dark_levels(images) - np.asarray(bound, np.float64), 0)
+    excess = dark_excess(dark_levels(images), bound)
     out = np.array(images, dtype=np.uint16)  # a copy, in memory
     for i, j in zip(*np.nonzero(excess), strict=True):
-        lowered = out[i, j].astype(np.float32) - np.float32(excess[i, j])
-        out[i, j] = np.clip(np.rint(lowered), 1, 65535)
+        out[i, j] = lowered(out[i, j], excess[i, j])
     return out
+
+
+@dataclass
+class RegionSample:
+    """What a region's quantiles are read from: the pixel grids of (at most ``MAX_PATCHES``
+    of) its patches, one array (bands, g) a patch, or a scene's pixels cut into windows. Its
+    quantiles are those of its patches as they are, or with each one's dark level first
+    brought within a fold's ``dark_bound`` (``quantiles(bound)``), equal to
+    ``band_quantiles(dark_corrected(patches, bound))``."""
+
+    grids: list[np.ndarray]  # per patch (or window), (bands, pixels) uint16
+    _quantiles: dict = field(default_factory=dict, repr=False)  # per bound, read once
+
+    def __post_init__(self) -> None:
+        self.grids = [g for g in self.grids if np.shape(g)[-1] > 0]
+        if not self.grids:
+            raise ValueError("quantiles need at least one patch with pixels")
+
+    @cached_property
+    def levels(self) -> np.ndarray:
+        """(patches, bands): each one's dark level (``dark_levels``)."""
+        return np.stack([grid_levels(g) for g in self.grids])
+
+    @classmethod
+    def of(cls, chunks: Iterable[np.ndarray]) -> RegionSample:
+        """From image chunks, each (n, bands, H, W): every patch's pixel grid."""
+        return cls([g for x in chunks for g in patch_grids(x)])
+
+    @classmethod
+    def of_images(cls, images: np.ndarray, rows: np.ndarray | None = None) -> RegionSample:
+        """From ``images[rows]`` (all of them by default), as ``band_quantiles`` samples them."""
+        rows = sampled(np.arange(len(images)) if rows is None else np.asarray(rows))
+        return cls.of(images[np.sort(rows[i : i + CHUNK])] for i in range(0, len(rows), CHUNK))
+
+    @classmethod
+    def of_scene(cls, pixels: np.ndarray, valid: np.ndarray, cell: int) -> RegionSample:
+        """From a scene's decimated (bands, h, w) ``pixels`` and its (h, w) ``valid`` mask, cut
+        into cells of ``cell`` x ``cell`` decimated pixels, a window's worth each: the valid
+        pixels of each cell stand for one window's grid."""
+        h, w = np.shape(valid)
+        cell = max(int(cell), 1)
+        return cls(
+            [
+                pixels[:, y : y + cell, x : x + cell][:, valid[y : y + cell, x : x + cell]]
+                for y in range(0, h, cell)
+                for x in range(0, w, cell)
+            ]
+        )
+
+    def quantiles(self, bound: np.ndarray | None = None) -> np.ndarray:
+        """(bands, len(QUANTILES)) quantiles of the region's pixels, each patch's dark level
+        first brought within ``bound`` (``dark_corrected``), if given."""
+        key = None if bound is None else np.asarray(bound, np.float64).tobytes()
+        if key not in self._quantiles:
+            grids = self.grids
+            if bound is not None:
+                excess = dark_excess(self.levels, bound)
+                grids = [
+                    np.stack([lowered(b, e) if e > 0 else b for b, e in zip(g, ex, strict=True)])
+                    for g, ex in zip(grids, excess, strict=True)
+                ]
+            self._quantiles[key] = pixel_quantiles(np.concatenate(grids, axis=1))
+        return self._quantiles[key]

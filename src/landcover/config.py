@@ -269,16 +269,21 @@ def _hash(value: object) -> str:
 
 PREDICTION = "predict"  # how trained fold models predict: a change re-predicts, never retrains
 LATER_SWITCHES = {"dark_level": False}  # predict keys added later: off, they leave hashes as before
+REVISED = {"dark_level": 2}  # switches whose working changed: on, the revision joins the hash
 
 
 def _prediction(config: dict) -> dict:
     """The ``predict`` settings, less the later switches at their off value (experiments made
-    before those keys existed keep their hashes, and are not re-predicted for nothing)."""
-    return {
-        k: v
-        for k, v in config[PREDICTION].items()
-        if not (k in LATER_SWITCHES and v == LATER_SWITCHES[k])
+    before those keys existed keep their hashes, and are not re-predicted for nothing), and,
+    for a switch that is on and whose working changed since (``REVISED``; ``dark_level`` 2: it
+    comes before the region's alignment), its revision (experiments predicted the old way
+    are re-predicted, never retrained)."""
+    settings = config[PREDICTION]
+    kept = {
+        k: v for k, v in settings.items() if not (k in LATER_SWITCHES and v == LATER_SWITCHES[k])
     }
+    revised = {f"{k}_revision": n for k, n in REVISED.items() if settings.get(k)}
+    return {**kept, **revised}
 
 
 def config_hash(config: dict) -> str:

@@ -27,7 +27,13 @@ from .artifacts import is_complete, read_json, read_yaml_mapping
 from .assemble import assemble, repredict
 from .atomic import write_json
 from .cache import PreparedData
-from .config import PREDICTION, config_differences, prediction_hash, training_hash
+from .config import (
+    PREDICTION,
+    config_differences,
+    config_hash,
+    prediction_hash,
+    training_hash,
+)
 from .errors import ConfigError
 from .fold_plan import FoldPlan, plan_for
 from .fold_predict import predict_fold
@@ -53,7 +59,8 @@ def experiment_state(oof_dir: Path, config: dict, data: PreparedData) -> str:
     differ = config_differences(trained, config)
     if not same or any(not d.startswith(f"{PREDICTION}.") for d in differ):
         return "stale"
-    return "repredict" if differ else "complete"
+    revised = meta.get("config_hash") != config_hash(config)  # same settings, working revised
+    return "repredict" if differ or revised else "complete"
 
 
 def fold_key(config: dict, data: PreparedData, plan: FoldPlan) -> dict:

@@ -6,11 +6,12 @@ each fold model's proportions are the mean of its per-pixel probabilities (argma
 ``predict.mode: hard`` member; one vector per window for an image-level member), each member's
 temperature is applied per fold model, the fold models are averaged, and the members are
 weighted and floored toward the training prior (``blending.blend``). The class map is the
-argmax of the weighted per-pixel probabilities. A ``predict.align`` member sees its input
-mapped per band onto each fold's training radiometry (``align.py``; under ``beyond_spread``
-only beyond the fold's natural spread): the region's quantiles are those ``region_of`` was
-given, else those of the images at hand. A ``predict.dark_level`` member then sees each patch
-(each window of a scene) with its dark level brought within the fold's training patches'.
+argmax of the weighted per-pixel probabilities. A ``predict.dark_level`` member sees each
+patch (each window of a scene) with its dark level first brought within the fold's training
+patches'. A ``predict.align`` member then sees its input mapped per band onto each fold's
+training radiometry (``align.py``; under ``beyond_spread`` only beyond the fold's natural
+spread): the region's quantiles are read from the ``RegionSample`` that ``region_of`` was
+given, else from the images at hand, after the same dark-level correction.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .align import band_quantiles, dark_corrected, mapped, region_map
+from .align import RegionSample, dark_corrected, mapped, region_map
 from .artifacts import is_complete, load_experiment
 from .blending import BlendParams, Stack, blend
 from .constants import N_CLASSES, OFFICIAL_ROW_WIDTH, PATCH_SIZE
@@ -75,7 +76,7 @@ def _recorded(path: Path, n_folds: int, key: str, setting: str) -> list[np.ndarr
 class Predictor:
     def __init__(self, members: list[Member], floor: float, prior: np.ndarray, source: Path):
         self.members, self.floor, self.prior, self.source = members, floor, prior, source
-        self.region: np.ndarray | None = None  # the input region's quantiles (align.py)
+        self.region: RegionSample | None = None  # the input region (align.py)
 
     @classmethod
     def load(
@@ -166,30 +167,31 @@ class Predictor:
         return any(m.references is not None for m in self.members)
 
     @contextmanager
-    def region_of(self, quantiles: np.ndarray) -> Iterator[None]:
-        """Inputs come from the region of these per-band quantiles (``align.band_quantiles``)
-        until the block ends; outside one, each call's images are their own region."""
-        self.region = quantiles
+    def region_of(self, region: RegionSample | None) -> Iterator[None]:
+        """Inputs come from ``region`` until the block ends; outside one (or given None), each
+        call's images are their own region."""
+        self.region = region
         try:
             yield
         finally:
             self.region = None
 
     def inputs(
-        self, member: Member, fold: int, images: np.ndarray, region: np.ndarray | None = None
+        self, member: Member, fold: int, images: np.ndarray, region: RegionSample | None = None
     ) -> np.ndarray:
-        """``images`` as fold model ``fold`` of ``member`` takes them: aligned to its training
-        radiometry under ``predict.align`` (``region``: the quantiles of the images' region,
-        if already known), then each one's dark level brought within its training patches'
-        under ``predict.dark_level``; else as they are."""
-        if member.references is not None:
+        """``images`` as fold model ``fold`` of ``member`` takes them: each one's dark level
+        brought within its training patches' under ``predict.dark_level``, then aligned to its
+        training radiometry under ``predict.align`` (``region``: the images' region, if
+        already read; its quantiles after the same correction); else as they are."""
+        bound = None if member.dark_bounds is None else member.dark_bounds[fold]
+        if member.references is not None:  # the region read as it is, corrected as they are
             region = region if region is not None else self.region
-            region = band_quantiles(images) if region is None else region
+            region = RegionSample.of_images(images) if region is None else region
             spread = None if member.spreads is None else member.spreads[fold]
-            images = mapped(images, *region_map(region, member.references[fold], spread))
-        if member.dark_bounds is not None:
-            images = dark_corrected(images, member.dark_bounds[fold])
-        return images
+            gain, offset = region_map(region.quantiles(bound), member.references[fold], spread)
+        if bound is not None:
+            images = dark_corrected(images, bound)
+        return images if member.references is None else mapped(images, gain, offset)
 
     def combine(self, proportions: list[list[np.ndarray]]) -> np.ndarray:
         """(n, 10) blended proportions from ``proportions[member][fold]`` (n, 10) arrays:
@@ -206,7 +208,7 @@ class Predictor:
         rows = np.arange(len(images))
         region = self.region
         if self.aligns and region is None:  # the images are the region: read once
-            region = band_quantiles(images)
+            region = RegionSample.of_images(images)
         return self.combine(
             [
                 [

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from .align import pixel_quantiles
+from .align import RegionSample
 from .constants import CLASS_COLORS, CLASSES, N_CLASSES
 from .predictor import Predictor
 from .progress import bar
@@ -81,7 +81,8 @@ def predict_scene(
     if not 0 <= overlap < size // 2 + 1:
         raise ValueError(f"overlap must be in 0..{size // 2}, got {overlap}")
     if predictor.aligns and predictor.region is None:  # the scene is the region
-        with predictor.region_of(pixel_quantiles(scene.sample_pixels())):
+        pixels, valid, step = scene.sample_grid()  # cut into cells a window's size each
+        with predictor.region_of(RegionSample.of_scene(pixels, valid, -(-size // step))):
             return predict_scene(
                 predictor, scene, regions, size=size, overlap=overlap, map_path=map_path,
                 probabilities_path=probabilities_path, batch=batch,

@@ -131,9 +131,10 @@ class Scene:
         empty = (pixels == (0 if nodata is None else nodata)).all(axis=0)
         return np.clip(pixels, 0, 65535).astype(np.uint16), ~empty
 
-    def sample_pixels(self, max_pixels: int = 4_000_000) -> np.ndarray:
-        """(4, n) uint16 valid pixels on a regular grid over the whole scene (one decimated
-        read, overviews used where the file has them): the scene's radiometry."""
+    def sample_grid(self, max_pixels: int = 4_000_000) -> tuple[np.ndarray, np.ndarray, int]:
+        """The scene's radiometry: (4, h, w) uint16 pixels on a regular grid of every
+        ``step``-th pixel over the whole scene (one decimated read, overviews used where the
+        file has them), their (h, w) validity mask, and ``step``."""
         height, width = self.shape
         step = max(1, int(np.ceil(np.sqrt(height * width / max_pixels))))
         shape = (len(self.bands), -(-height // step), -(-width // step))
@@ -142,7 +143,7 @@ class Scene:
         empty = (pixels == (0 if nodata is None else nodata)).all(axis=0)
         if empty.all():
             raise DataError(f"{self.path}: no valid pixel in bands {list(self.bands)}")
-        return np.clip(pixels[:, ~empty], 0, 65535).astype(np.uint16)
+        return np.clip(pixels, 0, 65535).astype(np.uint16), ~empty, step
 
 
 def open_scene(path: str | os.PathLike[str], bands: tuple[int, ...] = (1, 2, 3, 4)) -> Scene:
