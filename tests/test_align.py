@@ -341,14 +341,15 @@ def test_beyond_spread_folds_record_their_spread_and_predict_py_reproduces_them(
 
 
 def test_an_experiment_predicted_before_a_revision_is_re_predicted(spread_run, tmp_path: Path):
-    """Same settings, but a meta.json whose config hash predates the dark level's revision:
-    the experiment is re-predicted (never retrained); as recorded now, complete."""
+    """Same settings, but a fold whose prediction hash predates the dark level's revision: the
+    experiment is re-predicted (never retrained); as recorded now, complete."""
     exp, config, data = spread_run["spread"], spread_run["config"], spread_run["data"]
     assert experiment_state(exp.parent, config, data) == "complete"
     shutil.copytree(exp, tmp_path / exp.name)
-    meta_path = tmp_path / exp.name / "meta.json"
-    meta = json.loads(meta_path.read_text())
-    meta_path.write_text(json.dumps({**meta, "config_hash": "0" * 16}))
+    done_path = tmp_path / exp.name / "folds" / "fold1" / "done.json"
+    done = json.loads(done_path.read_text())
+    first_build = dict(config["predict"])  # the hash as the first build made it: no revision
+    done_path.write_text(json.dumps({**done, "prediction": _hash(first_build)}))
     assert experiment_state(tmp_path, config, data) == "repredict"
 
 

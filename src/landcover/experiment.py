@@ -27,13 +27,7 @@ from .artifacts import is_complete, read_json, read_yaml_mapping
 from .assemble import assemble, repredict
 from .atomic import write_json
 from .cache import PreparedData
-from .config import (
-    PREDICTION,
-    config_differences,
-    config_hash,
-    prediction_hash,
-    training_hash,
-)
+from .config import PREDICTION, config_differences, prediction_hash, training_hash
 from .errors import ConfigError
 from .fold_plan import FoldPlan, plan_for
 from .fold_predict import predict_fold
@@ -59,8 +53,18 @@ def experiment_state(oof_dir: Path, config: dict, data: PreparedData) -> str:
     differ = config_differences(trained, config)
     if not same or any(not d.startswith(f"{PREDICTION}.") for d in differ):
         return "stale"
-    revised = meta.get("config_hash") != config_hash(config)  # same settings, working revised
-    return "repredict" if differ or revised else "complete"
+    return "repredict" if differ or _revised(exp_dir, config) else "complete"
+
+
+def _revised(exp_dir: Path, config: dict) -> bool:
+    """Some fold recorded a prediction hash other than the config's: the same ``predict``
+    settings, but a switch's working has changed since (``config.REVISED``)."""
+    wanted = prediction_hash(config)
+    for done in (exp_dir / "folds").glob("fold*/done.json"):
+        recorded = json.loads(done.read_text()).get("prediction")
+        if recorded is not None and recorded != wanted:
+            return True
+    return False
 
 
 def fold_key(config: dict, data: PreparedData, plan: FoldPlan) -> dict:
