@@ -124,6 +124,9 @@ def test_bad_overrides(override: str, message: str):
 def test_bad_shifted_kinds():
     with pytest.raises(ConfigError, match=re.escape("'gbm.shifted_kinds' must be some of")):
         load_config("pixel_lightgbm_shifted", overrides=["gbm.shifted_kinds=[gain,none]"])
+    assert load_config("pixel_lightgbm_shifted")["gbm"]["shifted_kinds"] == [
+        "gain", "gain", "offset", "haze",
+    ]  # fmt: skip  # half the copies a gain: the member's worst change once the dark level is on
     config = load_config("pixel_lightgbm_shifted", overrides=["gbm.shifted_kinds=[gain,season]"])
     assert config["gbm"]["shifted_kinds"] == ["gain", "season"]
 
