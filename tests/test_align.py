@@ -34,7 +34,7 @@ from landcover.align import (
 )
 from landcover.config import _hash, load_config, prediction_hash
 from landcover.constants import CLASSES
-from landcover.errors import ConfigError
+from landcover.errors import ArtifactError, ConfigError
 from landcover.experiment import experiment_state, run_experiment
 from landcover.predictor import Member, Predictor
 from landcover.shift import SHIFTS, shifted
@@ -342,7 +342,8 @@ def test_beyond_spread_folds_record_their_spread_and_predict_py_reproduces_them(
 
 def test_an_experiment_predicted_before_a_revision_is_re_predicted(spread_run, tmp_path: Path):
     """Same settings, but a fold whose prediction hash predates the dark level's revision: the
-    experiment is re-predicted (never retrained); as recorded now, complete."""
+    experiment is re-predicted (never retrained), and predict.py refuses it until then; as
+    recorded now, complete."""
     exp, config, data = spread_run["spread"], spread_run["config"], spread_run["data"]
     assert experiment_state(exp.parent, config, data) == "complete"
     shutil.copytree(exp, tmp_path / exp.name)
@@ -351,6 +352,8 @@ def test_an_experiment_predicted_before_a_revision_is_re_predicted(spread_run, t
     first_build = dict(config["predict"])  # the hash as the first build made it: no revision
     done_path.write_text(json.dumps({**done, "prediction": _hash(first_build)}))
     assert experiment_state(tmp_path, config, data) == "repredict"
+    with pytest.raises(ArtifactError, match=r"folds \[1\] were predicted by an earlier working"):
+        Predictor.load(tmp_path / exp.name, device="cpu")  # predict.py: not silently otherwise
 
 
 def _predict(model: Path, source: Path, out: Path) -> np.ndarray:

@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 
 from .atomic import atomic_dir
+from .config import prediction_hash
 from .errors import ArtifactError, LandcoverError
 from .tables import Proportions, read_proportions, write_proportions
 
@@ -61,6 +62,18 @@ def is_complete(path: str | os.PathLike[str]) -> bool:
         and not path.name.startswith(".")
         and all((path / name).is_file() for name in REQUIRED_FILES)
     )
+
+
+def predicted_otherwise(path: str | os.PathLike[str], config: dict) -> list[int]:
+    """The folds of experiment ``path`` whose recorded prediction hash is not ``config``'s:
+    predicted under other ``predict`` settings, or by an earlier working of one
+    (``config.REVISED``). Folds that recorded none are taken as they are."""
+    wanted, stale = prediction_hash(config), []
+    for done in sorted((Path(path) / "folds").glob("fold*/done.json")):
+        recorded = json.loads(done.read_text()).get("prediction")
+        if recorded is not None and recorded != wanted:
+            stale.append(int(done.parent.name.removeprefix("fold")))
+    return stale
 
 
 def load_experiment(path: str | os.PathLike[str]) -> Experiment:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from . import distributed
-from .artifacts import is_complete, read_json, read_yaml_mapping
+from .artifacts import is_complete, predicted_otherwise, read_json, read_yaml_mapping
 from .assemble import assemble, repredict
 from .atomic import write_json
 from .cache import PreparedData
@@ -53,18 +53,8 @@ def experiment_state(oof_dir: Path, config: dict, data: PreparedData) -> str:
     differ = config_differences(trained, config)
     if not same or any(not d.startswith(f"{PREDICTION}.") for d in differ):
         return "stale"
-    return "repredict" if differ or _revised(exp_dir, config) else "complete"
-
-
-def _revised(exp_dir: Path, config: dict) -> bool:
-    """Some fold recorded a prediction hash other than the config's: the same ``predict``
-    settings, but a switch's working has changed since (``config.REVISED``)."""
-    wanted = prediction_hash(config)
-    for done in (exp_dir / "folds").glob("fold*/done.json"):
-        recorded = json.loads(done.read_text()).get("prediction")
-        if recorded is not None and recorded != wanted:
-            return True
-    return False
+    revised = predicted_otherwise(exp_dir, config)  # same settings, a switch's working changed
+    return "repredict" if differ or revised else "complete"
 
 
 def fold_key(config: dict, data: PreparedData, plan: FoldPlan) -> dict:

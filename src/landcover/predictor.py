@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .align import RegionSample, dark_corrected, mapped, region_map
-from .artifacts import is_complete, load_experiment
+from .artifacts import is_complete, load_experiment, predicted_otherwise
 from .blending import BlendParams, Stack, blend
 from .constants import N_CLASSES, OFFICIAL_ROW_WIDTH, PATCH_SIZE
 from .errors import ArtifactError
@@ -107,6 +107,13 @@ class Predictor:
             )
         members = []
         for exp, weight, temperature in entries:
+            stale = predicted_otherwise(exp.path, exp.config)
+            if stale:
+                raise ArtifactError(
+                    f"{exp.path}: folds {stale} were predicted by an earlier working of its "
+                    "predict settings; re-run train.py on this experiment to re-predict it "
+                    "(nothing is retrained)"
+                )
             member = member_for(exp.config)
             n_folds = int(exp.oof.folds.max()) + 1
             folds = [member.load(exp.path / "folds" / f"fold{k}", dev) for k in range(n_folds)]
