@@ -17,9 +17,9 @@ from conftest import run_cli
 from landcover.align import (
     ANCHORS,
     MIN_PATCHES,
+    FoldRadiometry,
     RegionSample,
     affine_fit,
-    aligned,
     band_quantiles,
     beyond_spread,
     corrections,
@@ -27,7 +27,6 @@ from landcover.align import (
     dark_corrected,
     dark_levels,
     pixel_quantiles,
-    region_aligned,
     region_map,
     regions,
     training_spread,
@@ -72,7 +71,7 @@ def test_a_change_shared_by_the_region_is_undone(kind: str):
     change moved it by tens to hundreds."""
     x = _images()
     changed = shifted(x, np.arange(len(x)), kind, region=7)
-    back = aligned(changed, band_quantiles(x))
+    back = FoldRadiometry(reference=band_quantiles(x)).prepared(changed)
     moved = np.abs(changed.astype(float) - x).mean()
     assert moved > 25, kind
     assert np.abs(back.astype(float) - x).mean() < 2.0, kind
@@ -110,9 +109,10 @@ def test_each_region_is_aligned_on_its_own():
     changed[:20] *= 1.12
     changed[20:] += 200
     changed = changed.astype(np.uint16)
-    back = region_aligned(changed, np.arange(40), ids, 10, band_quantiles(x))
+    radiometry = FoldRadiometry(reference=band_quantiles(x))
+    back = radiometry.regions_prepared(changed, ids, 10)
     assert np.abs(back.astype(float) - x).mean() < 3.0
-    one = aligned(changed, band_quantiles(x))  # the two as one region: not undone
+    one = radiometry.prepared(changed)  # the two as one region: not undone
     assert np.abs(one.astype(float) - x).mean() > 3 * np.abs(back.astype(float) - x).mean()
 
 
@@ -162,11 +162,12 @@ def test_the_natural_spread_is_what_the_training_rows_differ_by():
     assert (spread[:, 1] > 0.02 * top).all() and (spread[:, 1] < 0.06 * top).all(), spread
     region = _images(n=20, seed=9)
     within = (region * 1.01).astype(np.uint16)
-    kept = region_aligned(within, np.arange(20), np.arange(1, 21), width, reference, spread)
+    beyond, ids = FoldRadiometry(reference=reference, spread=spread), np.arange(1, 21)
+    kept = beyond.regions_prepared(within, ids, width)
     np.testing.assert_array_equal(kept, within)
     far = (region * 1.3).astype(np.uint16)
-    back = region_aligned(far, np.arange(20), np.arange(1, 21), width, reference, spread)
-    full = region_aligned(far, np.arange(20), np.arange(1, 21), width, reference)
+    back = beyond.regions_prepared(far, ids, width)
+    full = FoldRadiometry(reference=reference).regions_prepared(far, ids, width)
     ratio = back.astype(float).mean() / region.astype(float).mean()
     assert 1.0 < ratio < 1.08 and np.abs(full.astype(float) / region.mean() - 1).mean() < 1.0
 
@@ -229,17 +230,47 @@ def test_a_region_is_read_after_each_patch_dark_level_and_predictor_matches_the_
         RegionSample.of_images(region).quantiles(bound),
         band_quantiles(dark_corrected(region, bound)),
     )
-    first = region_aligned(dark_corrected(region, bound), where, ids, 10, reference)
-    member = Member("m", Path("m"), {}, {}, 1.0, 1.0, [None], [reference], None, [bound])
+    aligning = FoldRadiometry(reference=reference)
+    first = aligning.regions_prepared(dark_corrected(region, bound), ids, 10, where)
+    radiometry = FoldRadiometry(bound, reference)
+    np.testing.assert_array_equal(radiometry.regions_prepared(region, ids, 10), first)
+    member = Member("m", Path("m"), {}, {}, 1.0, 1.0, [None], [radiometry])
     predictor = Predictor([member], 0.0, np.zeros(8), Path("m"))
     np.testing.assert_array_equal(predictor.inputs(member, 0, region), first)
     with predictor.region_of(RegionSample.of([region[:7], region[7:]])):
         np.testing.assert_array_equal(predictor.inputs(member, 0, region), first)
-    after = dark_corrected(region_aligned(region, where, ids, 10, reference), bound)
+    after = dark_corrected(aligning.regions_prepared(region, ids, 10), bound)
     error = {
         n: np.abs(x.astype(float) - clean).mean() for n, x in (("first", first), ("after", after))
     }
     assert error["first"] < 0.8 * error["after"], error
+
+
+def test_a_window_dark_level_is_read_from_its_ground_not_its_nodata():
+    """A scene window half nodata (zeros) reads its dark level from its valid pixels: lifted by
+    residual path radiance, it is lowered as the same ground without nodata would be, where
+    its nodata would have hidden the excess; a window with no valid grid pixel reads them all."""
+    train = _images(n=60, seed=1)
+    bound = dark_bound(train, np.arange(60))
+    hazy = np.clip(_images(n=2, seed=4).astype(float) + 300, 1, 65535).astype(np.uint16)
+    valid = np.ones((2, 32, 32), dtype=bool)
+    valid[:, :, 16:] = False
+    windows = hazy.copy()
+    windows[:, :, ~valid[0]] = 0  # the scene's nodata
+    radiometry = FoldRadiometry(bound=bound)
+    whole = radiometry.prepared(hazy)
+    assert (dark_levels(hazy) > bound).all()
+    np.testing.assert_array_equal(radiometry.prepared(windows), windows)  # the nodata hid it
+    ground = radiometry.prepared(windows, valid=valid)
+    excess = dark_levels(hazy[:, :, :, :16]) - bound
+    np.testing.assert_allclose(
+        ground[:, :, :, :16].astype(float), hazy[:, :, :, :16] - excess[:, :, None, None], atol=1
+    )
+    lowered = (windows[:, :, :, :16].astype(float) - ground[:, :, :, :16]).mean(axis=(2, 3))
+    assert (lowered > 20).all(), lowered  # every band of both lowered, as the whole ground is
+    assert ((hazy.astype(float) - whole).mean(axis=(2, 3)) > 20).all()
+    empty = np.zeros_like(valid)
+    np.testing.assert_array_equal(radiometry.prepared(windows, valid=empty), windows)
 
 
 def test_a_scene_region_is_cut_into_windows_each_with_its_dark_level():

@@ -189,11 +189,11 @@ def test_an_interrupted_map_leaves_no_file(mapped: dict, monkeypatch):
     calls = []
     real = Predictor.pixel_probabilities
 
-    def fail_later(self, member, fold, images):
+    def fail_later(self, member, fold, images, valid=None):
         calls.append(1)
         if len(calls) > 3:
             raise KeyboardInterrupt
-        return real(self, member, fold, images)
+        return real(self, member, fold, images, valid)
 
     monkeypatch.setattr(Predictor, "pixel_probabilities", fail_later)
     tmp = mapped["tmp"]

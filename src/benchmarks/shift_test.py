@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landcover.align import dark_bound, dark_corrected, fold_alignment, region_aligned
+from landcover.align import FoldRadiometry
 from landcover.artifacts import load_experiment
 from landcover.cache import prepare_data
 from landcover.fold_plan import plan_for
@@ -130,22 +130,16 @@ def main() -> None:
                 f"{member.name} ({member.path.parent.name})" if taken else member.name
             )
     plan, width = plan_for(data, first.config["data"]), int(first.meta["fold_scheme"]["row_width"])
-    refs: dict[tuple, tuple] = {}  # each fold's (reference, spread) per mode, read once
-    bounds: dict[int, np.ndarray] = {}  # each fold's training dark level, read once
+    radiometry: dict[tuple, FoldRadiometry] = {}  # each fold's, per setting, read once
 
     def aligner(mode, dark):
         def align(changed, patch_ids, fold):  # as the pipeline prepares a fold (fold_predict.py)
-            if mode and (fold, mode) not in refs:
+            if (fold, mode, dark) not in radiometry:
                 rows = plan.train_rows(fold)
-                refs[fold, mode] = fold_alignment(images, rows, ids[rows], width, mode)
-            if dark and fold not in bounds:
-                bounds[fold] = dark_bound(images, plan.train_rows(fold))
-            if dark:  # first: the region's quantiles read after it
-                changed = dark_corrected(changed, bounds[fold])
-            if mode:
-                where = np.arange(len(changed))
-                changed = region_aligned(changed, where, patch_ids, width, *refs[fold, mode])
-            return changed
+                radiometry[fold, mode, dark] = FoldRadiometry.of_fold(
+                    images, rows, ids[rows], width, mode, dark
+                )
+            return radiometry[fold, mode, dark].regions_prepared(changed, patch_ids, width)
 
         return align
 

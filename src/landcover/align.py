@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 
@@ -169,15 +170,6 @@ def mapped(images: np.ndarray, gain: np.ndarray, offset: np.ndarray) -> np.ndarr
     return out
 
 
-def aligned(
-    images: np.ndarray, reference: np.ndarray, spread: np.ndarray | None = None
-) -> np.ndarray:
-    """``images`` (n, 4, H, W) uint16 of one region mapped, per band, onto the radiometry whose
-    quantiles are ``reference`` (``band_quantiles`` of the training images; ``spread``: only
-    beyond it, ``region_map``)."""
-    return mapped(images, *region_map(band_quantiles(images), reference, spread))
-
-
 def regions(ids: np.ndarray, row_width: int) -> list[np.ndarray]:
     """Positions in ``ids`` grouped into regions: runs of contiguous raster rows (id i + width
     is the tile below id i), a run of fewer than ``MIN_PATCHES`` patches joined to the run
@@ -197,24 +189,6 @@ def regions(ids: np.ndarray, row_width: int) -> list[np.ndarray]:
     return [np.sort(r) for r in merged]
 
 
-def region_aligned(
-    images: np.ndarray,
-    rows: np.ndarray,
-    ids: np.ndarray,
-    row_width: int,
-    reference: np.ndarray,
-    spread: np.ndarray | None = None,
-) -> np.ndarray:
-    """``images[rows]`` (uint16, in memory) with each region of their ``ids`` (``regions``)
-    aligned on its own to ``reference`` (``spread``: only beyond it, ``region_map``)."""
-    rows = np.asarray(rows)
-    out = np.empty((len(rows), *np.shape(images)[1:]), dtype=np.uint16)
-    for where in regions(ids, row_width):
-        gain, offset = region_map(band_quantiles(images, rows[where]), reference, spread)
-        out[where] = mapped(images[rows[where]], gain, offset)
-    return out
-
-
 def patch_grids(images: np.ndarray) -> np.ndarray:
     """(n, bands, g): each patch's pixel grid (every ``STRIDE``-th pixel of every
     ``STRIDE``-th row) of (n, bands, H, W) images: what its quantiles and dark level read."""
@@ -227,12 +201,21 @@ def grid_levels(pixels: np.ndarray) -> np.ndarray:
     return np.percentile(np.asarray(pixels, dtype=np.float64), DARK_PERCENTILE, axis=-1)
 
 
-def dark_levels(images: np.ndarray) -> np.ndarray:
+def dark_levels(images: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
     """(n, bands): each patch's dark level, the ``DARK_PERCENTILE`` of each band over its pixel
-    grid (``patch_grids``) of (n, bands, H, W) images."""
+    grid (``patch_grids``) of (n, bands, H, W) images; ``valid`` (n, H, W): only the grid's
+    valid pixels count (a scene window's nodata is not ground), all of them where none is."""
     out = np.empty(np.shape(images)[:2])
     for i in range(0, len(out), CHUNK):
-        out[i : i + CHUNK] = grid_levels(patch_grids(images[i : i + CHUNK]))
+        grids = patch_grids(images[i : i + CHUNK])
+        if valid is None:
+            out[i : i + CHUNK] = grid_levels(grids)
+            continue
+        masks = np.asarray(valid[i : i + CHUNK], bool)[:, ::STRIDE, ::STRIDE]
+        masks = masks.reshape(len(grids), -1)
+        out[i : i + CHUNK] = [
+            grid_levels(g[:, m] if m.any() else g) for g, m in zip(grids, masks, strict=True)
+        ]
     return out
 
 
@@ -258,11 +241,13 @@ def lowered(pixels: np.ndarray, excess: float) -> np.ndarray:
     return np.clip(np.rint(out), 1, 65535).astype(np.uint16)
 
 
-def dark_corrected(images: np.ndarray, bound: np.ndarray) -> np.ndarray:
-    """(n, bands, H, W) uint16 ``images``, each patch whose dark level (``dark_levels``) lies
-    above ``bound`` in a band lowered there by the excess, so that it sits on the bound; the
-    other patches and bands as they are."""
-    excess = dark_excess(dark_levels(images), bound)
+def dark_corrected(
+    images: np.ndarray, bound: np.ndarray, valid: np.ndarray | None = None
+) -> np.ndarray:
+    """(n, bands, H, W) uint16 ``images``, each patch whose dark level (``dark_levels``, of its
+    ``valid`` pixels if given) lies above ``bound`` in a band lowered there by the excess, so
+    that it sits on the bound; the other patches and bands as they are."""
+    excess = dark_excess(dark_levels(images, valid), bound)
     out = np.array(images, dtype=np.uint16)  # a copy, in memory
     for i, j in zip(*np.nonzero(excess), strict=True):
         out[i, j] = lowered(out[i, j], excess[i, j])
@@ -330,3 +315,102 @@ class RegionSample:
                 ]
             self._quantiles[key] = pixel_quantiles(np.concatenate(grids, axis=1))
         return self._quantiles[key]
+
+
+@dataclass(eq=False)
+class FoldRadiometry:
+    """How one fold model's inputs are prepared, in one place for the fold loop, ``predict.py``
+    (patches and scene windows) and the shift test: each patch's dark level first brought
+    within ``bound`` (``predict.dark_level``), then the patches of a region mapped onto
+    ``reference`` (``predict.align``; only beyond ``spread`` under ``beyond_spread``) by the
+    map its quantiles give once read after that correction. Nothing set: inputs as they are.
+    The fields are what the fold's ``done.json`` records (``RECORDED``)."""
+
+    bound: np.ndarray | None = None  # (bands,) the training patches' dark level
+    reference: np.ndarray | None = None  # (bands, len(QUANTILES)) the training quantiles
+    spread: np.ndarray | None = None  # (bands, len(ANCHORS)) the training rows' natural spread
+
+    RECORDED: ClassVar[dict[str, str]] = {  # field: its key in done.json
+        "bound": "dark_bound",
+        "reference": "align_reference",
+        "spread": "align_spread",
+    }
+
+    @classmethod
+    def of_fold(
+        cls,
+        images: np.ndarray,
+        rows: np.ndarray,
+        ids: np.ndarray,
+        row_width: int | None,
+        align: bool | str,
+        dark_level: bool,
+    ) -> FoldRadiometry:
+        """A fold's, from its training patches ``images[rows]`` (sample ids ``ids``), as the
+        ``predict`` settings ``align`` and ``dark_level`` ask."""
+        bound = dark_bound(images, rows) if dark_level else None
+        reference, spread = (
+            fold_alignment(images, rows, ids, row_width, align) if align else (None, None)
+        )
+        return cls(bound, reference, spread)
+
+    @classmethod
+    def recorded(cls, record: dict, keys: Iterable[str]) -> FoldRadiometry:
+        """From a fold's ``done.json`` ``record``: the fields named (``RECORDED`` values)."""
+        keys = set(keys)
+        return cls(
+            **{f: np.asarray(record[k], np.float64) for f, k in cls.RECORDED.items() if k in keys}
+        )
+
+    def record(self) -> dict:
+        """What the fold's ``done.json`` records: every field set, by its ``RECORDED`` key."""
+        return {
+            k: getattr(self, f).tolist()
+            for f, k in self.RECORDED.items()
+            if getattr(self, f) is not None
+        }
+
+    @property
+    def aligns(self) -> bool:
+        return self.reference is not None
+
+    @property
+    def changes(self) -> bool:
+        return self.aligns or self.bound is not None
+
+    def prepared(
+        self,
+        images: np.ndarray,
+        rows: np.ndarray | None = None,
+        region: RegionSample | None = None,
+        valid: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(n, bands, H, W) uint16 ``images[rows]`` (all by default) of one region as the fold
+        model takes them, in chunks; ``region``: the region's sample if already read (a scene's,
+        a chunked read's), else read from them; ``valid`` (n, H, W): the pixels each patch's
+        dark level is read from (a scene window's; ``dark_levels``)."""
+        rows = np.arange(len(images)) if rows is None else np.asarray(rows)
+        if self.aligns:
+            region = RegionSample.of_images(images, rows) if region is None else region
+            gain, offset = region_map(region.quantiles(self.bound), self.reference, self.spread)
+        out = np.empty((len(rows), *np.shape(images)[1:]), dtype=np.uint16)
+        for i in range(0, len(rows), CHUNK):
+            x = np.asarray(images[rows[i : i + CHUNK]])
+            if self.bound is not None:
+                mask = None if valid is None else valid[i : i + CHUNK]
+                x = dark_corrected(x, self.bound, mask)
+            out[i : i + CHUNK] = mapped(x, gain, offset) if self.aligns else x
+        return out
+
+    def regions_prepared(
+        self, images: np.ndarray, ids: np.ndarray, row_width: int, rows: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``images[rows]`` (all by default; sample ids ``ids``) prepared, each region of their
+        ids (``regions``) on its own: a validation fold's, a test set's."""
+        rows = np.arange(len(images)) if rows is None else np.asarray(rows)
+        if not self.aligns:  # nothing read per region
+            return self.prepared(images, rows)
+        out = np.empty((len(rows), *np.shape(images)[1:]), dtype=np.uint16)
+        for where in regions(ids, row_width):
+            out[where] = self.prepared(images, rows[where])
+        return out

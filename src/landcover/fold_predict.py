@@ -1,14 +1,14 @@
 """How a trained fold model predicts its validation rows and the test set: shared out between
 the ranks of a distributed job; under ``predict.dark_level`` each patch's dark level first
 brought within the fold's training patches', then, under ``predict.align``, each region of
-patches mapped onto the radiometry of the training patches (``align.py``)."""
+patches mapped onto the radiometry of the training patches (``align.FoldRadiometry``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from . import distributed
-from .align import dark_bound, dark_corrected, fold_alignment, region_aligned
+from .align import FoldRadiometry
 from .cache import PreparedData
 from .fold_plan import FoldPlan
 
@@ -29,25 +29,18 @@ def predict_fold(
     val_images, val_rows = data.train_images, plan.val_rows(fold)
     test_images, test_rows = data.test_images, np.arange(len(data.test_ids))
     record = {}
-    if config["predict"]["dark_level"]:  # first: the region's quantiles read after it
-        bound = dark_bound(data.train_images, plan.train_rows(fold))
-        val_images = dark_corrected(val_images[val_rows], bound)
-        test_images = dark_corrected(test_images[test_rows], bound)
+    predict, width = config["predict"], plan.scheme.get("row_width")
+    train_rows = plan.train_rows(fold)
+    radiometry = FoldRadiometry.of_fold(
+        data.train_images, train_rows, data.train_ids[train_rows], width,
+        predict["align"], predict["dark_level"],
+    )  # fmt: skip
+    if radiometry.changes:
+        val_ids = data.train_ids[val_rows]
+        val_images = radiometry.regions_prepared(val_images, val_ids, width, val_rows)
+        test_images = radiometry.regions_prepared(test_images, data.test_ids, width, test_rows)
         val, val_rows, test_rows = None, np.arange(len(val_rows)), np.arange(len(test_rows))
-        record["dark_bound"] = bound.tolist()
-    if config["predict"]["align"]:
-        width, train_rows = plan.scheme["row_width"], plan.train_rows(fold)
-        train_ids, mode = data.train_ids[train_rows], config["predict"]["align"]
-        reference, spread = fold_alignment(data.train_images, train_rows, train_ids, width, mode)
-        val_ids = data.train_ids[plan.val_rows(fold)]
-        val_images = region_aligned(val_images, val_rows, val_ids, width, reference, spread)
-        test_images = region_aligned(
-            test_images, test_rows, data.test_ids, width, reference, spread
-        )
-        val, val_rows, test_rows = None, np.arange(len(val_rows)), np.arange(len(test_rows))
-        record["align_reference"] = reference.tolist()
-        if spread is not None:
-            record["align_spread"] = spread.tolist()
+        record.update(radiometry.record())
     if val is None:
         val = _predict(model, val_images, val_rows, "val", shared)
     return val, _predict(model, test_images, test_rows, "test", shared), record

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .align import RegionSample, dark_corrected, mapped, region_map
+from .align import FoldRadiometry, RegionSample
 from .artifacts import is_complete, load_experiment, predicted_otherwise
 from .blending import BlendParams, Stack, blend
 from .constants import N_CLASSES, OFFICIAL_ROW_WIDTH, PATCH_SIZE
@@ -47,29 +47,35 @@ class Member:
     weight: float
     temperature: float
     folds: list[FoldModel]
-    references: list[np.ndarray] | None = None  # per fold, under predict.align
-    spreads: list[np.ndarray] | None = None  # per fold, under predict.align: beyond_spread
-    dark_bounds: list[np.ndarray] | None = None  # per fold, under predict.dark_level
+    radiometry: list[FoldRadiometry] | None = None  # per fold: how its inputs are prepared
 
     @property
     def hard(self) -> bool:
         return self.config["predict"]["mode"] == "hard"
 
 
-def _recorded(path: Path, n_folds: int, key: str, setting: str) -> list[np.ndarray]:
-    """Each fold's ``key`` (``align_reference``: its training quantiles; ``align_spread``: its
-    natural spread; ``dark_bound``: its training patches' dark level), from its ``done.json``,
-    which ``setting`` makes it record."""
+def _radiometry(path: Path, n_folds: int, config: dict) -> list[FoldRadiometry] | None:
+    """Each fold's ``FoldRadiometry`` from its ``done.json``, under the ``predict`` settings that
+    make it record one (``align_reference``, ``align_spread``, ``dark_bound``); None if none."""
+    align, dark = config["predict"].get("align"), config["predict"].get("dark_level")
+    needed = {"dark_bound": "predict.dark_level"} if dark else {}
+    if align:
+        needed["align_reference"] = "predict.align"
+    if align == "beyond_spread":
+        needed["align_spread"] = "predict.align"
+    if not needed:
+        return None
     out = []
     for k in range(n_folds):
         done = path / "folds" / f"fold{k}" / "done.json"
-        value = json.loads(done.read_text()).get(key) if done.is_file() else None
-        if value is None:
-            raise ArtifactError(
-                f"{done}: {setting} is on but the fold recorded no {key}; "
-                "re-run train.py on this experiment to re-predict it"
-            )
-        out.append(np.asarray(value, dtype=np.float64))
+        record = json.loads(done.read_text()) if done.is_file() else {}
+        for key, setting in needed.items():
+            if record.get(key) is None:
+                raise ArtifactError(
+                    f"{done}: {setting} is on but the fold recorded no {key}; "
+                    "re-run train.py on this experiment to re-predict it"
+                )
+        out.append(FoldRadiometry.recorded(record, needed))
     return out
 
 
@@ -117,30 +123,10 @@ class Predictor:
             member = member_for(exp.config)
             n_folds = int(exp.oof.folds.max()) + 1
             folds = [member.load(exp.path / "folds" / f"fold{k}", dev) for k in range(n_folds)]
-            align = exp.config["predict"].get("align")
-            on = "predict.align"
-            refs = _recorded(exp.path, n_folds, "align_reference", on) if align else None
-            spreads = (
-                _recorded(exp.path, n_folds, "align_spread", on)
-                if align == "beyond_spread"
-                else None
-            )
-            dark = exp.config["predict"].get("dark_level")
-            bounds = (
-                _recorded(exp.path, n_folds, "dark_bound", "predict.dark_level") if dark else None
-            )
+            radiometry = _radiometry(exp.path, n_folds, exp.config)
             members.append(
                 Member(
-                    exp.name,
-                    exp.path,
-                    exp.config,
-                    exp.meta,
-                    weight,
-                    temperature,
-                    folds,
-                    refs,
-                    spreads,
-                    bounds,
+                    exp.name, exp.path, exp.config, exp.meta, weight, temperature, folds, radiometry
                 )
             )
         return cls(members, floor, prior, path)
@@ -171,7 +157,7 @@ class Predictor:
     @property
     def aligns(self) -> bool:
         """Some member maps its input region onto its training radiometry (``region_of``)."""
-        return any(m.references is not None for m in self.members)
+        return any(m.radiometry is not None and m.radiometry[0].aligns for m in self.members)
 
     @contextmanager
     def region_of(self, region: RegionSample | None) -> Iterator[None]:
@@ -184,21 +170,21 @@ class Predictor:
             self.region = None
 
     def inputs(
-        self, member: Member, fold: int, images: np.ndarray, region: RegionSample | None = None
+        self,
+        member: Member,
+        fold: int,
+        images: np.ndarray,
+        region: RegionSample | None = None,
+        valid: np.ndarray | None = None,
     ) -> np.ndarray:
-        """``images`` as fold model ``fold`` of ``member`` takes them: each one's dark level
-        brought within its training patches' under ``predict.dark_level``, then aligned to its
-        training radiometry under ``predict.align`` (``region``: the images' region, if
-        already read; its quantiles after the same correction); else as they are."""
-        bound = None if member.dark_bounds is None else member.dark_bounds[fold]
-        if member.references is not None:  # the region read as it is, corrected as they are
-            region = region if region is not None else self.region
-            region = RegionSample.of_images(images) if region is None else region
-            spread = None if member.spreads is None else member.spreads[fold]
-            gain, offset = region_map(region.quantiles(bound), member.references[fold], spread)
-        if bound is not None:
-            images = dark_corrected(images, bound)
-        return images if member.references is None else mapped(images, gain, offset)
+        """``images`` as fold model ``fold`` of ``member`` takes them (its ``FoldRadiometry``:
+        each one's dark level, of its ``valid`` pixels if given, brought within its training
+        patches', then the region aligned to its training radiometry; ``region``: the images'
+        region if already read, else ``region_of``'s, else the images); else as they are."""
+        if member.radiometry is None:
+            return images
+        region = region if region is not None else self.region
+        return member.radiometry[fold].prepared(images, region=region, valid=valid)
 
     def combine(self, proportions: list[list[np.ndarray]]) -> np.ndarray:
         """(n, 10) blended proportions from ``proportions[member][fold]`` (n, 10) arrays:
@@ -227,10 +213,13 @@ class Predictor:
         )
 
     @torch.no_grad()
-    def pixel_probabilities(self, member: Member, fold: int, images: np.ndarray) -> np.ndarray:
-        """Fold model ``fold`` of ``member`` on (n, 4, S, S) windows: (n, 10, S, S) per-pixel
-        probabilities (one-hot argmax for a hard member), or (n, 10) for an image-level one."""
-        inputs = self.inputs(member, fold, images)
+    def pixel_probabilities(
+        self, member: Member, fold: int, images: np.ndarray, valid: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Fold model ``fold`` of ``member`` on (n, 4, S, S) windows (``valid`` (n, S, S): their
+        pixels that are ground, not nodata): (n, 10, S, S) per-pixel probabilities (one-hot
+        argmax for a hard member), or (n, 10) for an image-level one."""
+        inputs = self.inputs(member, fold, images, valid=valid)
         probs = np.asarray(member.folds[fold].predict_probabilities(inputs), dtype=np.float32)
         if member.hard and probs.ndim == 4:
             probs = np.eye(N_CLASSES, dtype=np.float32)[probs.argmax(axis=1)].transpose(0, 3, 1, 2)

@@ -140,9 +140,10 @@ def predict_scene(
                     continue
                 n_windows += len(keep)
                 images = np.stack([pixels[:, :, lefts[j] : lefts[j] + size] for j in keep])
+                grounds = np.stack([valid[:, lefts[j] : lefts[j] + size] for j in keep])
                 for m, member in enumerate(members):
                     for k in range(len(member.folds)):
-                        probs = predictor.pixel_probabilities(member, k, images)
+                        probs = predictor.pixel_probabilities(member, k, images, grounds)
                         for j, p in zip(keep, probs, strict=True):
                             left = lefts[j]
                             w = weights[j] * valid[:, left : left + size]
