@@ -190,3 +190,19 @@ def test_what_a_model_file_fixes_survives_every_profile(profile: str):
                 assert config[key] == value, (profile, path.stem, key)
     bench = load_config("benchmark_unet", profile=profile, overrides={"run": {"device": "cpu"}})
     assert bench["predict"] == {**bench["predict"], "mode": "hard", "tta": 1}
+
+
+def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
+    """``gbm.relative`` came later: off, a config that lacks it hashes as before (its fold
+    models are not retrained); on, the training hash moves."""
+    from landcover.config import training_hash
+
+    config = load_config("pixel_lightgbm_shifted", profile="sample-cpu")
+    assert config["gbm"]["relative"] is False
+    before = dict(config, gbm={k: v for k, v in config["gbm"].items() if k != "relative"})
+    assert training_hash(config) == training_hash(before)
+    assert config_hash(config) == config_hash(before)
+    on = load_config(
+        "pixel_lightgbm_shifted", profile="sample-cpu", overrides=["gbm.relative=true"]
+    )
+    assert training_hash(on) != training_hash(config)

@@ -27,12 +27,14 @@ def _mapped(folder, images: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, 
 
 def test_each_set_has_its_named_columns():
     images = _images()
-    for spec in (BASIC, FeatureSpec(per_image=True), FeatureSpec(texture=True)):
+    sets = (BASIC, FeatureSpec(per_image=True), FeatureSpec(texture=True))
+    for spec in (*sets, FeatureSpec(texture=True, relative=True)):
         feats = pixel_features(images, 1, spec)
         assert feats.shape == (3, 32, 32, len(spec.names)) and feats.dtype == np.float32
         assert len(set(spec.names)) == len(spec.names)
         assert np.isfinite(feats).all()
     assert len(FeatureSpec(texture=True).names) == len(BASIC.names) + 9
+    assert len(FeatureSpec(texture=True, relative=True).names) == len(BASIC.names) + 13
     strided = pixel_features(images, 4, FeatureSpec(texture=True))
     full = pixel_features(images, 1, FeatureSpec(texture=True))
     np.testing.assert_array_equal(strided, full[:, 2::4, 2::4])
@@ -60,6 +62,29 @@ def test_per_image_features_ignore_a_gain_and_texture_ignores_a_uniform_one():
     std = names.index("std5_brightness")
     np.testing.assert_allclose(
         pixel_features(uniform, 1, spec)[..., std], before[..., std], atol=1e-2
+    )
+
+
+def test_relative_bands_ignore_a_patchs_gain_beside_the_bands_as_they_are():
+    """``gbm.relative``: each log band less the patch's mean of it, added after the other
+    features, which stay as they were: a per-band gain of the patch moves the log bands by
+    log g and leaves the relative ones where they were."""
+    images = _images()
+    gain = np.array([1.15, 0.85, 1.1, 0.9])[None, :, None, None]
+    changed = np.clip(np.rint(images * gain), 1, 65535).astype(np.uint16)
+    spec = FeatureSpec(texture=True, relative=True)
+    names, before = list(spec.names), pixel_features(images, 1, spec)
+    after = pixel_features(changed, 1, spec)
+    np.testing.assert_array_equal(
+        before[..., : len(names) - 4], pixel_features(images, 1, FeatureSpec(texture=True))
+    )
+    for band, g in zip(("b", "g", "r", "nir"), gain.ravel(), strict=True):
+        i, j = names.index(f"rel_{band}"), names.index(f"log_{band}")
+        np.testing.assert_allclose(after[..., i], before[..., i], atol=5e-3)  # uint16 rounding
+        assert abs(float((after[..., j] - before[..., j]).mean()) - np.log(g)) < 2e-3
+        np.testing.assert_allclose(before[..., i].mean(axis=(1, 2)), 0, atol=1e-4)
+    assert spec.tag == "-texture-rel" and FeatureSpec.from_config({"texture": True}).tag == (
+        "-texture"
     )
 
 

@@ -268,8 +268,19 @@ def _hash(value: object) -> str:
 
 
 PREDICTION = "predict"  # how trained fold models predict: a change re-predicts, never retrains
-LATER_SWITCHES = {"dark_level": False}  # predict keys added later: off, they leave hashes as before
+LATER_SWITCHES = {  # keys added later, per section: at their off value they leave hashes as before
+    PREDICTION: {"dark_level": False},
+    "gbm": {"relative": False},
+}
 REVISED = {"dark_level": 2}  # switches whose working changed: on, the revision joins the hash
+
+
+def _without_later(section: str, settings: object) -> object:
+    """A config section less its later switches at their off value (``LATER_SWITCHES``)."""
+    later = LATER_SWITCHES.get(section)
+    if not later or not isinstance(settings, dict):
+        return settings
+    return {k: v for k, v in settings.items() if not (k in later and v == later[k])}
 
 
 def _prediction(config: dict) -> dict:
@@ -279,18 +290,15 @@ def _prediction(config: dict) -> dict:
     comes before the region's alignment), its revision (experiments predicted the old way
     are re-predicted, never retrained)."""
     settings = config[PREDICTION]
-    kept = {
-        k: v for k, v in settings.items() if not (k in LATER_SWITCHES and v == LATER_SWITCHES[k])
-    }
     revised = {f"{k}_revision": n for k, n in REVISED.items() if settings.get(k)}
-    return {**kept, **revised}
+    return {**_without_later(PREDICTION, settings), **revised}
 
 
 def config_hash(config: dict) -> str:
     """Hash of what determines the results (not where it runs or what folds are shown)."""
     return _hash(
         {
-            k: _prediction(config) if k == PREDICTION else v
+            k: _prediction(config) if k == PREDICTION else _without_later(k, v)
             for k, v in config.items()
             if k not in NOT_RESULTS
         }
@@ -299,7 +307,9 @@ def config_hash(config: dict) -> str:
 
 def training_hash(config: dict) -> str:
     """Hash of what determines the trained fold models (not how they then predict)."""
-    return _hash({k: v for k, v in config.items() if k not in (*NOT_RESULTS, PREDICTION)})
+    return _hash(
+        {k: _without_later(k, v) for k, v in config.items() if k not in (*NOT_RESULTS, PREDICTION)}
+    )
 
 
 def prediction_hash(config: dict) -> str:

@@ -48,22 +48,29 @@ class FeatureSpec:
     are). ``texture``: also the local standard deviation of the log brightness at 5 and 17
     pixels (rough in towns, smooth in fields; a per-band gain does not change it in log
     space), the NDVI's local mean at 17 and 51 pixels and its local deviation at 5, and the
-    log bands' local mean at 51 pixels: the context that a pixel alone lacks.
+    log bands' local mean at 51 pixels: the context that a pixel alone lacks. ``relative``:
+    also each log band less the patch's own mean of it, beside the bands as they are (a
+    per-band gain of the whole patch taken out: a new region's calibration, a patch's own).
     """
 
     per_image: bool = False
     texture: bool = False
+    relative: bool = False
 
     @classmethod
     def from_config(cls, gcfg: dict) -> FeatureSpec:
         """From a ``gbm`` section; a key that an older experiment's config lacks means the
         basic set it was trained with."""
-        return cls(per_image=bool(gcfg.get("per_image")), texture=bool(gcfg.get("texture")))
+        return cls(
+            per_image=bool(gcfg.get("per_image")),
+            texture=bool(gcfg.get("texture")),
+            relative=bool(gcfg.get("relative")),
+        )
 
     @property
     def tag(self) -> str:
         """Suffix of the stores' folder names (empty for the basic set)."""
-        return "-relative" * self.per_image + "-texture" * self.texture
+        return "-relative" * self.per_image + "-texture" * self.texture + "-rel" * self.relative
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -74,10 +81,7 @@ class FeatureSpec:
             "brightness",
             *(f"mean{s}_{b}" for s in CONTEXT_SIZES for b in BANDS),
         )
-        if not self.texture:
-            return basic
-        return (
-            *basic,
+        texture = (
             "std5_brightness",
             "std17_brightness",
             "std5_ndvi",
@@ -85,6 +89,8 @@ class FeatureSpec:
             f"mean{WIDE}_ndvi",
             *(f"mean{WIDE}_{b}" for b in BANDS),
         )
+        relative = tuple(f"rel_{b}" for b in BANDS)
+        return (*basic, *texture * self.texture, *relative * self.relative)
 
 
 BASIC = FeatureSpec()
@@ -112,6 +118,7 @@ def pixel_features(images: np.ndarray, stride: int = 1, spec: FeatureSpec = BASI
     ndvi = (nir - red) / (nir + red + 1.0)
     ndwi = (green - nir) / (green + nir + 1.0)
     bright = np.log1p(raw.mean(axis=1))
+    relative = x - x.mean(axis=(2, 3), keepdims=True)
     if spec.per_image:
         x = x - x.mean(axis=(2, 3), keepdims=True)
         bright = bright - bright.mean(axis=(1, 2), keepdims=True)
@@ -124,6 +131,8 @@ def pixel_features(images: np.ndarray, stride: int = 1, spec: FeatureSpec = BASI
         parts += [_local_std(bright, 5), _local_std(bright, 17), _local_std(ndvi, 5)]
         parts += [_local(ndvi, 17), _local(ndvi, WIDE)]
         parts += [wide[:, 0], wide[:, 1], wide[:, 2], wide[:, 3]]
+    if spec.relative:
+        parts += [relative[:, 0], relative[:, 1], relative[:, 2], relative[:, 3]]
     feats = np.stack(parts, axis=-1)
     offset = stride // 2
     return np.ascontiguousarray(feats[:, offset::stride, offset::stride])
