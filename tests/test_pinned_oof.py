@@ -42,7 +42,7 @@ SETTINGS = {
 # Largest difference seen between two processor classes (AVX2 AMD against the earlier pins):
 # soft networks 7.4e-4, LightGBM with texture features 0.013, argmax counts 0.035.
 NETWORK, GBM, COUNTS = 0.005, 0.03, 0.06
-SPREAD_EVENLY = ["gain", "offset", "haze"]
+BEFORE_RELATIVE = {"shifted_kinds": ["gain", "offset", "haze"], "relative": False}
 
 
 def processor_class() -> str:
@@ -71,8 +71,9 @@ def processor_class() -> str:
         ("pixel_lightgbm", "pixel_lightgbm-texture", {"texture": True}, GBM),
         # trained for new ground: the networks' augment.shift, LightGBM's shifted copies
         ("unet_regnety_002_shifted", "unet_regnety_002_shifted", {}, NETWORK),
-        # (pinned with the copies' changes drawn evenly, before the gain was listed twice)
-        ("pixel_lightgbm_shifted", "pixel_lightgbm_shifted", {"shifted_kinds": SPREAD_EVENLY}, GBM),
+        # (pinned with the copies' changes drawn evenly, before the gain was listed twice and
+        # the relative bands were added)
+        ("pixel_lightgbm_shifted", "pixel_lightgbm_shifted", BEFORE_RELATIVE, GBM),
     ],
 )
 def test_oof_and_test_predictions_are_pinned(
