@@ -118,7 +118,7 @@ def pixel_features(images: np.ndarray, stride: int = 1, spec: FeatureSpec = BASI
     ndvi = (nir - red) / (nir + red + 1.0)
     ndwi = (green - nir) / (green + nir + 1.0)
     bright = np.log1p(raw.mean(axis=1))
-    relative = x - x.mean(axis=(2, 3), keepdims=True)
+    relative = x - x.mean(axis=(2, 3), keepdims=True) if spec.relative else None
     if spec.per_image:
         x = x - x.mean(axis=(2, 3), keepdims=True)
         bright = bright - bright.mean(axis=(1, 2), keepdims=True)
