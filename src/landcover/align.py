@@ -354,6 +354,17 @@ class FoldRadiometry:
         )
         return cls(bound, reference, spread)
 
+    @staticmethod
+    def recorded_keys(align: bool | str, dark_level: bool) -> dict[str, str]:
+        """The ``done.json`` keys a fold records under these ``predict`` settings (what
+        ``of_fold`` sets), each with the setting that asks for it."""
+        keys = {"dark_bound": "predict.dark_level"} if dark_level else {}
+        if align:
+            keys["align_reference"] = "predict.align"
+        if align == "beyond_spread":
+            keys["align_spread"] = "predict.align"
+        return keys
+
     @classmethod
     def recorded(cls, record: dict, keys: Iterable[str]) -> FoldRadiometry:
         """From a fold's ``done.json`` ``record``: the fields named (``RECORDED`` values)."""

@@ -57,12 +57,8 @@ class Member:
 def _radiometry(path: Path, n_folds: int, config: dict) -> list[FoldRadiometry] | None:
     """Each fold's ``FoldRadiometry`` from its ``done.json``, under the ``predict`` settings that
     make it record one (``align_reference``, ``align_spread``, ``dark_bound``); None if none."""
-    align, dark = config["predict"].get("align"), config["predict"].get("dark_level")
-    needed = {"dark_bound": "predict.dark_level"} if dark else {}
-    if align:
-        needed["align_reference"] = "predict.align"
-    if align == "beyond_spread":
-        needed["align_spread"] = "predict.align"
+    settings = config["predict"]
+    needed = FoldRadiometry.recorded_keys(settings.get("align"), settings.get("dark_level"))
     if not needed:
         return None
     out = []
