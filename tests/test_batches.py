@@ -137,7 +137,7 @@ def test_inputs_normalise_on_the_device_like_the_formula():
     config = {"run": {"channels_last": True}}
     norm = Normalizer(mean=[1.0, 2.0, 3.0, 4.0], std=[2.0] * 4, log=True)
     x = network_inputs(images, norm, torch.device("cpu"), config)
-    assert x.is_contiguous() and x.dtype == torch.float32
+    assert x.is_contiguous(memory_format=torch.channels_last) and x.dtype == torch.float32
     want = (np.log1p(images.astype(np.float64)) - np.array(norm.mean)[:, None, None]) / 2.0
     np.testing.assert_allclose(x.numpy(), want, rtol=1e-5, atol=1e-5)
 

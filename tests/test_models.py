@@ -11,6 +11,7 @@ from landcover.losses import class_weights, soft_proportions, total_loss
 from landcover.members import member_for
 from landcover.members.benchmark_unet import BenchmarkUNet
 from landcover.members.network import count_parameters
+from landcover.runtime import to_layout
 
 NETWORK_CONFIGS = sorted(
     p.stem
@@ -50,6 +51,27 @@ def test_model_config_forward_backward(name: str):
     loss.backward()
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert torch.isfinite(loss) and all(g is not None for g in grads)
+
+
+def test_channels_last_on_the_cpu_predicts_what_contiguous_does():
+    """``run.channels_last`` lays weights and inputs out channels-last on any device (the CPU's
+    oneDNN convolutions run faster so): only the last bits of the floats move."""
+    outputs = {}
+    for last in (False, True):
+        config = load_config("unet_regnety_002", overrides={"run": {"channels_last": last}})
+        torch.manual_seed(0)
+        model = member_for(config).prepare(torch.device("cpu")).eval()
+        weight = next(p for p in model.parameters() if p.ndim == 4)
+        assert weight.is_contiguous(memory_format=torch.channels_last) == last
+        x = to_layout(
+            torch.randn(2, 4, 64, 64, generator=torch.Generator().manual_seed(1)),
+            torch.device("cpu"),
+            config["run"],
+        )
+        with torch.inference_mode():
+            outputs[last] = model(x)
+    assert not torch.equal(outputs[False], outputs[True])  # another kernel ran
+    torch.testing.assert_close(outputs[True], outputs[False], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", ["unet_resnet18", "classifier_resnet18"])

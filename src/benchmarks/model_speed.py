@@ -4,8 +4,10 @@
     python src/benchmarks/model_speed.py --device cuda --batch 64 --size 256
 
 Training: forward + backward + AdamW step on random (batch, 4, size, size) inputs; inference:
-forward of whole 256x256 patches. On CUDA both run in bf16 autocast with channels-last tensors,
-as the trainer does. Prints images per second after warm-up steps.
+forward of whole 256x256 patches. On CUDA both run in bf16 autocast. Tensors are channels-last,
+as the trainer's are on any device (``run.channels_last``); ``--layouts
+channels_last,contiguous`` measures both, one after the other for each model, side by side.
+Prints images per second after warm-up steps.
 """
 
 from __future__ import annotations
@@ -24,13 +26,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from landcover.config import CONFIG_DIR, load_config
 from landcover.members import member_for
 
+LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+
 
 def measure(
-    name: str, device: torch.device, batch: int, size: int, steps: int
+    name: str, device: torch.device, batch: int, size: int, steps: int, layout: str
 ) -> tuple[float, float]:
     model = member_for(load_config(name)).build().to(device)
     cuda = device.type == "cuda"
-    fmt = torch.channels_last if cuda else torch.contiguous_format
+    fmt = LAYOUTS[layout]
     model = model.to(memory_format=fmt)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
     optimizer = torch.optim.AdamW(model.parameters())
@@ -70,7 +74,13 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128, help="training crop size")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: default)")
+    parser.add_argument(
+        "--layouts", default="channels_last", help="comma-separated: channels_last, contiguous"
+    )
     args = parser.parse_args()
+    layouts = args.layouts.split(",")
+    if unknown := [x for x in layouts if x not in LAYOUTS]:
+        parser.error(f"--layouts: unknown {unknown}, choose from {list(LAYOUTS)}")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -87,10 +97,11 @@ def main() -> None:
         f"device {device}, batch {args.batch}, training crops {args.size}px, threads "
         f"{torch.get_num_threads()}"
     )
-    print(f"{'model':24s} {'train img/s':>12s} {'infer img/s (256px)':>20s}")
+    print(f"{'model':24s} {'layout':14s} {'train img/s':>12s} {'infer img/s (256px)':>20s}")
     for name in names:
-        train, infer = measure(name, device, args.batch, args.size, args.steps)
-        print(f"{name:24s} {train:12.1f} {infer:20.1f}", flush=True)
+        for layout in layouts:
+            train, infer = measure(name, device, args.batch, args.size, args.steps, layout)
+            print(f"{name:24s} {layout:14s} {train:12.1f} {infer:20.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ def autocast(device: torch.device, run_cfg: dict):
 
 
 def to_layout(x: torch.Tensor, device: torch.device, run_cfg: dict) -> torch.Tensor:
-    """Channels-last on CUDA when ``run.channels_last``, plain contiguous otherwise."""
-    cuda_last = device.type == "cuda" and run_cfg["channels_last"]
-    return x.contiguous(memory_format=torch.channels_last if cuda_last else torch.contiguous_format)
+    """Channels-last when ``run.channels_last`` (on any device: the CPU's oneDNN convolutions
+    are faster in it too), plain contiguous otherwise."""
+    last = run_cfg["channels_last"]
+    return x.contiguous(memory_format=torch.channels_last if last else torch.contiguous_format)

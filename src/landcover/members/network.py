@@ -95,7 +95,7 @@ class NetworkMember(Member):
 
     def prepare(self, device: torch.device) -> nn.Module:
         model = self.build().to(device)
-        if device.type == "cuda" and self.config["run"]["channels_last"]:
+        if self.config["run"]["channels_last"]:
             model = model.to(memory_format=torch.channels_last)
         return model
 
