@@ -63,11 +63,8 @@ def test_channels_last_on_the_cpu_predicts_what_contiguous_does():
         model = member_for(config).prepare(torch.device("cpu")).eval()
         weight = next(p for p in model.parameters() if p.ndim == 4)
         assert weight.is_contiguous(memory_format=torch.channels_last) == last
-        x = to_layout(
-            torch.randn(2, 4, 64, 64, generator=torch.Generator().manual_seed(1)),
-            torch.device("cpu"),
-            config["run"],
-        )
+        x = torch.randn(2, 4, 64, 64, generator=torch.Generator().manual_seed(1))
+        x = to_layout(x, config["run"])
         with torch.inference_mode():
             outputs[last] = model(x)
     assert not torch.equal(outputs[False], outputs[True])  # another kernel ran

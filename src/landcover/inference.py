@@ -26,7 +26,7 @@ def network_inputs(
     if not isinstance(pixels, torch.Tensor):
         pixels = pixels_to_tensor(pixels)
     x = normalizer(pixels.to(device, non_blocking=True))
-    return to_layout(x, device, config["run"])
+    return to_layout(x, config["run"])
 
 
 def center_crop(array, size: int):

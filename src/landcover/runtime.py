@@ -40,7 +40,7 @@ def autocast(device: torch.device, run_cfg: dict):
     return nullcontext()
 
 
-def to_layout(x: torch.Tensor, device: torch.device, run_cfg: dict) -> torch.Tensor:
+def to_layout(x: torch.Tensor, run_cfg: dict) -> torch.Tensor:
     """Channels-last when ``run.channels_last`` (on any device: the CPU's oneDNN convolutions
     are faster in it too), plain contiguous otherwise."""
     last = run_cfg["channels_last"]

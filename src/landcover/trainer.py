@@ -82,7 +82,7 @@ def train_step(
         global_batch = batch
         batch = {k: v[distributed.rank() :: world] for k, v in batch.items()}
     with autocast(device, config["run"]):
-        logits = model(to_layout(batch["image"], device, config["run"]))
+        logits = model(to_layout(batch["image"], config["run"]))
     loss = total_loss(logits, batch, config["loss"], weights, global_batch) * world
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
