@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -25,26 +24,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from landcover.config import CONFIG_DIR, load_config
 from landcover.members import member_for
+from landcover.runtime import autocast, to_layout
 
-LAYOUTS = {"channels_last": torch.channels_last, "contiguous": torch.contiguous_format}
+LAYOUTS = ("channels_last", "contiguous")
 
 
 def measure(
     name: str, device: torch.device, batch: int, size: int, steps: int, layout: str
 ) -> tuple[float, float]:
-    model = member_for(load_config(name)).build().to(device)
-    cuda = device.type == "cuda"
-    fmt = LAYOUTS[layout]
-    model = model.to(memory_format=fmt)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+    """Built, laid out and autocast as the trainer does (``NetworkMember.prepare``,
+    ``runtime.to_layout``, ``runtime.autocast``), under ``run.channels_last`` for ``layout``."""
+    config = load_config(name, overrides={"run": {"channels_last": layout == "channels_last"}})
+    run = config["run"]
+    model = member_for(config).prepare(device)
     optimizer = torch.optim.AdamW(model.parameters())
-    x = torch.randn(batch, 4, size, size, device=device).contiguous(memory_format=fmt)
+    x = to_layout(torch.randn(batch, 4, size, size, device=device), run)
     model.train()
     for step in range(steps + 2):  # two warm-up steps
         if step == 2:
             sync(device)
             started = time.perf_counter()
-        with autocast:
+        with autocast(device, run):
             loss = model(x).float().mean()
         loss.backward()
         optimizer.step()
@@ -52,13 +52,13 @@ def measure(
     sync(device)
     train = batch * steps / (time.perf_counter() - started)
     model.eval()
-    patches = torch.randn(batch, 4, 256, 256, device=device).contiguous(memory_format=fmt)
+    patches = to_layout(torch.randn(batch, 4, 256, 256, device=device), run)
     with torch.no_grad():
         for step in range(steps + 1):
             if step == 1:
                 sync(device)
                 started = time.perf_counter()
-            with autocast:
+            with autocast(device, run):
                 model(patches)
     sync(device)
     return train, batch * steps / (time.perf_counter() - started)
