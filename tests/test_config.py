@@ -24,6 +24,9 @@ def test_every_profile_experiment_resolves(profile: str):
         assert config["experiment"] == name
 
 
+NETWORKS_CPU = ("unet_regnety_002_shifted", "unet_regnety_002")
+
+
 def test_the_benchmark_recipe_is_in_the_demo_and_one_flag_away_on_the_sample():
     """The default run scores the official recipe (the blend's "vs benchmark" ratios);
     sample-cpu leaves it out to fit the hour and keeps its settings for --experiments."""
@@ -58,6 +61,9 @@ def test_the_gpu_and_sample_profiles_train_every_member_for_new_ground():
             assert config["predict"]["align"] == "beyond_spread", (profile, name)
     for name in load_profile("sample-cpu")["experiments"]:  # then each patch's dark level
         assert load_config(name, profile="sample-cpu")["predict"]["dark_level"] is True, name
+    # the member's 18 epochs fill the hour that channels-last freed; the in-region twin keeps 16
+    epochs = {n: load_config(n, profile="sample-cpu")["train"]["epochs"] for n in NETWORKS_CPU}
+    assert epochs == {"unet_regnety_002_shifted": 18, "unet_regnety_002": 16}
     # sample-gpu: the sample-cpu members, the network trained to convergence on whole patches
     assert load_profile("sample-gpu")["experiments"] == load_profile("sample-cpu")["experiments"]
     assert load_profile("sample-gpu")["overrides"]["run"]["device"] == "cuda"
@@ -193,16 +199,19 @@ def test_what_a_model_file_fixes_survives_every_profile(profile: str):
 
 
 def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
-    """``gbm.relative`` came later: off, a config that lacks it hashes as before (its fold
-    models are not retrained); on, the training hash moves."""
+    """``gbm.relative`` and ``gbm.relative_context`` came later: off, a config that lacks them
+    hashes as before (its fold models are not retrained); on, the training hash moves."""
     from landcover.config import training_hash
 
     config = load_config("pixel_lightgbm", profile="sample-cpu")
-    assert config["gbm"]["relative"] is False
-    before = dict(config, gbm={k: v for k, v in config["gbm"].items() if k != "relative"})
+    later = ("relative", "relative_context")
+    assert [config["gbm"][key] for key in later] == [False, False]
+    before = dict(config, gbm={k: v for k, v in config["gbm"].items() if k not in later})
     assert training_hash(config) == training_hash(before)
     assert config_hash(config) == config_hash(before)
-    on = load_config("pixel_lightgbm", profile="sample-cpu", overrides=["gbm.relative=true"])
-    assert training_hash(on) != training_hash(config)
+    for key in later:
+        on = load_config("pixel_lightgbm", profile="sample-cpu", overrides=[f"gbm.{key}=true"])
+        assert training_hash(on) != training_hash(config)
     # the member trained for new ground has them (README, "Quality on new ground")
-    assert load_config("pixel_lightgbm_shifted", profile="sample-cpu")["gbm"]["relative"] is True
+    shifted = load_config("pixel_lightgbm_shifted", profile="sample-cpu")["gbm"]
+    assert [shifted[key] for key in later] == [True, True]

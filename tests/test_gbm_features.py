@@ -88,6 +88,38 @@ def test_relative_bands_ignore_a_patchs_gain_beside_the_bands_as_they_are():
     )
 
 
+def test_relative_context_ignores_a_patchs_gain_after_the_relative_bands():
+    """``gbm.relative_context``: each local mean of the log bands (5, 17 and, with the texture
+    set, 51 pixels) less the patch's mean of the band, added last; the features before stay
+    byte for byte, and a per-band gain of the patch leaves the new ones where they were while
+    the local means themselves move by log g."""
+    images = _images()
+    gain = np.array([0.87, 1.12, 0.9, 1.14])[None, :, None, None]
+    changed = np.clip(np.rint(images * gain), 1, 65535).astype(np.uint16)
+    spec = FeatureSpec(texture=True, relative=True, relative_context=True)
+    names, before = list(spec.names), pixel_features(images, 1, spec)
+    after = pixel_features(changed, 1, spec)
+    assert len(names) == len(FeatureSpec(texture=True, relative=True).names) + 12
+    np.testing.assert_array_equal(
+        before[..., : len(names) - 12],
+        pixel_features(images, 1, FeatureSpec(texture=True, relative=True)),
+    )
+    for size in (5, 17, 51):
+        for band, g in zip(("b", "g", "r", "nir"), gain.ravel(), strict=True):
+            i, j = names.index(f"relmean{size}_{band}"), names.index(f"mean{size}_{band}")
+            np.testing.assert_allclose(after[..., i], before[..., i], atol=5e-3)
+            assert abs(float((after[..., j] - before[..., j]).mean()) - np.log(g)) < 2e-3
+            log_band = np.log1p(images[:, "bgrn".index(band[0])].astype(np.float32))
+            centred = before[..., j] - log_band.mean(axis=(1, 2))[:, None, None]
+            np.testing.assert_allclose(before[..., i], centred, atol=1e-5)
+    without_texture = FeatureSpec(relative_context=True)
+    assert [n for n in without_texture.names if n.startswith("relmean")] == [
+        f"relmean{s}_{b}" for s in (5, 17) for b in ("b", "g", "r", "nir")
+    ]
+    assert spec.tag == "-texture-rel-relctx"
+    assert FeatureSpec.from_config({"relative_context": True}) == without_texture
+
+
 def test_stores_of_different_sets_are_kept_apart(tmp_path):
     images = _images(n=5)
     masks = np.random.default_rng(1).integers(0, 10, size=(5, 32, 32)).astype(np.uint8)

@@ -42,7 +42,11 @@ SETTINGS = {
 # Largest difference seen between two processor classes (AVX2 AMD against the earlier pins):
 # soft networks 7.4e-4, LightGBM with texture features 0.013, argmax counts 0.035.
 NETWORK, GBM, COUNTS = 0.005, 0.03, 0.06
-BEFORE_RELATIVE = {"shifted_kinds": ["gain", "offset", "haze"], "relative": False}
+BEFORE_RELATIVE = {
+    "shifted_kinds": ["gain", "offset", "haze"],
+    "relative": False,
+    "relative_context": False,
+}
 
 
 def processor_class() -> str:

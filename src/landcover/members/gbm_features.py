@@ -51,11 +51,15 @@ class FeatureSpec:
     log bands' local mean at 51 pixels: the context that a pixel alone lacks. ``relative``:
     also each log band less the patch's own mean of it, beside the bands as they are (a
     per-band gain of the whole patch taken out: a new region's calibration, a patch's own).
+    ``relative_context``: also each local mean of the log bands (5 and 17 pixels, and 51 with
+    ``texture``) less the patch's own mean of the band: the neighbourhood's brightness against
+    the patch's, which a per-band gain of the whole patch leaves where it was.
     """
 
     per_image: bool = False
     texture: bool = False
     relative: bool = False
+    relative_context: bool = False
 
     @classmethod
     def from_config(cls, gcfg: dict) -> FeatureSpec:
@@ -65,12 +69,23 @@ class FeatureSpec:
             per_image=bool(gcfg.get("per_image")),
             texture=bool(gcfg.get("texture")),
             relative=bool(gcfg.get("relative")),
+            relative_context=bool(gcfg.get("relative_context")),
         )
 
     @property
     def tag(self) -> str:
         """Suffix of the stores' folder names (empty for the basic set)."""
-        return "-relative" * self.per_image + "-texture" * self.texture + "-rel" * self.relative
+        return (
+            "-relative" * self.per_image
+            + "-texture" * self.texture
+            + "-rel" * self.relative
+            + "-relctx" * self.relative_context
+        )
+
+    @property
+    def context_sizes(self) -> tuple[int, ...]:
+        """The local-mean windows of the log bands, in pixels."""
+        return (*CONTEXT_SIZES, *(WIDE,) * self.texture)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -90,7 +105,13 @@ class FeatureSpec:
             *(f"mean{WIDE}_{b}" for b in BANDS),
         )
         relative = tuple(f"rel_{b}" for b in BANDS)
-        return (*basic, *texture * self.texture, *relative * self.relative)
+        context = tuple(f"relmean{s}_{b}" for s in self.context_sizes for b in BANDS)
+        return (
+            *basic,
+            *texture * self.texture,
+            *relative * self.relative,
+            *context * self.relative_context,
+        )
 
 
 BASIC = FeatureSpec()
@@ -118,21 +139,25 @@ def pixel_features(images: np.ndarray, stride: int = 1, spec: FeatureSpec = BASI
     ndvi = (nir - red) / (nir + red + 1.0)
     ndwi = (green - nir) / (green + nir + 1.0)
     bright = np.log1p(raw.mean(axis=1))
-    relative = x - x.mean(axis=(2, 3), keepdims=True) if spec.relative else None
+    patch_mean = x.mean(axis=(2, 3), keepdims=True)
+    relative = x - patch_mean if spec.relative else None
     if spec.per_image:
-        x = x - x.mean(axis=(2, 3), keepdims=True)
+        x = x - patch_mean
         bright = bright - bright.mean(axis=(1, 2), keepdims=True)
     parts = [x[:, 0], x[:, 1], x[:, 2], x[:, 3], ndvi, ndwi, bright]
+    smooth = {size: _local(x, size) for size in spec.context_sizes}
     for size in CONTEXT_SIZES:
-        smooth = _local(x, size)
-        parts += [smooth[:, 0], smooth[:, 1], smooth[:, 2], smooth[:, 3]]
+        parts += list(smooth[size].transpose(1, 0, 2, 3))
     if spec.texture:
-        wide = _local(x, WIDE)
         parts += [_local_std(bright, 5), _local_std(bright, 17), _local_std(ndvi, 5)]
         parts += [_local(ndvi, 17), _local(ndvi, WIDE)]
-        parts += [wide[:, 0], wide[:, 1], wide[:, 2], wide[:, 3]]
+        parts += list(smooth[WIDE].transpose(1, 0, 2, 3))
     if spec.relative:
-        parts += [relative[:, 0], relative[:, 1], relative[:, 2], relative[:, 3]]
+        parts += list(relative.transpose(1, 0, 2, 3))
+    if spec.relative_context:
+        centre = x.mean(axis=(2, 3), keepdims=True)  # ~0 where per_image took it out already
+        for size in spec.context_sizes:
+            parts += list((smooth[size] - centre).transpose(1, 0, 2, 3))
     feats = np.stack(parts, axis=-1)
     offset = stride // 2
     return np.ascontiguousarray(feats[:, offset::stride, offset::stride])
