@@ -1,8 +1,9 @@
 """Per-pixel features for the LightGBM member, computed once per dataset on every core.
 
 Each pixel is described by its four log reflectances, three spectral indices and the local mean
-of the log bands at two scales (context a pixel alone lacks); ``gbm.per_image`` and
-``gbm.texture`` change the set (``FeatureSpec``). Two stores are kept beside a
+of the log bands at two scales (context a pixel alone lacks); ``gbm.per_image``,
+``gbm.texture``, ``gbm.relative`` and ``gbm.relative_context`` change the set
+(``FeatureSpec``). Two stores are kept beside a
 prepared cache's arrays (``cache/<data>/gbm-*``), built on first use in parallel processes and
 then memory-mapped by every fold, experiment and re-run:
 
