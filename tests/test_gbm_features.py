@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from landcover.members.gbm_features import (
+    BANDS,
     BASIC,
     FeatureSpec,
     pixel_features,
@@ -109,7 +110,7 @@ def test_relative_context_ignores_a_patchs_gain_after_the_relative_bands():
             i, j = names.index(f"relmean{size}_{band}"), names.index(f"mean{size}_{band}")
             np.testing.assert_allclose(after[..., i], before[..., i], atol=5e-3)
             assert abs(float((after[..., j] - before[..., j]).mean()) - np.log(g)) < 2e-3
-            log_band = np.log1p(images[:, "bgrn".index(band[0])].astype(np.float32))
+            log_band = np.log1p(images[:, BANDS.index(band)].astype(np.float32))
             centred = before[..., j] - log_band.mean(axis=(1, 2))[:, None, None]
             np.testing.assert_allclose(before[..., i], centred, atol=1e-5)
     without_texture = FeatureSpec(relative_context=True)

@@ -156,7 +156,7 @@ def pixel_features(images: np.ndarray, stride: int = 1, spec: FeatureSpec = BASI
     if spec.relative:
         parts += list(relative.transpose(1, 0, 2, 3))
     if spec.relative_context:
-        centre = x.mean(axis=(2, 3), keepdims=True)  # ~0 where per_image took it out already
+        centre = 0.0 if spec.per_image else patch_mean  # per_image took it out of x already
         for size in spec.context_sizes:
             parts += list((smooth[size] - centre).transpose(1, 0, 2, 3))
     feats = np.stack(parts, axis=-1)
