@@ -193,19 +193,28 @@ def test_what_a_model_file_fixes_survives_every_profile(profile: str):
 
 
 def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
-    """``gbm.relative`` and ``gbm.relative_context`` came later: off, a config that lacks them
-    hashes as before (its fold models are not retrained); on, the training hash moves."""
-    from landcover.config import training_hash
+    """``gbm.relative``, ``gbm.relative_context``, ``gbm.feature_fraction`` and
+    ``gbm.min_data_in_leaf`` came later: at their off value (the value LightGBM was given
+    before the key existed), a config that lacks them hashes as before (its fold models are not
+    retrained); at another value, the training hash moves."""
+    from landcover.config import LATER_SWITCHES, training_hash
 
     config = load_config("pixel_lightgbm", profile="sample-cpu")
-    later = ("relative", "relative_context")
-    assert [config["gbm"][key] for key in later] == [False, False]
+    later = LATER_SWITCHES["gbm"]
+    assert set(later) == {"relative", "relative_context", "feature_fraction", "min_data_in_leaf"}
+    assert {key: config["gbm"][key] for key in later} == later
     before = dict(config, gbm={k: v for k, v in config["gbm"].items() if k not in later})
     assert training_hash(config) == training_hash(before)
     assert config_hash(config) == config_hash(before)
-    for key in later:
-        on = load_config("pixel_lightgbm", profile="sample-cpu", overrides=[f"gbm.{key}=true"])
+    other = {
+        "relative": True,
+        "relative_context": True,
+        "feature_fraction": 0.5,
+        "min_data_in_leaf": 20,
+    }
+    for key, value in other.items():
+        on = load_config("pixel_lightgbm", profile="sample-cpu", overrides=[f"gbm.{key}={value}"])
         assert training_hash(on) != training_hash(config)
     # the member trained for new ground has them (README, "Quality on new ground")
     shifted = load_config("pixel_lightgbm_shifted", profile="sample-cpu")["gbm"]
-    assert [shifted[key] for key in later] == [True, True]
+    assert [shifted[key] for key in ("relative", "relative_context")] == [True, True]

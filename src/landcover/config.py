@@ -270,7 +270,12 @@ def _hash(value: object) -> str:
 PREDICTION = "predict"  # how trained fold models predict: a change re-predicts, never retrains
 LATER_SWITCHES = {  # keys added later, per section: at their off value they leave hashes as before
     PREDICTION: {"dark_level": False},
-    "gbm": {"relative": False, "relative_context": False},
+    "gbm": {
+        "relative": False,
+        "relative_context": False,
+        "feature_fraction": 0.8,
+        "min_data_in_leaf": 50,
+    },
 }
 REVISED = {"dark_level": 2}  # switches whose working changed: on, the revision joins the hash
 
