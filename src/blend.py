@@ -2,12 +2,14 @@
 
     python src/blend.py [--oof-dir oof] [--experiments a,b] [--labels train_labels.csv]
                         [--trials 200] [--seed 0] [--min-floor 0.01] [--floor-uniform 0.5]
-                        [--no-floor] [--no-polish] [--out PATH]
+                        [--no-floor] [--no-class-calibration] [--no-polish]
+                        [--out PATH]
 
-Tunes a temperature per model, simplex weights and a floor toward the training prior to
-minimise the OOF KL (seeded Optuna TPE, then L-BFGS-B from several starts), scores the
-procedure honestly by nested CV over the OOF folds, and writes <out>.csv (the submission),
-<out>.json (parameters, scores, provenance) and <out>.oof.csv (the blended OOF, re-scorable
+Tunes a temperature per model, simplex weights, a power and a multiplier per class and a floor
+toward the training prior to minimise the OOF KL (seeded Optuna TPE, then L-BFGS-B from several
+starts; the class calibration in the L-BFGS-B stage), scores the procedure honestly by nested
+CV over the OOF folds, and writes <out>.csv (the submission), <out>.json (parameters, scores,
+provenance) and <out>.oof.csv (the blended OOF, re-scorable
 with src/score.py). The last line printed is the submission path.
 
 When the labels lack a scored class (the shared sample has no natural and no snow), the floor
@@ -60,6 +62,13 @@ def main(argv: list[str] | None = None) -> None:
         help=f"the uniform share of the floor's target (default: {FLOOR_UNIFORM})",
     )
     parser.add_argument(
+        "--class-calibration",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tune a power and a multiplier per class on the blend, after its weights and "
+        "temperatures: what the members get wrong the same way everywhere (default: on)",
+    )
+    parser.add_argument(
         "--polish",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -91,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
         min_floor=args.min_floor,
         floor_uniform=args.floor_uniform,
         polish=args.polish,
+        class_calibration=args.class_calibration,
         log=log,
     )
     settings = {
@@ -100,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         "min_floor": args.min_floor,
         "floor_uniform": args.floor_uniform,
         "polish": args.polish,
+        "class_calibration": args.class_calibration,
         "experiments_requested": names,
     }
     path = write_outputs(out, inputs, fit, settings)

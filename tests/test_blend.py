@@ -15,8 +15,10 @@ from landcover import blending
 from landcover.artifacts import load_experiment, write_experiment
 from landcover.blend_io import load_inputs, write_outputs
 from landcover.blending import BlendParams, Problem, Stack, blend, fit_blend, tune
+from landcover.constants import SCORED_CLASSES
 from landcover.errors import ArtifactError, DataError
 from landcover.metric import kl_divergence, scored_proportions
+from landcover.submission import load_submitted
 from landcover.tables import Proportions, align, read_proportions, write_proportions
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,6 +114,72 @@ def test_gradient_matches_finite_differences() -> None:
     np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-8)
 
 
+def test_gradient_with_a_class_calibration_matches_finite_differences() -> None:
+    """Through the class power and bias too, and for the objective with its L2 pull; a class
+    the labels lack has none (its bounds hold it at 0)."""
+    q, truth = world(5)
+    truth[:, 6] = 0.0
+    truth /= truth.sum(axis=1, keepdims=True)
+    rng = np.random.default_rng(5)
+    stack = Stack.of(np.stack([power(q, 0.6), rng.dirichlet(np.ones(8), N)]))
+    problem = Problem.build(stack, truth, True, min_floor=0.01, uniform=0.5, class_calibration=True)
+    bounds = problem.bounds()
+    assert bounds[problem.n_core + 6] == bounds[problem.n_core + 14] == (0.0, 0.0)
+    x = np.concatenate([[np.log(1.4), np.log(0.8), 0.7, 0.2, 0.015], rng.normal(0, 0.3, 16)])
+    params = problem.unpack(x)
+    assert np.isnan(params.bias[6]) and np.isnan(params.power[6])
+    h = 1e-6
+    for value_and_grad, value in [
+        (problem.kl_and_grad, problem.kl),
+        (problem.objective_and_grad, problem.objective),
+    ]:
+        _, grad = value_and_grad(x)
+        numeric = [
+            (value(problem.unpack(x + h * e)) - value(problem.unpack(x - h * e))) / (2 * h)
+            for e in np.eye(len(x))
+        ]
+        np.testing.assert_allclose(grad, numeric, rtol=1e-4, atol=1e-8)
+
+
+def test_class_calibration_finds_back_what_a_model_gets_wrong_on_every_row() -> None:
+    """A model that gives one class a third of its calibrated share on every row, and another
+    its share squared: the bias and the power find 3 and 1/2 back, which no temperature can;
+    off, there is none. A class the labels lack gets none and keeps its share."""
+    q, truth = world(8, n=600)
+    wrong = q.copy()
+    wrong[:, 0] /= 3
+    wrong[:, 1] **= 2
+    wrong /= wrong.sum(axis=1, keepdims=True)
+    folds = np.arange(600) % 3
+    kwargs = {"trials": 20, "seed": 0, "use_floor": False}
+    plain = fit_blend(wrong[None], truth, folds, **kwargs)
+    fixed = fit_blend(wrong[None], truth, folds, class_calibration=True, **kwargs)
+    assert plain.params.bias is None and plain.params.power is None
+
+    # a power acts on log shares, and the row's scale then moves them all: compare log ratios
+    def error(pred: np.ndarray) -> np.ndarray:
+        """Per class, the median over rows of log(pred / q), less the untouched classes'."""
+        log_ratio = np.log(pred + 1e-12) - np.log(q)
+        spread = log_ratio - log_ratio[:, 2:].mean(axis=1, keepdims=True)
+        return np.abs(np.median(spread, axis=0))
+
+    assert error(wrong)[:2].min() > 1.0
+    assert error(blending.calibrated(wrong, fixed.params.bias, fixed.params.power)).max() < 0.2
+    # the others' power goes with the model's temperature (1.09 for 1.07-1.11 here)
+    powers = fixed.params.power
+    assert powers[1] / np.median(powers[2:]) == pytest.approx(0.5, rel=0.15)
+    assert fixed.nested_kl < 0.8 * plain.nested_kl
+
+    truth[:, 7] = 0.0
+    truth /= truth.sum(axis=1, keepdims=True)
+    lacking = fit_blend(wrong[None], truth, folds, class_calibration=True, **kwargs).params
+    assert np.isnan(lacking.bias[7]) and not np.isnan(lacking.bias[:7]).any()
+    assert np.isnan(lacking.power[7])
+    out = blending.calibrated(wrong, lacking.bias, lacking.power)
+    np.testing.assert_allclose(out[:, 7], wrong[:, 7], rtol=1e-12)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-12)
+
+
 def test_never_worse_than_the_best_single_model() -> None:
     _, truth = world(6)
     useless = np.random.default_rng(6).dirichlet(np.ones(8), size=N)
@@ -188,6 +256,33 @@ def test_submission_validates_and_oof_rescores(tmp_path: Path) -> None:
     assert side["data_fingerprint"] == "fp1"
     weights = {m["name"]: m["weight"] for m in side["experiments"]}
     assert weights["c_useless"] < 0.05
+
+
+def test_a_class_calibration_travels_in_the_sidecar(tmp_path: Path) -> None:
+    """Written per class, re-applied on loading (the blended OOF re-made exactly); a sidecar
+    from before the class calibration loads without one."""
+    oof_dir, _ = make_oof_dir(tmp_path)
+    inputs = load_inputs(oof_dir)
+    fit = fit_blend(
+        inputs.oof, inputs.truth, inputs.folds, trials=20, seed=0, class_calibration=True
+    )
+    assert np.any(fit.params.class_bias != 0) and np.any(fit.params.class_power != 1)
+    out = write_outputs(tmp_path / "sub" / "blend.csv", inputs, fit, {"trials": 20, "seed": 0})
+    side_path = out.with_suffix(".json")
+    side = json.loads(side_path.read_text())
+    assert sorted(side["class_bias"]) == sorted(side["class_power"]) == sorted(SCORED_CLASSES)
+    submitted = load_submitted(side_path)  # refuses a blend that does not re-make its OOF
+    np.testing.assert_array_equal(submitted.params.bias, fit.params.bias)
+    np.testing.assert_array_equal(submitted.params.power, fit.params.power)
+
+    plain = fit_blend(inputs.oof, inputs.truth, inputs.folds, trials=20, seed=0)
+    out = write_outputs(tmp_path / "old" / "blend.csv", inputs, plain, {"trials": 20, "seed": 0})
+    side_path = out.with_suffix(".json")
+    side = json.loads(side_path.read_text())
+    assert side["class_bias"] is None and side["class_power"] is None
+    del side["class_bias"], side["class_power"]
+    side_path.write_text(json.dumps(side))
+    assert load_submitted(side_path).params.bias is None
 
 
 def rewrite(exp_dir: Path, *, ids=None, folds=None, fingerprint=None) -> None:

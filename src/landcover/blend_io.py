@@ -181,9 +181,20 @@ def summary(inputs: BlendInputs, fit: BlendFit) -> dict:
     return {
         "experiments": models,
         "floor": fit.params.floor,
+        # null: none; a class's null: it keeps the members' share (the labels lack it)
+        "class_bias": per_class(fit.params.bias),
+        "class_power": per_class(fit.params.power),
         "chosen_by": fit.source,
         "scores": scores,
     }
+
+
+def per_class(values: np.ndarray | None) -> dict | None:
+    """A class calibration vector as the sidecar holds it (NaN: null)."""
+    if values is None:
+        return None
+    pairs = zip(SCORED_CLASSES, values, strict=True)
+    return {c: None if np.isnan(v) else float(v) for c, v in pairs}
 
 
 def write_outputs(
@@ -290,6 +301,14 @@ def format_table(inputs: BlendInputs, fit: BlendFit) -> str:
             f" labels lack {', '.join(fit.lacking)})"
         )
     lines.append(f"{floor}; chosen by {fit.source}")
+    if fit.params.bias is not None:
+        shown = zip(SCORED_CLASSES, fit.params.class_power, fit.params.class_bias, strict=True)
+        lines.append(
+            "class calibration, power and multiplier (- : a class the labels lack): "
+            + ", ".join(
+                f"{c} -" if np.isnan(b) else f"{c} {a:.2f} x{np.exp(b):.2f}" for c, a, b in shown
+            )
+        )
     for label, kl in rows:
         shown = "n/a (one fold)" if kl is None else f"{kl:.5f}"
         lines.append(f"{label:<{width + 24}}  {shown:>7}" + ratio(kl))

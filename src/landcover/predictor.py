@@ -76,8 +76,16 @@ def _radiometry(path: Path, n_folds: int, config: dict) -> list[FoldRadiometry] 
 
 
 class Predictor:
-    def __init__(self, members: list[Member], floor: float, prior: np.ndarray, source: Path):
+    def __init__(
+        self,
+        members: list[Member],
+        floor: float,
+        prior: np.ndarray,
+        source: Path,
+        calibration: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+    ):
         self.members, self.floor, self.prior, self.source = members, floor, prior, source
+        self.bias, self.power = calibration  # the blend's class calibration (blending.py)
         self.region: RegionSample | None = None  # the input region (align.py)
 
     @classmethod
@@ -101,8 +109,10 @@ class Predictor:
                 if w > 0 or every_member  # without weight it changes nothing: not loaded
             ]
             floor, prior = sub.params.floor, sub.prior
+            calibration = (sub.params.bias, sub.params.power)
         elif is_complete(path):
             entries, floor, prior = [(load_experiment(path), 1.0, 1.0)], 0.0, np.zeros(8)
+            calibration = (None, None)
         else:
             raise ArtifactError(
                 f"{path}: not a submission sidecar (<name>.json) nor a complete experiment"
@@ -125,7 +135,7 @@ class Predictor:
                     exp.name, exp.path, exp.config, exp.meta, weight, temperature, folds, radiometry
                 )
             )
-        return cls(members, floor, prior, path)
+        return cls(members, floor, prior, path, calibration)
 
     @property
     def params(self) -> BlendParams:
@@ -133,6 +143,8 @@ class Predictor:
             np.array([m.weight for m in self.members]),
             np.array([m.temperature for m in self.members]),
             self.floor,
+            self.bias,
+            self.power,
         )
 
     @property
@@ -223,4 +235,11 @@ class Predictor:
 
     def describe(self) -> str:
         parts = [f"{m.name} (w {m.weight:.3f}, T {m.temperature:.2f})" for m in self.members]
-        return f"{self.source}: " + ", ".join(parts) + f"; floor {self.floor:.4f}"
+        text = f"{self.source}: " + ", ".join(parts) + f"; floor {self.floor:.4f}"
+        if self.bias is not None:
+            powers = self.power if self.power is not None else np.ones_like(self.bias)
+            text += "; class power, multiplier " + " ".join(
+                "-" if np.isnan(b) else f"{a:.2f},x{np.exp(b):.2f}"
+                for a, b in zip(powers, self.bias, strict=True)
+            )
+        return text

@@ -72,6 +72,15 @@ def _experiment_paths(sidecar: dict, where: Path) -> list[Path]:
     return paths
 
 
+def per_class(recorded: dict | None) -> np.ndarray | None:
+    """A sidecar's class calibration vector (none in sidecars written before it existed; a
+    class's null: NaN, it has none)."""
+    if recorded is None:
+        return None
+    values = [recorded[c] for c in SCORED_CLASSES]  # null: a class without one
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
 def load_submitted(path: str | os.PathLike[str]) -> Submitted:
     """The sidecar at ``path`` and its blend, checked against its own ``.oof.csv``: an
     experiment retrained since the blend was made is refused, not silently explained."""
@@ -85,6 +94,8 @@ def load_submitted(path: str | os.PathLike[str]) -> Submitted:
             np.array([m["weight"] for m in models], dtype=np.float64),
             np.array([m["temperature"] for m in models], dtype=np.float64),
             float(sidecar["floor"]),
+            per_class(sidecar.get("class_bias")),
+            per_class(sidecar.get("class_power")),
         )
         prior = np.array([sidecar["prior"][c] for c in SCORED_CLASSES], dtype=np.float64)
     except (json.JSONDecodeError, KeyError, TypeError) as err:
