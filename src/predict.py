@@ -6,7 +6,8 @@
     python src/predict.py --model submissions/<name>.json --input scene.tif --out map.tif \\
         --sites fields.gpkg --proportions fields.csv
 
-MODEL is a submission's sidecar (its experiments, weights, temperatures and floor) or one
+MODEL is a submission's sidecar (its experiments, weights, temperatures, class calibration
+and floor) or one
 experiment directory. INPUT is either
 
 - patches in the challenge format (a data folder with test/images, an x_test CSV beside one,
