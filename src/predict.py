@@ -7,8 +7,7 @@
         --sites fields.gpkg --proportions fields.csv
 
 MODEL is a submission's sidecar (its experiments, weights, temperatures, class calibration
-and floor) or one
-experiment directory. INPUT is either
+and floor) or one experiment directory. INPUT is either
 
 - patches in the challenge format (a data folder with test/images, an x_test CSV beside one,
   or a folder of <id>.tif): OUT is a submission CSV, predicted as the pipeline predicts test
