@@ -283,6 +283,10 @@ def test_a_class_calibration_travels_in_the_sidecar(tmp_path: Path) -> None:
     del side["class_bias"], side["class_power"]
     side_path.write_text(json.dumps(side))
     assert load_submitted(side_path).params.bias is None
+    side["class_bias"] = {c: "high" for c in SCORED_CLASSES}  # not numbers: one clear error
+    side_path.write_text(json.dumps(side))
+    with pytest.raises(ArtifactError, match="not a blend sidecar"):
+        load_submitted(side_path)
 
 
 def rewrite(exp_dir: Path, *, ids=None, folds=None, fingerprint=None) -> None:

@@ -182,14 +182,14 @@ def summary(inputs: BlendInputs, fit: BlendFit) -> dict:
         "experiments": models,
         "floor": fit.params.floor,
         # null: none; a class's null: it keeps the members' share (the labels lack it)
-        "class_bias": per_class(fit.params.bias),
-        "class_power": per_class(fit.params.power),
+        "class_bias": calibration_record(fit.params.bias),
+        "class_power": calibration_record(fit.params.power),
         "chosen_by": fit.source,
         "scores": scores,
     }
 
 
-def per_class(values: np.ndarray | None) -> dict | None:
+def calibration_record(values: np.ndarray | None) -> dict | None:
     """A class calibration vector as the sidecar holds it (NaN: null)."""
     if values is None:
         return None

@@ -72,7 +72,7 @@ def _experiment_paths(sidecar: dict, where: Path) -> list[Path]:
     return paths
 
 
-def per_class(recorded: dict | None) -> np.ndarray | None:
+def calibration_vector(recorded: dict | None) -> np.ndarray | None:
     """A sidecar's class calibration vector (none in sidecars written before it existed; a
     class's null: NaN, it has none)."""
     if recorded is None:
@@ -94,11 +94,11 @@ def load_submitted(path: str | os.PathLike[str]) -> Submitted:
             np.array([m["weight"] for m in models], dtype=np.float64),
             np.array([m["temperature"] for m in models], dtype=np.float64),
             float(sidecar["floor"]),
-            per_class(sidecar.get("class_bias")),
-            per_class(sidecar.get("class_power")),
+            calibration_vector(sidecar.get("class_bias")),
+            calibration_vector(sidecar.get("class_power")),
         )
         prior = np.array([sidecar["prior"][c] for c in SCORED_CLASSES], dtype=np.float64)
-    except (json.JSONDecodeError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError) as err:  # a JSONDecodeError is a ValueError
         raise ArtifactError(f"{path}: not a blend sidecar ({type(err).__name__}: {err})") from None
     paths = _experiment_paths(sidecar, path)
     if len({p.parent for p in paths}) != 1:
