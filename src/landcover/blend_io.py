@@ -15,7 +15,7 @@ import numpy as np
 
 from .artifacts import Experiment, check_compatible, discover, folds_fingerprint
 from .atomic import write_json
-from .blending import T_RANGE, TINY, BlendFit, Stack, blend, floor_range
+from .blending import T_RANGE, TINY, BlendFit, Stack, blend, describe_calibration, floor_range
 from .constants import CLASSES, IGNORED_CLASSES, N_CLASSES, SCORED_CLASSES
 from .errors import ArtifactError, DataError
 from .metric import kl_divergence
@@ -302,13 +302,7 @@ def format_table(inputs: BlendInputs, fit: BlendFit) -> str:
         )
     lines.append(f"{floor}; chosen by {fit.source}")
     if fit.params.bias is not None:
-        shown = zip(SCORED_CLASSES, fit.params.class_power, fit.params.class_bias, strict=True)
-        lines.append(
-            "class calibration, power and multiplier (- : a class the labels lack): "
-            + ", ".join(
-                f"{c} -" if np.isnan(b) else f"{c} {a:.2f} x{np.exp(b):.2f}" for c, a, b in shown
-            )
-        )
+        lines.append(describe_calibration(fit.params))
     for label, kl in rows:
         shown = "n/a (one fold)" if kl is None else f"{kl:.5f}"
         lines.append(f"{label:<{width + 24}}  {shown:>7}" + ratio(kl))

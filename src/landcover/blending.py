@@ -44,6 +44,7 @@ estimates the score honestly by nested CV over the OOF folds.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -170,6 +171,16 @@ def calibrated(mix: np.ndarray, bias: np.ndarray, power: np.ndarray) -> np.ndarr
     return calibration(mix, bias, power).out
 
 
+def describe_calibration(params: BlendParams) -> str:
+    """The class calibration in words ('' when there is none)."""
+    if params.bias is None:
+        return ""
+    shown = zip(SCORED_CLASSES, params.class_power, params.class_bias, strict=True)
+    return "class calibration, power and multiplier (- : a class the labels lack): " + ", ".join(
+        f"{c} -" if np.isnan(b) else f"{c} {a:.2f} x{np.exp(b):.2f}" for c, a, b in shown
+    )
+
+
 def blend(stack: Stack, params: BlendParams, prior: np.ndarray) -> np.ndarray:
     """Blended scored proportions, shape (n, 8); ``prior`` is the scored floor target."""
     out = np.zeros((len(stack), N_SCORED))
@@ -281,9 +292,9 @@ class Problem:
                 bounds += [(0.0, 0.0) if gone else wanted for gone in self.lacking]
         return bounds
 
-    @property
+    @functools.cached_property
     def lacking(self) -> np.ndarray:
-        """(8,) bool: the scored classes the truth lacks."""
+        """(8,) bool: the scored classes the truth lacks (read on every evaluation)."""
         return self.scored_truth.sum(axis=0) == 0
 
     def unpack(self, x: np.ndarray) -> BlendParams:

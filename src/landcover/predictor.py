@@ -28,7 +28,7 @@ import torch
 
 from .align import FoldRadiometry, RegionSample
 from .artifacts import is_complete, load_experiment, predicted_otherwise
-from .blending import BlendParams, Stack, blend
+from .blending import BlendParams, Stack, blend, describe_calibration
 from .constants import N_CLASSES, OFFICIAL_ROW_WIDTH, PATCH_SIZE
 from .errors import ArtifactError
 from .members import FoldModel, member_for
@@ -235,11 +235,10 @@ class Predictor:
 
     def describe(self) -> str:
         parts = [f"{m.name} (w {m.weight:.3f}, T {m.temperature:.2f})" for m in self.members]
-        text = f"{self.source}: " + ", ".join(parts) + f"; floor {self.floor:.4f}"
-        if self.bias is not None:
-            powers = self.power if self.power is not None else np.ones_like(self.bias)
-            text += "; class power, multiplier " + " ".join(
-                "-" if np.isnan(b) else f"{a:.2f},x{np.exp(b):.2f}"
-                for a, b in zip(powers, self.bias, strict=True)
-            )
-        return text
+        calibration = describe_calibration(self.params)
+        return (
+            f"{self.source}: "
+            + ", ".join(parts)
+            + f"; floor {self.floor:.4f}"
+            + (f"; {calibration}" if calibration else "")
+        )
