@@ -12,6 +12,7 @@
 # once a patch (src/benchmarks/shift_test.py, one view, the networks on the GPU).
 # What comes out, under WORK: oof/<name>/, sub/<blend>.csv and .json, shift_region.json,
 # shift_patch.json, one log per step; the key figures are printed.
+# TWIN=0 leaves the in-region twin out (the GPU then trains the profile's network alone).
 # DEVICE=cpu EXTRA="train.epochs=1 train.steps_per_epoch=1 predict.tta=1" on a small generated
 # data folder makes a dry run without a GPU.
 set -uo pipefail
@@ -19,6 +20,7 @@ DATA=${1:?usage: gpu_sample_blend.sh DATA WORK}
 WORK=${2:?usage: gpu_sample_blend.sh DATA WORK}
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
+TWIN=${TWIN:-1}
 # cores for the LightGBM member while the networks train; half of them for each shift test
 GBM_THREADS=${GBM_THREADS:-12}
 read -r -a EXTRA <<<"${EXTRA:-}"
@@ -56,18 +58,19 @@ step "prepare"
 
 step "train the networks on the GPU and the LightGBM member on $GBM_THREADS cores, at once"
 train unet_regnety_002_shifted "run.threads=2" &
-train unet_regnety_002 "run.threads=2" &
+[[ $TWIN == 1 ]] && train unet_regnety_002 "run.threads=2" &
 train pixel_lightgbm_shifted "run.threads=$GBM_THREADS" &
 wait
-for n in unet_regnety_002_shifted unet_regnety_002 pixel_lightgbm_shifted; do
+for n in unet_regnety_002_shifted pixel_lightgbm_shifted $([[ $TWIN == 1 ]] && echo unet_regnety_002); do
     echo "$n OOF $(cat "$WORK/oof/$n/scores.json" 2>/dev/null)"
 done
 
 step "blend (both at once)"
 blend sample_gpu unet_regnety_002_shifted,pixel_lightgbm_shifted >"$WORK/blend_sample_gpu.txt" &
-blend in_region_twin unet_regnety_002,pixel_lightgbm_shifted >"$WORK/blend_in_region_twin.txt" &
+[[ $TWIN == 1 ]] && blend in_region_twin unet_regnety_002,pixel_lightgbm_shifted \
+    >"$WORK/blend_in_region_twin.txt" &
 wait
-cat "$WORK/blend_sample_gpu.txt" "$WORK/blend_in_region_twin.txt"
+cat "$WORK/blend_sample_gpu.txt" "$WORK/blend_in_region_twin.txt" 2>/dev/null
 
 step "shift test, a change once a fold and once a patch (both at once)"
 shift_test shift_region --per-region 1 >"$WORK/shift_region.txt" &
