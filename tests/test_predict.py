@@ -240,11 +240,18 @@ def test_the_shift_test_scores_every_member_and_the_blend(blend: Path, tmp_path:
     out = tmp_path / "shift.json"
     result = run_cli(
         "src/benchmarks/shift_test.py", str(sidecar), "--shifts", "none,gain,haze",
-        "--threads", "1", "--json", str(out),
+        "--threads", "1", "--json", str(out), "--save-oof", str(tmp_path / "changed"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     table = json.loads(out.read_text())["kl"]
     assert set(table) == {*MEMBERS, "blend"}
+    for name in MEMBERS:  # --save-oof: the predictions each column scored
+        saved = np.load(tmp_path / "changed" / f"{name}.npz")
+        assert set(saved.files) == {"sample_ids", "folds", "none", "gain", "haze"}
+        order = [list(inputs.ids).index(i) for i in saved["sample_ids"]]
+        for kind in ("none", "gain", "haze"):
+            kl = kl_divergence(inputs.truth[order], saved[kind])
+            assert kl == pytest.approx(table[name][kind], rel=1e-9), (name, kind)
     for exp in json.loads(sidecar.read_text())["experiments"]:
         assert table[exp["name"]]["none"] == pytest.approx(exp["oof_kl"], rel=1e-6)
     blended = read_proportions(tmp_path / "left_out.oof.csv", allow_fold=True)

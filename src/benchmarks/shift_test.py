@@ -10,7 +10,7 @@ Several blends: each experiment scored once, then each blend.
     python src/benchmarks/shift_test.py submissions/<name>.json [more.json ...] [--tta 1] \\
         [--adapt] [--align [beyond_spread]] [--dark-level] [--per-region R] [--hard] \\
         [--shifts none,gain,offset,haze,season,combined] [--gbm-stride 8] [--device auto] \\
-        [--json out.json]
+        [--json out.json] [--save-oof DIR]
 
 A change is drawn per patch, or with ``--per-region R`` once a held-out fold (a region's
 patches share one acquisition): R draws a fold, each column then the mean KL over the R.
@@ -91,6 +91,12 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", help="write the table here too")
+    parser.add_argument(
+        "--save-oof",
+        metavar="DIR",
+        help="write each experiment's OOF predictions under every change to DIR/<name>.npz "
+        "(sample_ids, folds, then one (n, 10) array per change; per region: <change>.<draw>)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     kinds = args.shifts.split(",")
@@ -131,6 +137,7 @@ def main() -> None:
             )
     plan, width = plan_for(data, first.config["data"]), int(first.meta["fold_scheme"]["row_width"])
     radiometry: dict[tuple, FoldRadiometry] = {}  # each fold's, per setting, read once
+    saved: dict[str, dict[str, np.ndarray]] = {}  # --save-oof: name -> change -> OOF
 
     def aligner(mode, dark):
         def align(changed, patch_ids, fold):  # as the pipeline prepares a fold (fold_predict.py)
@@ -166,6 +173,8 @@ def main() -> None:
                         aligner(mode, dark) if mode or dark else None,
                     )
                     sums[names[key]] = sums.get(names[key], 0) + kl_divergence(truth, oof[key])
+                    label = kind if draw is None else f"{kind}.{draw}"
+                    saved.setdefault(names[key], {})[label] = oof[key]
             for sidecar, predictor in zip(args.sidecar, predictors, strict=True):
                 blended = predictor.combine([[oof[m.path.resolve()]] for m in predictor.members])
                 row = "blend" if len(predictors) == 1 else f"blend {Path(sidecar).stem}"
@@ -190,6 +199,11 @@ def main() -> None:
         Path(args.json).write_text(
             json.dumps({"shifts": SHIFTS, "setting": setting, "kl": table}, indent=2)
         )
+    if args.save_oof:
+        out = Path(args.save_oof)
+        out.mkdir(parents=True, exist_ok=True)
+        for name, arrays in saved.items():
+            np.savez(out / f"{name}.npz", sample_ids=ids, folds=folds, **arrays)
 
 
 if __name__ == "__main__":
