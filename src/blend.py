@@ -3,6 +3,7 @@
     python src/blend.py [--oof-dir oof] [--experiments a,b] [--labels train_labels.csv]
                         [--trials 200] [--seed 0] [--min-floor 0.01] [--floor-uniform 0.5]
                         [--no-floor] [--no-class-calibration] [--no-polish]
+                        [--changed-oof DIR]
                         [--out PATH]
 
 Tunes a temperature per model, simplex weights, a power and a multiplier per class and a floor
@@ -11,6 +12,11 @@ starts; the class calibration in the L-BFGS-B stage), scores the procedure hones
 CV over the OOF folds, and writes <out>.csv (the submission), <out>.json (parameters, scores,
 provenance) and <out>.oof.csv (the blended OOF, re-scorable
 with src/score.py). The last line printed is the submission path.
+
+With --changed-oof DIR the tuning also fits each OOF row predicted once more under a change of
+radiometry (a gain, an offset or haze, drawn per sample id), as shift_test.py --save-oof DIR
+writes them: how much to trust each member on new ground is then tuned where the ground
+differs; nested CV also scores the held-out folds' changed rows.
 
 When the labels lack a scored class (the shared sample has no natural and no snow), the floor
 is at least --min-floor and its target holds a --floor-uniform share spread over every class,
@@ -24,7 +30,14 @@ import sys
 from pathlib import Path
 
 from landcover.artifacts import incomplete_experiments
-from landcover.blend_io import default_out, format_table, load_inputs, sidecar_paths, write_outputs
+from landcover.blend_io import (
+    default_out,
+    format_table,
+    load_changed,
+    load_inputs,
+    sidecar_paths,
+    write_outputs,
+)
 from landcover.blending import FLOOR_UNIFORM, MAX_FLOOR, MIN_FLOOR, fit_blend
 from landcover.errors import cli_errors, number_in, positive_int
 
@@ -74,6 +87,13 @@ def main(argv: list[str] | None = None) -> None:
         default=True,
         help="refine the best trial with L-BFGS-B (default: on)",
     )
+    parser.add_argument(
+        "--changed-oof",
+        metavar="DIR",
+        help="also tune on the OOF rows predicted under a change of radiometry, one per row "
+        "(gain, offset or haze drawn per sample id), read from DIR/<experiment>.npz as "
+        "src/benchmarks/shift_test.py SIDECAR --save-oof DIR writes them (default: clean only)",
+    )
     parser.add_argument("--out", help="submission CSV (default: submissions/blend-<UTC>.csv)")
     args = parser.parse_args(argv)
 
@@ -89,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             log(f"warning: {path} is not a complete experiment (missing {missing}); left out")
     inputs = load_inputs(args.oof_dir, names, args.labels)
 
+    changed = None if args.changed_oof is None else load_changed(args.changed_oof, inputs)
     log(f"experiments: {', '.join(inputs.names)}; labels: {inputs.labels_path}")
     fit = fit_blend(
         inputs.oof,
@@ -101,6 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         floor_uniform=args.floor_uniform,
         polish=args.polish,
         class_calibration=args.class_calibration,
+        changed=changed,
         log=log,
     )
     settings = {
@@ -111,6 +133,7 @@ def main(argv: list[str] | None = None) -> None:
         "floor_uniform": args.floor_uniform,
         "polish": args.polish,
         "class_calibration": args.class_calibration,
+        "changed_oof": args.changed_oof,
         "experiments_requested": names,
     }
     path = write_outputs(out, inputs, fit, settings)

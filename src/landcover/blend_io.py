@@ -110,6 +110,46 @@ def load_inputs(
     )
 
 
+CHANGED_KINDS = ("gain", "offset", "haze")  # what a changed tuning row may be under
+
+
+def changed_kinds(ids: np.ndarray) -> list[str]:
+    """The change each sample's changed tuning row is under: one of ``CHANGED_KINDS``, drawn
+    per sample id (so every experiment and every run draws the same)."""
+    return [
+        CHANGED_KINDS[np.random.default_rng([int(i), 13]).integers(len(CHANGED_KINDS))]
+        for i in np.asarray(ids).tolist()
+    ]
+
+
+def load_changed(directory: str | os.PathLike[str], inputs: BlendInputs) -> np.ndarray:
+    """(models, rows, 10): each experiment's OOF predictions with every row under one change
+    (``changed_kinds``), read from ``directory/<name>.npz`` as ``shift_test.py --save-oof``
+    writes them (drawn per patch), rows aligned to ``inputs.ids``."""
+    kinds = np.array(changed_kinds(inputs.ids))
+    out = np.empty_like(inputs.oof)
+    for m, name in enumerate(inputs.names):
+        path = Path(directory) / f"{name}.npz"
+        if not path.is_file():
+            raise DataError(
+                f"{path}: no changed OOF predictions for {name} (write them with "
+                f"src/benchmarks/shift_test.py SIDECAR --save-oof {directory})"
+            )
+        with np.load(path) as saved:
+            missing = [k for k in ("sample_ids", *CHANGED_KINDS) if k not in saved.files]
+            if missing:
+                raise DataError(f"{path}: lacks {', '.join(missing)} (per-patch draws needed)")
+            where = {int(i): r for r, i in enumerate(saved["sample_ids"].tolist())}
+            absent = [int(i) for i in inputs.ids.tolist() if int(i) not in where]
+            if absent:
+                raise DataError(f"{path}: sample id {absent[0]} of the OOF rows is not in it")
+            rows = np.array([where[int(i)] for i in inputs.ids.tolist()])
+            for kind in CHANGED_KINDS:
+                chosen = kinds == kind
+                out[m, chosen] = saved[kind][rows[chosen]]
+    return out
+
+
 def default_out(now: _dt.datetime | None = None) -> Path:
     now = now or _dt.datetime.now(_dt.timezone.utc)
     return Path("submissions") / f"blend-{now:%Y%m%d-%H%M%S}.csv"
@@ -139,6 +179,8 @@ def summary(inputs: BlendInputs, fit: BlendFit) -> dict:
     scores = {
         "oof_kl": fit.kl,
         "nested_cv_kl": fit.nested_kl,
+        "nested_cv_changed_kl": fit.nested_changed_kl,
+        "tuning_kl": fit.tuning_kl,
         "nested_cv_fold_kl": {str(k): v for k, v in fit.nested_fold_kl.items()},
         "equal_weight_kl": fit.equal_kl,
         "best_single": {"name": names[best], "oof_kl": float(fit.single_kl[best])},
@@ -291,6 +333,11 @@ def format_table(inputs: BlendInputs, fit: BlendFit) -> str:
     rows = [
         ("blend, in-sample OOF", s["oof_kl"]),
         ("blend, nested CV", s["nested_cv_kl"]),
+        *(
+            [("blend, nested CV of the changed rows", s["nested_cv_changed_kl"])]
+            if s["nested_cv_changed_kl"] is not None
+            else []
+        ),
         ("equal weights, T=1", s["equal_weight_kl"]),
         (f"best single: {s['best_single']['name']}", s["best_single"]["oof_kl"]),
     ]

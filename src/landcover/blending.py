@@ -98,6 +98,13 @@ class Stack:
     def rows(self, mask: np.ndarray) -> Stack:
         return Stack(self.probs[:, mask], self.logp[:, mask])
 
+    def then(self, other: Stack) -> Stack:
+        """These rows, then ``other``'s (the same models)."""
+        return Stack(
+            np.concatenate([self.probs, other.probs], axis=1),
+            np.concatenate([self.logp, other.logp], axis=1),
+        )
+
     def tempered(self, i: int, temperature: float) -> np.ndarray:
         """Model i's scored proportions at ``temperature``, rows summing to 1."""
         if temperature == 1.0:
@@ -525,6 +532,10 @@ class BlendFit:
     min_floor: float = 0.0  # the least floor tuning allowed (0 unless the truth lacks a class)
     floor_uniform: float = 0.0  # the uniform share of the floor's target, likewise
     lacking: list[str] = field(default_factory=list)  # scored classes the OOF truth lacks
+    # with changed rows (fit_blend's ``changed``): the nested-CV KL of the held-out folds'
+    # changed rows, and the in-sample KL of clean and changed rows together, as tuned
+    nested_changed_kl: float | None = None
+    tuning_kl: float | None = None
 
     @property
     def best_single(self) -> int:
@@ -543,6 +554,7 @@ def fit_blend(
     floor_uniform: float = FLOOR_UNIFORM,
     polish: bool = True,
     class_calibration: bool = False,
+    changed: np.ndarray | None = None,
     log: Callable[[str], None] | None = None,
 ) -> BlendFit:
     """Tune on all OOF rows, then re-tune without each fold to score it (nested CV).
@@ -551,10 +563,16 @@ def fit_blend(
     the floor is tuned from ``min_floor`` up toward
     ``floor_target(scored_prior(truth), floor_uniform)``
     (``use_floor=False``: no floor at all); ``class_calibration``: a power and a bias per scored
-    class too.
+    class too. ``changed``: the same rows predicted again, each under a change of radiometry
+    (like ``preds``): tuning then fits them too, as many rows again with the same truth, and
+    nested CV also scores the held-out folds' changed rows (``nested_changed_kl``); every other
+    score is the clean rows'.
     """
     log = log or (lambda _msg: None)
     stack = Stack.of(preds)
+    moved = None if changed is None else Stack.of(changed)
+    if moved is not None and moved.probs.shape != stack.probs.shape:
+        raise ValueError(f"changed rows {moved.probs.shape} do not match {stack.probs.shape}")
     truth = np.asarray(truth, dtype=np.float64)
     folds = np.asarray(folds)
     m = stack.n_models
@@ -564,21 +582,35 @@ def fit_blend(
         "uniform": floor_uniform,
         "class_calibration": class_calibration,
     }
-    problem = Problem.build(stack, truth, **floor)
-    log(f"tuning {m} model(s) on {len(stack)} OOF rows ({trials} trials)")
-    tuned = tune(problem, trials=trials, seed=seed, polish=polish)
 
-    nested_oof, nested_kl, nested_fold_kl = None, None, {}
+    def tuning(mask: np.ndarray) -> Problem:
+        """The problem tuned on ``mask``'s rows: clean, then changed if given."""
+        if moved is None:
+            return Problem.build(stack.rows(mask), truth[mask], **floor)
+        both = stack.rows(mask).then(moved.rows(mask))
+        return Problem.build(both, np.concatenate([truth[mask], truth[mask]]), **floor)
+
+    every = np.ones(len(stack), dtype=bool)
+    problem = Problem.build(stack, truth, **floor)  # the clean rows, for every score
+    tuner = tuning(every)
+    extra = "" if moved is None else " and as many changed rows"
+    log(f"tuning {m} model(s) on {len(stack)} OOF rows{extra} ({trials} trials)")
+    tuned = tune(tuner, trials=trials, seed=seed, polish=polish)
+
+    nested_oof, nested_kl, nested_fold_kl, nested_changed = None, None, {}, None
     fold_ids = np.unique(folds)
     if len(fold_ids) > 1:
         nested_oof = np.empty((len(stack), N_SCORED))
+        nested_changed = None if moved is None else np.empty_like(nested_oof)
         for k in fold_ids:
             held = folds == k
             log(f"nested CV: tuning without fold {k} ({len(fold_ids)} folds)")
-            inner = Problem.build(stack.rows(~held), truth[~held], **floor)
+            inner = tuning(~held)
             params = tune(inner, trials=trials, seed=seed, polish=polish).params
             nested_oof[held] = blend(stack.rows(held), params, inner.prior)
             nested_fold_kl[int(k)] = kl_divergence(truth[held], nested_oof[held])
+            if moved is not None:
+                nested_changed[held] = blend(moved.rows(held), params, inner.prior)
         nested_kl = kl_divergence(truth, nested_oof)
 
     singles = np.array([problem.kl(BlendParams.single(m, i)) for i in range(m)])
@@ -586,7 +618,7 @@ def fit_blend(
     return BlendFit(
         params=tuned.params,
         prior=problem.prior,
-        kl=tuned.kl,
+        kl=tuned.kl if moved is None else problem.kl(tuned.params),
         source=tuned.source,
         study_kl=tuned.study_kl,
         nested_kl=nested_kl,
@@ -599,6 +631,8 @@ def fit_blend(
         min_floor=problem.min_floor,
         floor_uniform=problem.uniform,
         lacking=[c for c, gone in zip(SCORED_CLASSES, lacking(truth), strict=True) if gone],
+        nested_changed_kl=None if nested_changed is None else kl_divergence(truth, nested_changed),
+        tuning_kl=None if moved is None else tuned.kl,
     )
 
 
