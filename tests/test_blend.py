@@ -258,6 +258,9 @@ def test_changed_rows_are_read_as_the_shift_test_saves_them(tmp_path: Path) -> N
     oof_dir, _ = make_oof_dir(tmp_path)
     write_changed(tmp_path / "changed", oof_dir)
     inputs = load_inputs(oof_dir)
+    from landcover.shift import TRAINING_KINDS  # imports torch: here, not at the top
+
+    assert CHANGED_KINDS == TRAINING_KINDS  # the changes the LightGBM member trains on
     kinds = changed_kinds(inputs.ids)
     assert kinds == changed_kinds(inputs.ids) and set(kinds) == set(CHANGED_KINDS)
     got = load_changed(tmp_path / "changed", inputs)

@@ -110,7 +110,9 @@ def load_inputs(
     )
 
 
-CHANGED_KINDS = ("gain", "offset", "haze")  # what a changed tuning row may be under
+# what a changed tuning row may be under: shift.TRAINING_KINDS, the changes the LightGBM
+# member trains on (named here: shift.py imports torch, which blending does without)
+CHANGED_KINDS = ("gain", "offset", "haze")
 
 
 def changed_kinds(ids: np.ndarray) -> list[str]:
