@@ -24,6 +24,7 @@ from landcover.blending import BlendParams, Problem, Stack, blend, fit_blend, tu
 from landcover.constants import SCORED_CLASSES
 from landcover.errors import ArtifactError, DataError
 from landcover.metric import kl_divergence, scored_proportions
+from landcover.shift import TRAINING_KINDS
 from landcover.submission import load_submitted
 from landcover.tables import Proportions, align, read_proportions, write_proportions
 
@@ -258,8 +259,6 @@ def test_changed_rows_are_read_as_the_shift_test_saves_them(tmp_path: Path) -> N
     oof_dir, _ = make_oof_dir(tmp_path)
     write_changed(tmp_path / "changed", oof_dir)
     inputs = load_inputs(oof_dir)
-    from landcover.shift import TRAINING_KINDS  # imports torch: here, not at the top
-
     assert CHANGED_KINDS == TRAINING_KINDS  # the changes the LightGBM member trains on
     kinds = changed_kinds(inputs.ids)
     assert kinds == changed_kinds(inputs.ids) and set(kinds) == set(CHANGED_KINDS)
