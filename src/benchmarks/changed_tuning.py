@@ -30,22 +30,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landcover.blend_io import CHANGED_KINDS, load_changed, load_inputs
+from landcover.blend_io import CHANGED_KINDS, load_inputs, one_change_a_row, read_changed
 from landcover.blending import FLOOR_UNIFORM, MIN_FLOOR, Problem, Stack, blend, tune
 from landcover.metric import kl_divergence
 from landcover.shift import SHIFTS
-
-
-def saved(directory: Path, names: list[str], ids: np.ndarray) -> dict[str, np.ndarray]:
-    """change -> (models, rows, 10) as the shift test saved them, rows in ``ids`` order."""
-    out: dict[str, list[np.ndarray]] = {}
-    for name in names:
-        with np.load(directory / f"{name}.npz") as dump:
-            where = {int(i): r for r, i in enumerate(dump["sample_ids"].tolist())}
-            rows = np.array([where[int(i)] for i in ids.tolist()])
-            for kind in SHIFTS:
-                out.setdefault(kind, []).append(dump[kind][rows])
-    return {kind: np.stack(arrays) for kind, arrays in out.items()}
 
 
 def main() -> None:
@@ -63,8 +51,8 @@ def main() -> None:
     names = args.experiments.split(",") if args.experiments else None
     inputs = load_inputs(args.oof_dir, names, args.labels)
     truth, folds = inputs.truth, inputs.folds
-    columns = saved(Path(args.changed), inputs.names, inputs.ids)
-    one = load_changed(args.changed, inputs)
+    columns = read_changed(args.changed, inputs, tuple(SHIFTS))
+    one = one_change_a_row(columns, inputs.ids)  # blend.py --changed-oof's rows
     settings = {
         "use_floor": True,
         "min_floor": MIN_FLOOR,

@@ -124,12 +124,13 @@ def changed_kinds(ids: np.ndarray) -> list[str]:
     ]
 
 
-def load_changed(directory: str | os.PathLike[str], inputs: BlendInputs) -> np.ndarray:
-    """(models, rows, 10): each experiment's OOF predictions with every row under one change
-    (``changed_kinds``), read from ``directory/<name>.npz`` as ``shift_test.py --save-oof``
-    writes them (drawn per patch), rows aligned to ``inputs.ids``."""
-    kinds = np.array(changed_kinds(inputs.ids))
-    out = np.empty_like(inputs.oof)
+def read_changed(
+    directory: str | os.PathLike[str], inputs: BlendInputs, kinds: tuple[str, ...] = CHANGED_KINDS
+) -> dict[str, np.ndarray]:
+    """change -> (models, rows, 10): each experiment's OOF predictions under each change of
+    ``kinds``, read from ``directory/<name>.npz`` as ``shift_test.py --save-oof`` writes them
+    (drawn per patch), rows aligned to ``inputs.ids``."""
+    out: dict[str, np.ndarray] = {kind: np.empty_like(inputs.oof) for kind in kinds}
     for m, name in enumerate(inputs.names):
         path = Path(directory) / f"{name}.npz"
         if not path.is_file():
@@ -138,7 +139,7 @@ def load_changed(directory: str | os.PathLike[str], inputs: BlendInputs) -> np.n
                 f"src/benchmarks/shift_test.py SIDECAR --save-oof {directory})"
             )
         with np.load(path) as saved:
-            missing = [k for k in ("sample_ids", *CHANGED_KINDS) if k not in saved.files]
+            missing = [k for k in ("sample_ids", *kinds) if k not in saved.files]
             if missing:
                 raise DataError(f"{path}: lacks {', '.join(missing)} (per-patch draws needed)")
             where = {int(i): r for r, i in enumerate(saved["sample_ids"].tolist())}
@@ -146,10 +147,25 @@ def load_changed(directory: str | os.PathLike[str], inputs: BlendInputs) -> np.n
             if absent:
                 raise DataError(f"{path}: sample id {absent[0]} of the OOF rows is not in it")
             rows = np.array([where[int(i)] for i in inputs.ids.tolist()])
-            for kind in CHANGED_KINDS:
-                chosen = kinds == kind
-                out[m, chosen] = saved[kind][rows[chosen]]
+            for kind in kinds:
+                out[kind][m] = saved[kind][rows]
     return out
+
+
+def one_change_a_row(columns: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
+    """(models, rows, 10): each row under its own change (``changed_kinds``), taken from
+    ``columns`` (``read_changed``)."""
+    kinds = np.array(changed_kinds(ids))
+    out = np.empty_like(columns[CHANGED_KINDS[0]])
+    for kind in CHANGED_KINDS:
+        out[:, kinds == kind] = columns[kind][:, kinds == kind]
+    return out
+
+
+def load_changed(directory: str | os.PathLike[str], inputs: BlendInputs) -> np.ndarray:
+    """What ``blend.py --changed-oof`` tunes on besides the OOF rows: each row once more,
+    under its own change (``one_change_a_row`` of ``read_changed``)."""
+    return one_change_a_row(read_changed(directory, inputs), inputs.ids)
 
 
 def default_out(now: _dt.datetime | None = None) -> Path:
@@ -335,14 +351,11 @@ def format_table(inputs: BlendInputs, fit: BlendFit) -> str:
     rows = [
         ("blend, in-sample OOF", s["oof_kl"]),
         ("blend, nested CV", s["nested_cv_kl"]),
-        *(
-            [("blend, nested CV of the changed rows", s["nested_cv_changed_kl"])]
-            if s["nested_cv_changed_kl"] is not None
-            else []
-        ),
         ("equal weights, T=1", s["equal_weight_kl"]),
         (f"best single: {s['best_single']['name']}", s["best_single"]["oof_kl"]),
     ]
+    if s["nested_cv_changed_kl"] is not None:
+        rows.insert(2, ("blend, nested CV of the changed rows", s["nested_cv_changed_kl"]))
     floor = f"floor {fit.params.floor:.4f} toward the training prior"
     if fit.lacking and fit.min_floor > 0:
         floor += (

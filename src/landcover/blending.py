@@ -590,9 +590,8 @@ def fit_blend(
         both = stack.rows(mask).then(moved.rows(mask))
         return Problem.build(both, np.concatenate([truth[mask], truth[mask]]), **floor)
 
-    every = np.ones(len(stack), dtype=bool)
     problem = Problem.build(stack, truth, **floor)  # the clean rows, for every score
-    tuner = tuning(every)
+    tuner = problem if moved is None else tuning(np.ones(len(stack), dtype=bool))
     extra = "" if moved is None else " and as many changed rows"
     log(f"tuning {m} model(s) on {len(stack)} OOF rows{extra} ({trials} trials)")
     tuned = tune(tuner, trials=trials, seed=seed, polish=polish)
