@@ -131,6 +131,15 @@ def test_bad_shifted_kinds():
     assert config["gbm"]["shifted_kinds"] == ["gain", "season"]
 
 
+def test_corrected_training_needs_the_dark_level():
+    """Training pixels corrected as predicted ones are: only where predictions are."""
+    message = "'gbm.corrected_training' trains on pixels dark-level corrected as predicted"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config("pixel_lightgbm_shifted", overrides=["gbm.corrected_training=true"])
+    on = ["gbm.corrected_training=true", "predict.dark_level=true"]
+    assert load_config("pixel_lightgbm_shifted", overrides=on)["gbm"]["corrected_training"]
+
+
 def test_bad_model_file(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  encoderr: tu-resnet18\n")
@@ -193,15 +202,21 @@ def test_what_a_model_file_fixes_survives_every_profile(profile: str):
 
 
 def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
-    """``gbm.relative``, ``gbm.relative_context``, ``gbm.feature_fraction`` and
-    ``gbm.min_data_in_leaf`` came later: at their off value (the value LightGBM was given
-    before the key existed), a config that lacks them hashes as before (its fold models are not
-    retrained); at another value, the training hash moves."""
+    """``gbm.relative``, ``gbm.relative_context``, ``gbm.feature_fraction``,
+    ``gbm.min_data_in_leaf`` and ``gbm.corrected_training`` came later: at their off value (the
+    value LightGBM was given before the key existed), a config that lacks them hashes as before
+    (its fold models are not retrained); at another value, the training hash moves."""
     from landcover.config import LATER_SWITCHES, training_hash
 
     config = load_config("pixel_lightgbm", profile="sample-cpu")
     later = LATER_SWITCHES["gbm"]
-    assert set(later) == {"relative", "relative_context", "feature_fraction", "min_data_in_leaf"}
+    assert set(later) == {
+        "relative",
+        "relative_context",
+        "feature_fraction",
+        "min_data_in_leaf",
+        "corrected_training",
+    }
     assert {key: config["gbm"][key] for key in later} == later
     before = dict(config, gbm={k: v for k, v in config["gbm"].items() if k not in later})
     assert training_hash(config) == training_hash(before)
@@ -211,6 +226,7 @@ def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
         "relative_context": True,
         "feature_fraction": 0.5,
         "min_data_in_leaf": 20,
+        "corrected_training": True,
     }
     for key, value in other.items():
         on = load_config("pixel_lightgbm", profile="sample-cpu", overrides=[f"gbm.{key}={value}"])

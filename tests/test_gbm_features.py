@@ -196,3 +196,42 @@ def test_shifted_kinds_choose_the_copies_changes(tmp_path):
         "gbm-samples-v1-p16-s0-texture-c1",
         "gbm-samples-v1-p16-s0-texture-c1-kgain-season",
     ]
+
+
+def test_corrected_training_lowers_patches_and_copies_onto_the_bound(tmp_path):
+    """``gbm.corrected_training``: every training patch and changed copy is dark-level
+    corrected onto the fold's bound before its features are drawn, as ``predict.dark_level``
+    corrects a patch before a fold model predicts it; a patch darker than the bound is left as
+    it is, and each bound gets a store of its own."""
+    from landcover.align import dark_corrected, dark_levels
+    from landcover.shift import randomised
+
+    images = _images(n=4)
+    images[1] += 300  # one patch brighter in its darkest pixels than the others
+    masks = np.random.default_rng(1).integers(0, 10, size=(4, 32, 32)).astype(np.uint8)
+    spec = FeatureSpec(texture=True, relative=True)
+    bound = np.sort(dark_levels(images), axis=0)[2]  # the third darkest patch's, per band
+    x, y = training_samples(images, masks, 16, 0, 1, spec, copies=1, kinds=("offset",))
+    xd, yd = training_samples(images, masks, 16, 0, 1, spec, 1, ("offset",), bound)
+    np.testing.assert_array_equal(yd, y)  # the same pixels are drawn
+    levels = dark_levels(images)
+    darker = np.flatnonzero((levels <= bound).all(axis=1))
+    assert len(darker) >= 2 and 1 not in darker
+    np.testing.assert_array_equal(xd[darker, :16], x[darker, :16])
+    assert not np.allclose(xd[1, :16], x[1, :16])
+    # each version's features are those of its corrected images, the copies' too
+    changed = randomised(images, np.arange(4), 0, 1, ("offset",))
+    assert (dark_levels(changed) > bound).any(axis=1).all()  # every copy lifted past it
+    expected = pixel_features(dark_corrected(changed, bound), 1, spec).reshape(4, 32 * 32, -1)
+    picks = np.stack(
+        [np.random.default_rng([0, row, 1]).integers(0, 32 * 32, size=16) for row in range(4)]
+    )
+    np.testing.assert_array_equal(xd[:, 16:], expected[np.arange(4)[:, None], picks])
+    settled = np.minimum(dark_levels(changed), bound)  # lowered onto it, or left below it
+    assert np.abs(dark_levels(dark_corrected(changed, bound)) - settled).max() <= 1
+    mapped, mapped_masks = _mapped(tmp_path, images, masks)
+    xs, _ = training_samples(mapped, mapped_masks, 16, 0, 1, spec, 1, ("offset",), bound)
+    np.testing.assert_array_equal(xs, xd)
+    training_samples(mapped, mapped_masks, 16, 0, 1, spec, 1, ("offset",), bound + 1)
+    folders = [p.name for p in tmp_path.iterdir() if p.is_dir()]
+    assert len(folders) == 2 and all("-dark" in name for name in folders)

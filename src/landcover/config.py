@@ -275,6 +275,7 @@ LATER_SWITCHES = {  # keys added later, per section: at their off value they lea
         "relative_context": False,
         "feature_fraction": 0.8,
         "min_data_in_leaf": 50,
+        "corrected_training": False,
     },
 }
 REVISED = {"dark_level": 2}  # switches whose working changed: on, the revision joins the hash

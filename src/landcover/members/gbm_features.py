@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import uniform_filter
 
+from ..align import dark_corrected
 from ..shift import TRAINING_KINDS, randomised
 
 VERSION = 1  # bump when the features change: stores of another version are not read
@@ -178,10 +179,10 @@ def _strided_job(args: tuple) -> np.ndarray:
 
 
 def _sample_job(args: tuple) -> tuple[np.ndarray, np.ndarray]:
-    images_file, masks_file, start, stop, per_image, seed, spec, copies, kinds = args
+    images_file, masks_file, start, stop, per_image, seed, spec, copies, kinds, bound = args
     images = np.load(images_file, mmap_mode="r")[start:stop]
     masks = np.load(masks_file, mmap_mode="r")[start:stop]
-    return _sample_job_arrays(images, masks, start, per_image, seed, spec, copies, kinds)
+    return _sample_job_arrays(images, masks, start, per_image, seed, spec, copies, kinds, bound)
 
 
 def _build(
@@ -248,18 +249,24 @@ def training_samples(
     spec: FeatureSpec = BASIC,
     copies: int = 0,
     kinds: tuple[str, ...] = TRAINING_KINDS,
+    bound: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(n, (copies + 1) * per_image, features) and (n, (copies + 1) * per_image) classes of
     every train patch's drawn pixels, the patch's own first, then those of each of ``copies``
     radiometrically changed copies (each under one of the changes ``kinds``): memory-mapped
-    stores beside a cache, or computed here for arrays in memory."""
+    stores beside a cache, or computed here for arrays in memory. ``bound`` (bands,): each
+    patch and copy first dark-level corrected onto it (``align.dark_corrected``), as a fold
+    corrects the patches it predicts (``gbm.corrected_training``); a store per bound."""
     filename = getattr(images, "filename", None)
     if filename is None:
-        return _sample_job_arrays(images, masks, 0, per_image, seed, spec, copies, kinds)
+        return _sample_job_arrays(images, masks, 0, per_image, seed, spec, copies, kinds, bound)
     source = Path(filename)
     tag = f"p{per_image}-s{seed}{spec.tag}" + f"-c{copies}" * (copies > 0)
     if copies and tuple(kinds) != TRAINING_KINDS:
         tag += "-k" + "-".join(kinds)
+    if bound is not None:
+        bound = np.asarray(bound, np.float64)
+        tag += "-dark" + "-".join(f"{b:g}" for b in bound)
     folder = source.parent / f"gbm-samples-v{VERSION}-{tag}"
     names = ("x.npy", "y.npy")
     masks_file = Path(masks.filename)
@@ -268,15 +275,18 @@ def training_samples(
         names,
         len(images),
         _sample_job,
-        lambda a, b: (source, masks_file, a, b, per_image, seed, spec, copies, tuple(kinds)),
+        lambda a, b: (source, masks_file, a, b, per_image, seed, spec, copies, tuple(kinds), bound),
         workers,
     )
     return np.load(folder / "x.npy", mmap_mode="r"), np.load(folder / "y.npy", mmap_mode="r")
 
 
-def _sample_job_arrays(images, masks, start, per_image, seed, spec, copies=0, kinds=TRAINING_KINDS):
+def _sample_job_arrays(
+    images, masks, start, per_image, seed, spec, copies=0, kinds=TRAINING_KINDS, bound=None
+):
     """The drawn pixels' features and classes of patches ``start``, ``start + 1``, ...: from
-    the patches as they are, then from each of ``copies`` changed copies (other pixels)."""
+    the patches as they are, then from each of ``copies`` changed copies (other pixels), each
+    version dark-level corrected onto ``bound`` first if one is given."""
     images = np.asarray(images)
     n = len(images)
     flat_masks = np.asarray(masks).reshape(n, -1)
@@ -285,6 +295,8 @@ def _sample_job_arrays(images, masks, start, per_image, seed, spec, copies=0, ki
     xs, ys = [], []
     for copy in range(copies + 1):
         version = images if copy == 0 else randomised(images, start + rows[:, 0], seed, copy, kinds)
+        if bound is not None:
+            version = dark_corrected(version, bound)
         feats = pixel_features(version, 1, spec)
         picks = np.stack([sample_picks(start + i, size, per_image, seed, copy) for i in range(n)])
         xs.append(feats.reshape(n, size, -1)[rows, picks])

@@ -5,7 +5,9 @@ Each pixel is described by its four log reflectances, three spectral indices and
 of the log bands at two scales (``gbm_features.py``, computed once per dataset on every core); a
 multiclass LightGBM learns the mask class from pixels sampled in the training folds (with
 ``gbm.shifted_copies``, also from radiometrically changed copies of their patches: robustness to
-new ground's radiometry), on every core when ``run.threads`` is 0. A patch's proportions are
+new ground's radiometry; with ``gbm.corrected_training``, every training patch and copy first
+dark-level corrected onto the fold's bound, as the patches it predicts are under
+``predict.dark_level``), on every core when ``run.threads`` is 0. A patch's proportions are
 the mean of the per-pixel class probabilities over a regular grid (every ``predict_stride``-th
 pixel), the soft proportions of the networks computed the same way; with ``predict.mode:
 hard``, the share of the grid's pixels whose most probable class it is (argmax counts, as for
@@ -20,6 +22,7 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
+from ..align import dark_bound
 from ..constants import N_CLASSES
 from ..errors import ConfigError
 from ..metric import kl_divergence
@@ -104,8 +107,10 @@ def fit_fold(
     spec = FeatureSpec.from_config(gcfg)
     per_image, copies = gcfg["pixels_per_image"], int(gcfg.get("shifted_copies") or 0)
     kinds = tuple(gcfg["shifted_kinds"])
+    # trained as predicted: the fold's bound, as predict_fold computes it (align.FoldRadiometry)
+    bound = dark_bound(images, train_rows) if gcfg.get("corrected_training") else None
     x_all, y_all = training_samples(
-        images, masks, per_image, config["seed"], threads, spec, copies, kinds
+        images, masks, per_image, config["seed"], threads, spec, copies, kinds, bound
     )
     per_patch = patch_share(len(train_rows), per_image * (copies + 1), gcfg["max_train_pixels"])
     x_train, y_train = (np.asarray(a[np.sort(train_rows), :per_patch]) for a in (x_all, y_all))
@@ -229,6 +234,11 @@ class PixelGbmMember(Member):
         kinds = config["gbm"]["shifted_kinds"]
         if not kinds or any(k not in CHANGES for k in kinds):
             raise ConfigError(f"'gbm.shifted_kinds' must be some of {list(CHANGES)}, got {kinds}")
+        if config["gbm"].get("corrected_training") and not config["predict"]["dark_level"]:
+            raise ConfigError(
+                "'gbm.corrected_training' trains on pixels dark-level corrected as predicted "
+                "ones are: it needs 'predict.dark_level: true'"
+            )
 
     def fit_fold(self, fold: FoldData, work: Path, device, seed: int) -> FitResult:
         val, history = fit_fold(
