@@ -138,6 +138,9 @@ def test_corrected_training_needs_the_dark_level():
         load_config("pixel_lightgbm_shifted", overrides=["gbm.corrected_training=true"])
     on = ["gbm.corrected_training=true", "predict.dark_level=true"]
     assert load_config("pixel_lightgbm_shifted", overrides=on)["gbm"]["corrected_training"]
+    for profile in ("sample-cpu", "sample-gpu"):  # README, "Trained as predicted"
+        config = load_config("pixel_lightgbm_shifted", profile=profile)
+        assert config["gbm"]["corrected_training"] and config["predict"]["dark_level"]
 
 
 def test_bad_model_file(tmp_path):
@@ -208,7 +211,8 @@ def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
     (its fold models are not retrained); at another value, the training hash moves."""
     from landcover.config import LATER_SWITCHES, training_hash
 
-    config = load_config("pixel_lightgbm", profile="sample-cpu")
+    off = ["gbm.corrected_training=false"]  # sample-cpu turns it on (pairs it with the dark level)
+    config = load_config("pixel_lightgbm", profile="sample-cpu", overrides=off)
     later = LATER_SWITCHES["gbm"]
     assert set(later) == {
         "relative",
@@ -229,7 +233,9 @@ def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
         "corrected_training": True,
     }
     for key, value in other.items():
-        on = load_config("pixel_lightgbm", profile="sample-cpu", overrides=[f"gbm.{key}={value}"])
+        on = load_config(
+            "pixel_lightgbm", profile="sample-cpu", overrides=[*off, f"gbm.{key}={value}"]
+        )
         assert training_hash(on) != training_hash(config)
     # the member trained for new ground has them (README, "Quality on new ground")
     shifted = load_config("pixel_lightgbm_shifted", profile="sample-cpu")["gbm"]
