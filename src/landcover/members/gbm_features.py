@@ -266,7 +266,7 @@ def training_samples(
         tag += "-k" + "-".join(kinds)
     if bound is not None:
         bound = np.asarray(bound, np.float64)
-        tag += "-dark" + "-".join(f"{b:g}" for b in bound)
+        tag += "-dark" + "-".join(repr(float(b)) for b in bound)  # exact: one store a bound
     folder = source.parent / f"gbm-samples-v{VERSION}-{tag}"
     names = ("x.npy", "y.npy")
     masks_file = Path(masks.filename)
