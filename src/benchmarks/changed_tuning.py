@@ -60,21 +60,18 @@ def main() -> None:
         "class_calibration": True,
     }
 
-    def tuning_rows(variant: str, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        sets = {
-            "clean": [inputs.oof],
-            "one": [inputs.oof, one],
-            "all": [inputs.oof, *(columns[k] for k in CHANGED_KINDS)],
-        }[variant]
-        return np.concatenate([s[:, mask] for s in sets], 1), np.tile(truth[mask], (len(sets), 1))
-
+    sets = {  # what each way of tuning fits: the clean rows, then each changed set
+        "clean": [inputs.oof],
+        "one": [inputs.oof, one],
+        "all": [inputs.oof, *(columns[k] for k in CHANGED_KINDS)],
+    }
     table: dict[str, dict[str, float]] = {}
     for variant in args.variants.split(","):
+        stacks = [Stack.of(s) for s in sets[variant]]
         held_out = {kind: np.zeros((len(truth), 8)) for kind in ["oof", *SHIFTS]}
         for k in np.unique(folds):
             held = folds == k
-            preds, rows_truth = tuning_rows(variant, ~held)
-            problem = Problem.build(Stack.of(preds), rows_truth, **settings)
+            problem = Problem.of_rows(stacks, truth, ~held, **settings)
             params = tune(problem, trials=args.trials, seed=0).params
             for kind, values in [("oof", inputs.oof), *columns.items()]:
                 held_out[kind][held] = blend(Stack.of(values[:, held]), params, problem.prior)

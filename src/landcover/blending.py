@@ -259,6 +259,18 @@ class Problem:
         scored = scored_proportions(truth)
         return cls(stack, truth, target, use_floor, scored, min_floor, uniform, class_calibration)
 
+    @classmethod
+    def of_rows(
+        cls, stacks: list[Stack], truth: np.ndarray, mask: np.ndarray, **settings
+    ) -> Problem:
+        """The problem tuned on ``mask``'s rows of each of ``stacks`` in turn (the same models
+        and the same truth: the clean predictions, then each changed set), ``settings`` as
+        ``build`` takes them."""
+        rows = stacks[0].rows(mask)
+        for other in stacks[1:]:
+            rows = rows.then(other.rows(mask))
+        return cls.build(rows, np.tile(np.asarray(truth)[mask], (len(stacks), 1)), **settings)
+
     def kl(self, params: BlendParams) -> float:
         return kl_divergence(self.truth, blend(self.stack, params, self.prior))
 
@@ -582,16 +594,10 @@ def fit_blend(
         "uniform": floor_uniform,
         "class_calibration": class_calibration,
     }
-
-    def tuning(mask: np.ndarray) -> Problem:
-        """The problem tuned on ``mask``'s rows: clean, then changed if given."""
-        if moved is None:
-            return Problem.build(stack.rows(mask), truth[mask], **floor)
-        both = stack.rows(mask).then(moved.rows(mask))
-        return Problem.build(both, np.concatenate([truth[mask], truth[mask]]), **floor)
-
+    sets = [stack] if moved is None else [stack, moved]  # what tuning fits: clean, then changed
     problem = Problem.build(stack, truth, **floor)  # the clean rows, for every score
-    tuner = problem if moved is None else tuning(np.ones(len(stack), dtype=bool))
+    everything = np.ones(len(stack), dtype=bool)
+    tuner = problem if moved is None else Problem.of_rows(sets, truth, everything, **floor)
     extra = "" if moved is None else " and as many changed rows"
     log(f"tuning {m} model(s) on {len(stack)} OOF rows{extra} ({trials} trials)")
     tuned = tune(tuner, trials=trials, seed=seed, polish=polish)
@@ -604,7 +610,7 @@ def fit_blend(
         for k in fold_ids:
             held = folds == k
             log(f"nested CV: tuning without fold {k} ({len(fold_ids)} folds)")
-            inner = tuning(~held)
+            inner = Problem.of_rows(sets, truth, ~held, **floor)
             params = tune(inner, trials=trials, seed=seed, polish=polish).params
             nested_oof[held] = blend(stack.rows(held), params, inner.prior)
             nested_fold_kl[int(k)] = kl_divergence(truth[held], nested_oof[held])
