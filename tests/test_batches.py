@@ -225,3 +225,61 @@ def test_per_image_normaliser_takes_out_brightness():
     a, b = norm(pixels_to_tensor(images)), norm(pixels_to_tensor(brighter))
     torch.testing.assert_close(a.mean(dim=(2, 3)), torch.zeros(2, 4), atol=1e-4, rtol=0)
     torch.testing.assert_close(a, b, atol=0.05, rtol=0)  # a gain is an offset of the logs
+
+
+def _dark_data(n: int = 16, size: int = 32, seed: int = 0):
+    """Patches whose dark levels differ: a per-patch, per-band lift of 0-600 on a 200-3000 base."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(200, 3000, size=(n, 4, size, size)) + rng.integers(0, 600, (n, 4, 1, 1))
+    return images.astype(np.uint16), np.zeros((n, size, size), np.uint8)
+
+
+def _whole_patch_batches(images, masks, augment: dict, bound=None, on_device: bool = False):
+    return TensorBatches(
+        images,
+        masks,
+        np.arange(len(images)),
+        IDENTITY,
+        augment={**augment, "d4": False, "gain": 0.0, "offset": 0.0},
+        crop=0,
+        batch_size=4,
+        device=torch.device("cpu"),
+        seed=5,
+        on_device=on_device,
+        bound=bound,
+    )
+
+
+def test_corrected_batches_are_changed_patches_corrected_as_prediction_corrects_them():
+    """train.corrected_training: each sample, after its change (the shift test's gain, offset or
+    haze; or haze, gamma and season together), is what ``align.dark_corrected`` makes of the
+    changed patch: lowered onto the bound where its dark level lies above it, as it is where
+    not. The bound draws nothing: the same seed draws the same changes with and without it."""
+    from landcover.align import dark_corrected, dark_levels
+
+    images, masks = _dark_data()
+    bound = np.median(dark_levels(images), axis=0)
+    for augment, tolerance in (
+        ({**AUGMENT, "shift": 1.0}, 1.5),  # affine: exact but for three roundings
+        ({**AUGMENT, "haze": 0.3, "gamma": 0.1, "season": 0.2}, 2.5),
+    ):
+        plain = _whole_patch_batches(images, masks, augment).epoch(8)
+        corrected = _whole_patch_batches(images, masks, augment, bound).epoch(8)
+        lowered = kept = 0
+        for a, b in zip(plain, corrected, strict=True):
+            changed = np.clip(np.rint(a["image"].numpy()), 1, 65535).astype(np.uint16)
+            expected = dark_corrected(changed, bound).astype(np.float64)
+            got = b["image"].numpy().astype(np.float64)
+            np.testing.assert_allclose(got, expected, rtol=0, atol=tolerance)
+            assert torch.equal(a["mask"], b["mask"])
+            same = (a["image"] == b["image"]).flatten(2).all(2)
+            kept += int(same.sum())
+            lowered += int((~same).sum())
+            above = dark_levels(changed) > bound + tolerance
+            assert not (same.numpy() & above).any()  # every patch above the bound came down
+        assert kept > 10 and lowered > 10, (kept, lowered)
+    # the same batches whether the patches are resident on the device or gathered per batch
+    host = _whole_patch_batches(images, masks, {**AUGMENT, "shift": 1.0}, bound).epoch(4)
+    resident = _whole_patch_batches(images, masks, {**AUGMENT, "shift": 1.0}, bound, True)
+    for a, b in zip(host, resident.epoch(4), strict=True):
+        assert torch.equal(a["image"], b["image"])

@@ -141,6 +141,31 @@ def test_corrected_training_needs_the_dark_level():
     for profile in ("sample-cpu", "sample-gpu"):  # README, "Trained as predicted"
         config = load_config("pixel_lightgbm_shifted", profile=profile)
         assert config["gbm"]["corrected_training"] and config["predict"]["dark_level"]
+    # the networks' counterpart: crops dark-level corrected after their changes
+    message = "'train.corrected_training' trains on crops dark-level corrected as predicted"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config("unet_regnety_002_shifted", overrides=["train.corrected_training=true"])
+    on = ["train.corrected_training=true", "predict.dark_level=true"]
+    assert load_config("unet_regnety_002_shifted", overrides=on)["train"]["corrected_training"]
+
+
+def test_the_networks_later_switch_off_leaves_their_hashes():
+    """``train.corrected_training`` came later: off, a network's config that lacks it hashes
+    as before (its fold models are not retrained); on, its training hash moves."""
+    from landcover.config import LATER_SWITCHES, training_hash
+
+    assert LATER_SWITCHES["train"] == {"corrected_training": False}
+    config = load_config("unet_regnety_002_shifted", profile="demo")
+    assert config["train"]["corrected_training"] is False
+    before = dict(
+        config, train={k: v for k, v in config["train"].items() if k != "corrected_training"}
+    )
+    assert training_hash(config) == training_hash(before)
+    assert config_hash(config) == config_hash(before)
+    on = ["train.corrected_training=true", "predict.dark_level=true"]
+    dark = load_config("unet_regnety_002_shifted", profile="demo", overrides=on[1:])
+    corrected = load_config("unet_regnety_002_shifted", profile="demo", overrides=on)
+    assert training_hash(corrected) != training_hash(dark)
 
 
 def test_bad_model_file(tmp_path):

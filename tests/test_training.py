@@ -371,3 +371,41 @@ def test_ema_weights_validate_save_and_resume(demo_data, tmp_path: Path):
     final = torch.load(fold / "final.pt", weights_only=True)
     assert all(torch.equal(final[k], state["ema"][k]) for k in final)
     assert any(not torch.equal(final[k], state["model"][k]) for k in final)
+
+
+def test_corrected_training_corrects_onto_the_bound_the_fold_predicts_with(
+    demo_data, tmp_path: Path, monkeypatch
+):
+    """train.corrected_training: a fold's training batches are corrected onto the dark bound
+    its ``done.json`` records and its predictions use, and its per-epoch validation reads the
+    validation patches as prediction corrects them (``align.dark_corrected``)."""
+    import json
+
+    from landcover import trainer
+    from landcover.align import dark_bound, dark_corrected, dark_levels
+    from landcover.fold_plan import plan_for
+
+    seen = {}
+    real_batches, real_predict = trainer.training_batches, trainer.predict_modes
+
+    def batches(*args, **kwargs):
+        seen["bound"] = kwargs["bound"]
+        return real_batches(*args, **kwargs)
+
+    def predict(model, images, rows, *args, **kwargs):
+        seen["val_images"] = np.asarray(images)[rows]
+        return real_predict(model, images, rows, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "training_batches", batches)
+    monkeypatch.setattr(trainer, "predict_modes", predict)
+    on = {"train": {**SMOKE["train"], "corrected_training": True}, "predict": {"dark_level": True}}
+    config = load_config("unet_regnety_002", profile="demo", overrides={**SMOKE, **on})
+    run_experiment(config, demo_data, oof_dir=tmp_path, folds_to_run=[0], log=lambda _: None)
+    done = json.loads((tmp_path / ".work" / "unet_regnety_002" / "fold0" / "done.json").read_text())
+    plan = plan_for(demo_data, config["data"])
+    images, rows = demo_data.train_images, plan.train_rows(0)
+    np.testing.assert_array_equal(seen["bound"], done["dark_bound"])
+    np.testing.assert_array_equal(seen["bound"], dark_bound(images, rows))
+    val = images[plan.val_rows(0)]
+    np.testing.assert_array_equal(seen["val_images"], dark_corrected(val, seen["bound"]))
+    assert (dark_levels(val) > seen["bound"]).any()  # some validation patch was lowered

@@ -223,11 +223,19 @@ def dark_bound(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """(bands,): the ``DARK_QUANTILE`` of the dark levels of a fold's training patches
     ``images[rows]`` (at most ``MAX_PATCHES`` of them), as its ``done.json`` records it
     (``dark_bound``)."""
-    rows = np.sort(sampled(np.asarray(rows)))
-    levels = np.concatenate(
+    levels = row_levels(images, np.sort(sampled(np.asarray(rows))))
+    return np.quantile(levels, DARK_QUANTILE, axis=0).round(3)
+
+
+def row_levels(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(len(rows), bands): the dark levels (``dark_levels``) of ``images[rows]``, read
+    ``CHUNK`` patches at a time (a memory-mapped set is never read whole)."""
+    rows = np.asarray(rows)
+    if not len(rows):
+        return np.empty((0, np.shape(images)[1]))
+    return np.concatenate(
         [dark_levels(images[rows[i : i + CHUNK]]) for i in range(0, len(rows), CHUNK)]
     )
-    return np.quantile(levels, DARK_QUANTILE, axis=0).round(3)
 
 
 def dark_excess(levels: np.ndarray, bound: np.ndarray) -> np.ndarray:

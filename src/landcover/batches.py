@@ -15,7 +15,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .augment import apply_augment, draw_augment, reflectance_augment
+from .align import row_levels
+from .augment import apply_augment, dark_corrected, draw_augment, reflectance_augment
 from .errors import ConfigError
 from .pixels import Normalizer, batch_proportions, pixels_to_tensor
 
@@ -68,7 +69,10 @@ class TensorBatches:
         device: torch.device,
         seed: int,
         on_device: bool,
+        bound: np.ndarray | None = None,
     ) -> None:
+        """``bound`` (bands,): each sample dark-level corrected onto it, after its changes, as
+        prediction corrects a patch (``train.corrected_training``); None: as they are."""
         self.normalizer, self.augment, self.device = normalizer, augment, device
         self.generator = torch.Generator().manual_seed(seed)
         self.rows = np.sort(np.asarray(rows))
@@ -82,6 +86,10 @@ class TensorBatches:
             )
         self.max_offset = (height - self.size, width - self.size)
         self.images, self.masks = images, masks
+        self.levels = self.bound = None
+        if bound is not None:  # each training patch's dark level, read once (host, float32)
+            self.levels = torch.from_numpy(row_levels(images, self.rows).astype(np.float32))
+            self.bound = self._to_device(torch.tensor(bound, dtype=torch.float32))
         self.resident = on_device
         if on_device:  # the training rows, copied to the device once
             self.images, self.masks = (
@@ -130,6 +138,8 @@ class TensorBatches:
         samples, top, left, views = self._to_device(geometry)
         pixels, crops = crop_and_turn(images, masks, samples, top, left, self.size, views)
         physical = reflectance_augment(radiometry)
+        if self.levels is not None:
+            physical = dark_corrected(physical, self._to_device(self.levels[picked]), self.bound)
         image = apply_augment(self.normalizer(pixels, physical), radiometry, self.augment)
         return {"image": image, "mask": crops.long(), "target": batch_proportions(crops)}
 
@@ -168,8 +178,10 @@ def training_batches(
     device: torch.device,
     *,
     seed: int,
+    bound: np.ndarray | None = None,
 ) -> TensorBatches:
-    """The training batches of a config (``train`` crop and batch size, ``augment``)."""
+    """The training batches of a config (``train`` crop and batch size, ``augment``), dark-level
+    corrected onto ``bound`` if given."""
     return TensorBatches(
         images,
         masks,
@@ -181,6 +193,7 @@ def training_batches(
         device=device,
         seed=seed,
         on_device=device.type == "cuda" and _fits_on_device(config, images, device),
+        bound=bound,
     )
 
 

@@ -270,6 +270,7 @@ def _hash(value: object) -> str:
 PREDICTION = "predict"  # how trained fold models predict: a change re-predicts, never retrains
 LATER_SWITCHES = {  # keys added later, per section: at their off value they leave hashes as before
     PREDICTION: {"dark_level": False},
+    "train": {"corrected_training": False},
     "gbm": {
         "relative": False,
         "relative_context": False,

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from . import distributed
+from .align import FoldRadiometry
 from .atomic import atomic_path
 from .batches import training_batches, upload
 from .inference import center_crop, predict_modes
@@ -107,9 +108,12 @@ def fit(
     seed: int,
     desc: str = "",
     on_epoch: Callable[[dict], None] | None = None,
+    bound: np.ndarray | None = None,
 ) -> list[dict]:
     """Train ``model`` (built, on ``device``) on ``train_rows``, validate on ``val_rows`` each
     epoch; returns the history. ``seed`` seeds the batches (the caller seeds model init).
+    ``bound`` (``train.corrected_training``): the training samples, after their changes, and
+    the validation patches dark-level corrected onto it, as prediction corrects patches.
 
     Under torchrun the ranks train one model together (DistributedDataParallel; SyncBatchNorm
     on GPUs): every rank draws the same global batch and trains on its slice, validation rows
@@ -128,7 +132,9 @@ def fit(
     optimizer = build_optimizer(config, net)
     ema = build_ema(net, tcfg["ema"]) if tcfg["ema"] else None
     kept = net if ema is None else ema.module
-    batches = training_batches(config, images, masks, train_rows, normalizer, device, seed=seed)
+    batches = training_batches(
+        config, images, masks, train_rows, normalizer, device, seed=seed, bound=bound
+    )
     steps = tcfg["steps_per_epoch"] or len(batches)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(config, steps * tcfg["epochs"], steps)
@@ -140,8 +146,11 @@ def fit(
         val_target = np.stack([mask_proportions(m) for m in crops]).astype(np.float64)
 
     val_images, val_index = images, val_rows
+    if bound is not None:  # as prediction corrects them (in memory, as predict_fold does)
+        val_images = FoldRadiometry(bound=bound).prepared(images, val_rows)
+        val_index = np.arange(len(val_rows))
     if batches.resident:  # validation patches on the device too: no host work per epoch
-        val_images, val_index = upload(images, val_rows, device), np.arange(len(val_rows))
+        val_images, val_index = upload(val_images, val_index, device), np.arange(len(val_rows))
 
     history: list[dict] = []
     best_kl, start_epoch = math.inf, 0

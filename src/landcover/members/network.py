@@ -1,6 +1,8 @@
 """What the torch-network kinds share: per-band normaliser, the training loop (``trainer.py``),
 the weights chosen by ``train.select``, and inference with test-time views (``inference.py``).
-A network kind only says how to build its ``nn.Module``.
+A network kind only says how to build its ``nn.Module``. With ``train.corrected_training`` a
+fold trains (and validates each epoch) on crops dark-level corrected onto its training patches'
+bound after their changes, as ``predict.dark_level`` corrects the patches it predicts.
 
 A fold directory holds ``model.pt`` (the weights it predicts with), ``normalizer.json``, and
 the other checkpoint choice for ``benchmarks/checkpoint_choice.py`` (``best_epoch.pt`` when
@@ -20,7 +22,9 @@ import torch
 from torch import nn
 
 from .. import distributed, weights
+from ..align import dark_bound
 from ..atomic import atomic_path, write_json
+from ..errors import ConfigError
 from ..inference import network_inputs, predict_masks, predict_probabilities, predict_proportions
 from ..pixels import Normalizer, fit_normalizer
 from ..runtime import seed_everything
@@ -85,6 +89,11 @@ class NetworkMember(Member):
     @classmethod
     def validate(cls, config: dict) -> None:
         weights.check(config)
+        if config["train"].get("corrected_training") and not config["predict"]["dark_level"]:
+            raise ConfigError(
+                "'train.corrected_training' trains on crops dark-level corrected as predicted "
+                "patches are: it needs 'predict.dark_level: true'"
+            )
 
     @abstractmethod
     def build(self) -> nn.Module:
@@ -115,6 +124,8 @@ class NetworkMember(Member):
             write_json(work / "normalizer.json", normalizer.to_dict())
         history_file = work / "history.csv"  # epochs done before an interruption, if any
         resumed = len(history_file.read_text().splitlines()) - 1 if history_file.is_file() else 0
+        corrected = self.config["train"].get("corrected_training")
+        bound = dark_bound(fold.train_images, fold.train_rows) if corrected else None
         seed_everything(seed)  # model init, then the training loop's draws
         history = fit(
             self.config,
@@ -130,6 +141,7 @@ class NetworkMember(Member):
             seed=seed,
             desc=fold.desc,
             on_epoch=fold.on_epoch,
+            bound=bound,
         )
         chosen = selected_checkpoint(self.config, work)
         other, name = (
