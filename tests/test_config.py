@@ -147,6 +147,9 @@ def test_corrected_training_needs_the_dark_level():
         load_config("unet_regnety_002_shifted", overrides=["train.corrected_training=true"])
     on = ["train.corrected_training=true", "predict.dark_level=true"]
     assert load_config("unet_regnety_002_shifted", overrides=on)["train"]["corrected_training"]
+    for profile in ("sample-cpu", "sample-gpu"):
+        config = load_config("unet_regnety_002_shifted", profile=profile)
+        assert config["train"]["corrected_training"] and config["predict"]["dark_level"]
 
 
 def test_the_networks_later_switch_off_leaves_their_hashes():
