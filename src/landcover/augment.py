@@ -5,10 +5,10 @@ To add an augmentation: give it a key (0 = off) in the ``augment`` section of
 ``configs/base.yaml``, draw its per-sample parameters in ``draw_augment`` from the batch's
 generator (append new draws after the existing ones, so that runs without it keep their
 numbers), and apply them in ``reflectance_augment`` (physical changes of the reflectances,
-before normalisation; a rising map of each band's values, so that ``dark_corrected`` can follow
-a patch's dark level through it) or ``apply_augment`` (the normalised (B, C, h, w) batch). Geometry
-(crop window, D4 view) is drawn here too and applied by the gather in ``batches.py``; the mask
-follows it, radiometry leaves the mask alone.
+before normalisation, each a rising map of each band's values, so that ``dark_corrected`` can
+follow a patch's dark level through it) or ``apply_augment`` (the normalised (B, C, h, w)
+batch). Geometry (crop window, D4 view) is drawn here too and applied by the gather in
+``batches.py``; the mask follows it, radiometry leaves the mask alone.
 """
 
 from __future__ import annotations
