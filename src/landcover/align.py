@@ -231,8 +231,6 @@ def row_levels(images: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """(len(rows), bands): the dark levels (``dark_levels``) of ``images[rows]``, read
     ``CHUNK`` patches at a time (a memory-mapped set is never read whole)."""
     rows = np.asarray(rows)
-    if not len(rows):
-        return np.empty((0, np.shape(images)[1]))
     return np.concatenate(
         [dark_levels(images[rows[i : i + CHUNK]]) for i in range(0, len(rows), CHUNK)]
     )

@@ -97,6 +97,14 @@ class Member(ABC):
 REGISTRY: dict[str, type[Member]] = {}
 
 
+def require_dark_level(config: dict, key: str, trains_on: str) -> None:
+    """A training switch ``key`` ("section.name") that trains on ``trains_on`` (inputs corrected
+    as ``predict.dark_level`` corrects predicted patches) needs that setting: one line if not."""
+    section, name = key.split(".")
+    if config[section].get(name) and not config["predict"]["dark_level"]:
+        raise ConfigError(f"'{key}' trains on {trains_on}: it needs 'predict.dark_level: true'")
+
+
 def register(kind: str):
     """Class decorator: make ``cls`` the member for ``model.kind: <kind>``."""
 

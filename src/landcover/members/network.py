@@ -24,12 +24,11 @@ from torch import nn
 from .. import distributed, weights
 from ..align import dark_bound
 from ..atomic import atomic_path, write_json
-from ..errors import ConfigError
 from ..inference import network_inputs, predict_masks, predict_probabilities, predict_proportions
 from ..pixels import Normalizer, fit_normalizer
 from ..runtime import seed_everything
 from ..trainer import fit, selected_checkpoint
-from .base import FitResult, FoldData, FoldModel, Member
+from .base import FitResult, FoldData, FoldModel, Member, require_dark_level
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -89,11 +88,11 @@ class NetworkMember(Member):
     @classmethod
     def validate(cls, config: dict) -> None:
         weights.check(config)
-        if config["train"].get("corrected_training") and not config["predict"]["dark_level"]:
-            raise ConfigError(
-                "'train.corrected_training' trains on crops dark-level corrected as predicted "
-                "patches are: it needs 'predict.dark_level: true'"
-            )
+        require_dark_level(
+            config,
+            "train.corrected_training",
+            "crops dark-level corrected as predicted patches are",
+        )
 
     @abstractmethod
     def build(self) -> nn.Module:

@@ -27,7 +27,7 @@ from ..constants import N_CLASSES
 from ..errors import ConfigError
 from ..metric import kl_divergence
 from ..shift import CHANGES
-from .base import FitResult, FoldData, FoldModel, Member, register
+from .base import FitResult, FoldData, FoldModel, Member, register, require_dark_level
 from .gbm_features import (
     BASIC,
     FeatureSpec,
@@ -234,11 +234,11 @@ class PixelGbmMember(Member):
         kinds = config["gbm"]["shifted_kinds"]
         if not kinds or any(k not in CHANGES for k in kinds):
             raise ConfigError(f"'gbm.shifted_kinds' must be some of {list(CHANGES)}, got {kinds}")
-        if config["gbm"].get("corrected_training") and not config["predict"]["dark_level"]:
-            raise ConfigError(
-                "'gbm.corrected_training' trains on pixels dark-level corrected as predicted "
-                "ones are: it needs 'predict.dark_level: true'"
-            )
+        require_dark_level(
+            config,
+            "gbm.corrected_training",
+            "pixels dark-level corrected as predicted ones are",
+        )
 
     def fit_fold(self, fold: FoldData, work: Path, device, seed: int) -> FitResult:
         val, history = fit_fold(
