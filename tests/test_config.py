@@ -234,9 +234,10 @@ def test_what_a_model_file_fixes_survives_every_profile(profile: str):
 
 def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
     """``gbm.relative``, ``gbm.relative_context``, ``gbm.feature_fraction``,
-    ``gbm.min_data_in_leaf`` and ``gbm.corrected_training`` came later: at their off value (the
-    value LightGBM was given before the key existed), a config that lacks them hashes as before
-    (its fold models are not retrained); at another value, the training hash moves."""
+    ``gbm.min_data_in_leaf``, ``gbm.lambda_l2`` and ``gbm.corrected_training`` came later: at
+    their off value (the value LightGBM was given before the key existed), a config that lacks
+    them hashes as before (its fold models are not retrained); at another value, the training
+    hash moves."""
     from landcover.config import LATER_SWITCHES, training_hash
 
     off = ["gbm.corrected_training=false"]  # sample-cpu turns it on (pairs it with the dark level)
@@ -247,6 +248,7 @@ def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
         "relative_context",
         "feature_fraction",
         "min_data_in_leaf",
+        "lambda_l2",
         "corrected_training",
     }
     assert {key: config["gbm"][key] for key in later} == later
@@ -258,6 +260,7 @@ def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
         "relative_context": True,
         "feature_fraction": 0.5,
         "min_data_in_leaf": 20,
+        "lambda_l2": 10.0,
         "corrected_training": True,
     }
     for key, value in other.items():

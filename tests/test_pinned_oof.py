@@ -46,6 +46,11 @@ BEFORE_RELATIVE = {
     "shifted_kinds": ["gain", "offset", "haze"],
     "relative": False,
     "relative_context": False,
+    # and before the member was regularised (configs/models/pixel_lightgbm_shifted.yaml)
+    "learning_rate": 0.08,
+    "min_data_in_leaf": 50,
+    "feature_fraction": 0.8,
+    "lambda_l2": 1.0,
 }
 
 

@@ -1,5 +1,6 @@
 """The fold loop end to end on generated data: artifacts, scoring, resume after SIGKILL."""
 
+import json
 import os
 import signal
 import subprocess
@@ -228,6 +229,44 @@ def test_pixel_gbm_caps_a_folds_training_pixels(demo_data, tmp_path: Path, monke
     n_train = [len(plan.train_rows(k)) for k in range(3)]
     assert all(n * 64 > 200 for n in n_train)  # the cap binds on every fold
     assert fitted == [n * 64 for n in n_train] + [n * max(1, 200 // n) for n in n_train]
+
+
+def test_pixel_gbm_fits_with_the_configs_regularisation(demo_data, tmp_path: Path):
+    """``gbm.lambda_l2``, ``gbm.min_data_in_leaf`` and ``gbm.feature_fraction`` reach LightGBM:
+    each fold's saved model records them."""
+    gbm = {"n_estimators": 3, "lambda_l2": 7.5, "min_data_in_leaf": 13, "feature_fraction": 0.6}
+    config = load_config("pixel_lightgbm", profile="demo", overrides={**SMOKE, "gbm": gbm})
+    exp_dir = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
+    for model in sorted((exp_dir / "folds").glob("fold*/model.txt")):
+        text = model.read_text()
+        for line in ("[lambda_l2: 7.5]", "[min_data_in_leaf: 13]", "[feature_fraction: 0.6]"):
+            assert line in text, (model, line)
+    assert len(list((exp_dir / "folds").glob("fold*/model.txt"))) == 3
+
+
+def test_gbm_params_refits_a_members_folds_and_its_variants(demo_data, tmp_path: Path):
+    """src/benchmarks/gbm_params.py: refitted with its own settings, threads and stride, a
+    trained LightGBM member scores its OOF KL again; a variant scores its own; a key that is
+    not a LightGBM setting is refused in one line."""
+    gbm = {"n_estimators": 5}
+    config = load_config("pixel_lightgbm", profile="demo", overrides={**SMOKE, "gbm": gbm})
+    exp_dir = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
+    out = tmp_path / "params.json"
+    stride = str(config["gbm"]["predict_stride"])
+    variant = "strong min_data_in_leaf=5 lambda_l2=10 n_estimators=3"
+    args = [str(exp_dir), "--stride", stride, "--variant", variant, "--json", str(out)]
+    done = run_cli("src/benchmarks/gbm_params.py", *args)
+    assert done.returncode == 0, done.stderr
+    table = json.loads(out.read_text())
+    assert abs(table["trained"]["oof_kl"] - load_experiment(exp_dir).scores["oof_kl"]) < 1e-9
+    assert table["strong"]["settings"] == {
+        "min_data_in_leaf": 5,
+        "lambda_l2": 10,
+        "n_estimators": 3,
+    }
+    assert table["strong"]["oof_kl"] != table["trained"]["oof_kl"]
+    bad = run_cli("src/benchmarks/gbm_params.py", str(exp_dir), "--variant", "x max_depth=3")
+    assert bad.returncode != 0 and "max_depth=3" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_each_fold_trains_on_its_plan_rows_only(demo_data, tmp_path: Path, monkeypatch):

@@ -276,6 +276,7 @@ LATER_SWITCHES = {  # keys added later, per section: at their off value they lea
         "relative_context": False,
         "feature_fraction": 0.8,
         "min_data_in_leaf": 50,
+        "lambda_l2": 1.0,
         "corrected_training": False,
     },
 }

@@ -100,6 +100,11 @@ def _fail_once(config: dict, fold: int) -> Callable[[dict], None] | None:
     return check
 
 
+def fold_seed(config: dict, fold: int) -> int:
+    """The seed fold ``fold``'s model trains with (its draws and, for LightGBM, its bagging)."""
+    return config["seed"] * 1000 + fold
+
+
 def run_fold(
     config: dict,
     data: PreparedData,
@@ -133,7 +138,7 @@ def run_fold(
     trained = fold_dir / "trained.json"
     val = None
     if not trained.is_file():
-        result = member.fit_fold(fold_data, fold_dir, device, seed=config["seed"] * 1000 + fold)
+        result = member.fit_fold(fold_data, fold_dir, device, seed=fold_seed(config, fold))
         if fail_once is not None:  # members without epochs fail here
             fail_once({"epoch": 1})
         val = result.val

@@ -83,6 +83,55 @@ def patch_share(n_patches: int, per_image: int, cap: int) -> int:
     return max(1, cap // n_patches)
 
 
+def fold_pixels(
+    config: dict,
+    images: np.ndarray,
+    masks: np.ndarray,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray,
+    threads: int,
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """(features, classes) of the pixels a fold fits on, and of those its validation curve
+    scores (every 4th drawn pixel of each validation patch, as it is), one row a pixel."""
+    gcfg = config["gbm"]
+    spec = FeatureSpec.from_config(gcfg)
+    per_image, copies = gcfg["pixels_per_image"], int(gcfg.get("shifted_copies") or 0)
+    kinds = tuple(gcfg["shifted_kinds"])
+    # trained as predicted: the fold's bound, as predict_fold computes it (align.FoldRadiometry)
+    bound = dark_bound(images, train_rows) if gcfg.get("corrected_training") else None
+    x_all, y_all = training_samples(
+        images, masks, per_image, config["seed"], threads, spec, copies, kinds, bound
+    )
+    per_patch = patch_share(len(train_rows), per_image * (copies + 1), gcfg["max_train_pixels"])
+    x_train, y_train = (np.asarray(a[np.sort(train_rows), :per_patch]) for a in (x_all, y_all))
+    x_val, y_val = (np.asarray(a[np.sort(val_rows), :per_image:4]) for a in (x_all, y_all))
+    n_features = x_all.shape[-1]
+    return (x_train.reshape(-1, n_features), y_train.reshape(-1)), (
+        x_val.reshape(-1, n_features),
+        y_val.reshape(-1),
+    )
+
+
+def booster_params(gcfg: dict, n_classes: int, seed: int, threads: int) -> dict:
+    """LightGBM's settings from the config's ``gbm`` section (keys an older experiment's config
+    lacks at the value LightGBM was given before they existed)."""
+    return {
+        "objective": "multiclass",
+        "num_class": n_classes,
+        "learning_rate": gcfg["learning_rate"],
+        "num_leaves": gcfg["num_leaves"],
+        "min_data_in_leaf": gcfg.get("min_data_in_leaf", 50),
+        "feature_fraction": gcfg.get("feature_fraction", 0.8),
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "lambda_l2": gcfg.get("lambda_l2", 1.0),
+        "seed": seed,
+        "deterministic": True,
+        "num_threads": threads,
+        "verbose": -1,
+    }
+
+
 def fit_fold(
     config: dict,
     images: np.ndarray,
@@ -105,37 +154,12 @@ def fit_fold(
     threads = config["run"]["threads"] or cores()
     started = time.perf_counter()
     spec = FeatureSpec.from_config(gcfg)
-    per_image, copies = gcfg["pixels_per_image"], int(gcfg.get("shifted_copies") or 0)
-    kinds = tuple(gcfg["shifted_kinds"])
-    # trained as predicted: the fold's bound, as predict_fold computes it (align.FoldRadiometry)
-    bound = dark_bound(images, train_rows) if gcfg.get("corrected_training") else None
-    x_all, y_all = training_samples(
-        images, masks, per_image, config["seed"], threads, spec, copies, kinds, bound
+    (x_train, y_train), (x_val, y_val) = fold_pixels(
+        config, images, masks, train_rows, val_rows, threads
     )
-    per_patch = patch_share(len(train_rows), per_image * (copies + 1), gcfg["max_train_pixels"])
-    x_train, y_train = (np.asarray(a[np.sort(train_rows), :per_patch]) for a in (x_all, y_all))
-    # the validation curve on the patches as they are
-    x_val, y_val = (np.asarray(a[np.sort(val_rows), :per_image:4]) for a in (x_all, y_all))
-    n_features = x_all.shape[-1]
-    x_train, x_val = x_train.reshape(-1, n_features), x_val.reshape(-1, n_features)
-    y_train, y_val = y_train.reshape(-1), y_val.reshape(-1)
     classes = np.unique(y_train)  # sorted: searchsorted maps a label to its output index
     keep = np.isin(y_val, classes)  # a class absent from training cannot be scored
-    params = {
-        "objective": "multiclass",
-        "num_class": len(classes),
-        "learning_rate": gcfg["learning_rate"],
-        "num_leaves": gcfg["num_leaves"],
-        "min_data_in_leaf": gcfg.get("min_data_in_leaf", 50),
-        "feature_fraction": gcfg.get("feature_fraction", 0.8),
-        "bagging_fraction": 0.8,
-        "bagging_freq": 1,
-        "lambda_l2": 1.0,
-        "seed": seed,
-        "deterministic": True,
-        "num_threads": threads,
-        "verbose": -1,
-    }
+    params = booster_params(gcfg, len(classes), seed, threads)
     names = list(spec.names)
     train_set = lgb.Dataset(x_train, np.searchsorted(classes, y_train), feature_name=names)
     val_set = lgb.Dataset(x_val[keep], np.searchsorted(classes, y_val[keep]), reference=train_set)
