@@ -30,17 +30,19 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from landcover.align import FoldRadiometry
 from landcover.artifacts import load_experiment
 from landcover.cache import prepare_data
 from landcover.experiment import fold_seed
 from landcover.fold_plan import plan_for
+from landcover.fold_predict import fold_radiometry
 from landcover.members.gbm_features import FeatureSpec, cores
 from landcover.members.pixel_gbm import booster_params, fold_pixels, predict_proportions
 from landcover.metric import kl_divergence
 
-TUNABLE = {"learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction", "lambda_l2"}
-TUNABLE |= {"n_estimators"}
+TUNABLE = {
+    "learning_rate", "num_leaves", "min_data_in_leaf", "feature_fraction", "lambda_l2",
+    "n_estimators",
+}  # fmt: skip
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -73,8 +75,8 @@ def main() -> None:
         raise SystemExit(f"{args.experiment}: not a pixel_gbm experiment")
     variants = dict([("trained", {}), *map(parse_variant, args.variant)])
     data = prepare_data(exp.meta["data_dir"])
-    plan, predict = plan_for(data, config["data"]), config["predict"]
-    width = exp.meta["fold_scheme"].get("row_width")
+    plan = plan_for(data, config["data"])
+    width, hard = plan.scheme.get("row_width"), config["predict"]["mode"] == "hard"
     images, ids, labels = data.train_images, data.train_ids, data.labels
     folds = exp.oof.select(ids).folds
     spec = FeatureSpec.from_config(config["gbm"])
@@ -85,12 +87,12 @@ def main() -> None:
         train_rows, val_rows = plan.train_rows(fold), np.flatnonzero(folds == fold)
         (x, y), _ = fold_pixels(config, images, data.train_masks, train_rows, val_rows, threads)
         classes = np.unique(y)
-        radiometry = FoldRadiometry.of_fold(
-            images, train_rows, ids[train_rows], width, predict["align"], predict["dark_level"]
+        radiometry = fold_radiometry(config, data, plan, fold)
+        val = (
+            radiometry.regions_prepared(images, ids[val_rows], width, val_rows)
+            if radiometry.changes
+            else images[val_rows]
         )
-        val = images[val_rows]
-        if radiometry.changes:
-            val = radiometry.regions_prepared(images, ids[val_rows], width, val_rows)
         for name, settings in variants.items():
             gcfg = {**config["gbm"], **settings}
             params = booster_params(gcfg, len(classes), fold_seed(config, fold), threads)
@@ -100,7 +102,7 @@ def main() -> None:
             fit_s[name] += time.perf_counter() - started
             oof[name][val_rows] = predict_proportions(
                 booster, classes, val, np.arange(len(val_rows)), args.stride, threads=threads,
-                spec=spec,
+                spec=spec, hard=hard,
             )  # fmt: skip
             kl = kl_divergence(labels[val_rows], oof[name][val_rows])
             print(f"fold {fold} {name:12s} {kl:.5f}", flush=True)

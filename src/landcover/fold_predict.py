@@ -13,6 +13,16 @@ from .cache import PreparedData
 from .fold_plan import FoldPlan
 
 
+def fold_radiometry(config: dict, data: PreparedData, plan: FoldPlan, fold: int) -> FoldRadiometry:
+    """How fold ``fold`` prepares the patches it predicts (``predict.dark_level``,
+    ``predict.align``), from its training rows."""
+    predict, rows = config["predict"], plan.train_rows(fold)
+    return FoldRadiometry.of_fold(
+        data.train_images, rows, data.train_ids[rows], plan.scheme.get("row_width"),
+        predict["align"], predict["dark_level"],
+    )  # fmt: skip
+
+
 def predict_fold(
     model,
     config: dict,
@@ -29,12 +39,8 @@ def predict_fold(
     val_images, val_rows = data.train_images, plan.val_rows(fold)
     test_images, test_rows = data.test_images, np.arange(len(data.test_ids))
     record = {}
-    predict, width = config["predict"], plan.scheme.get("row_width")
-    train_rows = plan.train_rows(fold)
-    radiometry = FoldRadiometry.of_fold(
-        data.train_images, train_rows, data.train_ids[train_rows], width,
-        predict["align"], predict["dark_level"],
-    )  # fmt: skip
+    width = plan.scheme.get("row_width")
+    radiometry = fold_radiometry(config, data, plan, fold)
     if radiometry.changes:
         val_ids = data.train_ids[val_rows]
         val_images = radiometry.regions_prepared(val_images, val_ids, width, val_rows)
