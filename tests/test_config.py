@@ -106,6 +106,15 @@ def test_overrides_are_typed():
     assert parse_overrides(["a.b=1", "a.c=x"]) == {"a": {"b": 1, "c": "x"}}
 
 
+def test_an_exponent_without_a_dot_is_a_float():
+    """YAML 1.1 reads ``3e-3`` as a string; a float setting takes it as the number it means."""
+    config = load_config("unet_resnet18", overrides=["train.lr=3e-3", "train.weight_decay=1E-5"])
+    assert config["train"]["lr"] == 0.003 and config["train"]["weight_decay"] == 1e-5
+    with pytest.raises(ConfigError, match=re.escape("'train.lr' must be float, got str '3e'")):
+        load_config("unet_resnet18", overrides=["train.lr=3e"])
+    assert load_config("unet_resnet18", overrides=["model.arch=3e-3"])["model"]["arch"] == "3e-3"
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ def merge(base: dict, update: dict, *, where: str, prefix: str = "") -> dict:
     return out
 
 
+_YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 MIXED_TYPES = {"predict.align": (True, False, "beyond_spread")}  # a switch with a third way
 
 
@@ -71,6 +73,8 @@ def _check_type(ref: Any, value: Any, name: str, where: str) -> Any:
         raise ConfigError(f"{where}: '{name}' must be bool, got {_type_name(value)} {value!r}")
     if isinstance(ref, float) and isinstance(value, int):
         return float(value)
+    if isinstance(ref, float) and isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value):
+        return float(value)  # YAML 1.1 reads 3e-3 (no dot) as a string
     if not isinstance(value, type(ref)):
         raise ConfigError(
             f"{where}: '{name}' must be {_type_name(ref)}, got {_type_name(value)} {value!r}"
