@@ -250,7 +250,8 @@ def test_what_a_model_file_fixes_survives_every_profile(profile: str):
 
 def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
     """``gbm.relative``, ``gbm.relative_context``, ``gbm.feature_fraction``,
-    ``gbm.min_data_in_leaf``, ``gbm.lambda_l2`` and ``gbm.corrected_training`` came later: at
+    ``gbm.min_data_in_leaf``, ``gbm.lambda_l2``, ``gbm.corrected_training`` and ``gbm.bags``
+    came later: at
     their off value (the value LightGBM was given before the key existed), a config that lacks
     them hashes as before (its fold models are not retrained); at another value, the training
     hash moves."""
@@ -266,6 +267,7 @@ def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
         "min_data_in_leaf",
         "lambda_l2",
         "corrected_training",
+        "bags",
     }
     assert {key: config["gbm"][key] for key in later} == later
     before = dict(config, gbm={k: v for k, v in config["gbm"].items() if k not in later})
@@ -278,6 +280,7 @@ def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
         "min_data_in_leaf": 20,
         "lambda_l2": 10.0,
         "corrected_training": True,
+        "bags": 2,
     }
     for key, value in other.items():
         on = load_config(

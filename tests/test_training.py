@@ -10,10 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from conftest import REPO, run_cli
 
 from landcover.artifacts import is_complete, load_experiment
 from landcover.config import load_config
+from landcover.errors import ConfigError
 from landcover.experiment import run_experiment
 from landcover.tables import read_proportions
 
@@ -200,6 +202,35 @@ def test_pixel_gbm_member(demo_data, tmp_path: Path):
     grid = (32 // config["gbm"]["predict_stride"]) ** 2
     assert np.allclose(counts * grid, np.round(counts * grid)) and np.allclose(counts.sum(1), 1)
     assert not np.allclose(counts, exp.oof.values)
+
+
+def test_pixel_gbm_bags_average_the_models_of_consecutive_seeds(demo_data, tmp_path: Path):
+    """``gbm.bags: 2`` at seed 0 fits, in each fold, the model a run at seed 0 fits and the one
+    a run at seed 1 fits, and predicts the mean of their probabilities: its OOF and test
+    proportions are the mean of those two runs'; every bag's model is kept and loaded back."""
+    from landcover.inference import predict_oof_masks
+
+    def run(seed: int, bags: int):
+        gbm = {"n_estimators": 8, "bags": bags}
+        overrides = {**SMOKE, "seed": seed, "gbm": gbm}
+        config = load_config("pixel_lightgbm", profile="demo", overrides=overrides)
+        exp_dir = run_experiment(config, demo_data, oof_dir=tmp_path / f"s{seed}b{bags}", log=print)
+        return exp_dir, load_experiment(exp_dir)
+
+    _, first = run(0, 1)
+    _, second = run(1, 1)
+    bagged_dir, bagged = run(0, 2)
+    assert not np.allclose(first.oof.values, second.oof.values)  # the seeds differ
+    for part in ("oof", "test"):
+        mean = (getattr(first, part).values + getattr(second, part).values) / 2
+        assert np.allclose(getattr(bagged, part).values, mean, atol=1e-12), part
+    for k in range(3):
+        kept = sorted(p.name for p in (bagged_dir / "folds" / f"fold{k}").iterdir())
+        assert {"model.txt", "classes.npy", "model-bag1.txt", "classes-bag1.npy"} <= set(kept)
+    masks = predict_oof_masks(bagged_dir, demo_data.train_images[:2], bagged.oof.folds[:2])
+    assert masks.shape == (2, 32, 32)
+    with pytest.raises(ConfigError, match=r"'gbm\.bags' must be a whole number of at least 1"):
+        load_config("pixel_lightgbm", profile="demo", overrides=["gbm.bags=0"])
 
 
 def test_pixel_gbm_caps_a_folds_training_pixels(demo_data, tmp_path: Path, monkeypatch):

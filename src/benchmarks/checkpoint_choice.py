@@ -39,7 +39,7 @@ def epoch_oof(exp, data, row_of: dict, which: str) -> tuple[np.ndarray, list[int
         done = json.loads((fold_dir / "done.json").read_text())
         if not member.is_network:  # LightGBM: all rounds, or the best validation round
             model = member.load(fold_dir, torch.device("cpu"))
-            rounds = done["best_round"] if which == "best" else model.booster.current_iteration()
+            rounds = done["best_round"] if which == "best" else model.rounds
             oof[picked] = model.predict_proportions(data.train_images, rows, num_iteration=rounds)
             epochs.append(rounds)
             continue

@@ -63,7 +63,7 @@ def main() -> None:
             seconds = 0.0
             for fold, model in models.items():
                 started = time.perf_counter()
-                last = min(rounds, model.booster.current_iteration())
+                last = min(rounds, model.rounds)
                 oof[picked[fold]] = model.predict_proportions(
                     data.train_images, rows[fold], num_iteration=last
                 )

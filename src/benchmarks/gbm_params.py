@@ -10,10 +10,11 @@ its predictions were (``predict.dark_level``, ``predict.align``), from every ``s
 With the experiment's threads and stride, ``trained`` is its OOF to the last digit. A variant
 is a name and ``gbm`` keys (``learning_rate``, ``num_leaves``, ``min_data_in_leaf``,
 ``feature_fraction``, ``lambda_l2``, ``n_estimators``); the experiment's own settings run first
-as ``trained``. The variants share each fold's pixels, seed and threads, so their differences
-are the settings' alone (a paired comparison; another seed moves the member by ~4%). Settings
-that change the pixels (``pixels_per_image``, copies, features) need a training run of their
-own (``src/train.py --set``).
+as ``trained``. A member of ``gbm.bags`` N refits N boosters a fold and variant, each on its
+bag's draws and seed, and predicts their mean. The variants share each fold's pixels, seed and
+threads, so their differences are the settings' alone (a paired comparison; another seed moves
+the member by ~4%). Settings that change the pixels (``pixels_per_image``, copies, features)
+need a training run of their own (``src/train.py --set``).
 """
 
 from __future__ import annotations
@@ -83,10 +84,15 @@ def main() -> None:
     threads = args.threads or config["run"]["threads"] or cores()
     oof = {name: np.zeros_like(labels) for name in variants}
     fit_s = dict.fromkeys(variants, 0.0)
+    n_bags = int(config["gbm"].get("bags", 1))
     for fold in np.unique(folds):
         train_rows, val_rows = plan.train_rows(fold), np.flatnonzero(folds == fold)
-        (x, y), _ = fold_pixels(config, images, data.train_masks, train_rows, val_rows, threads)
-        classes = np.unique(y)
+        draws = [  # each bag's pixels, drawn as the member drew them (pixel_gbm.fit_fold)
+            fold_pixels(
+                config, images, data.train_masks, train_rows, val_rows, threads, config["seed"] + k
+            )[0]
+            for k in range(n_bags)
+        ]
         radiometry = fold_radiometry(config, data, plan, fold)
         val = (
             radiometry.regions_prepared(images, ids[val_rows], width, val_rows)
@@ -95,14 +101,21 @@ def main() -> None:
         )
         for name, settings in variants.items():
             gcfg = {**config["gbm"], **settings}
-            params = booster_params(gcfg, len(classes), fold_seed(config, fold), threads)
+            bags = []
             started = time.perf_counter()
-            train_set = lgb.Dataset(x, np.searchsorted(classes, y), feature_name=list(spec.names))
-            booster = lgb.train(params, train_set, num_boost_round=gcfg["n_estimators"])
+            for k, (x, y) in enumerate(draws):
+                classes = np.unique(y)
+                seed = fold_seed(config, fold) + 1000 * k
+                params = booster_params(gcfg, len(classes), seed, threads)
+                train_set = lgb.Dataset(
+                    x, np.searchsorted(classes, y), feature_name=list(spec.names)
+                )
+                booster = lgb.train(params, train_set, num_boost_round=gcfg["n_estimators"])
+                bags.append((booster, classes))
             fit_s[name] += time.perf_counter() - started
             oof[name][val_rows] = predict_proportions(
-                booster, classes, val, np.arange(len(val_rows)), args.stride, threads=threads,
-                spec=spec, hard=hard,
+                bags, val, np.arange(len(val_rows)), args.stride, threads=threads, spec=spec,
+                hard=hard,
             )  # fmt: skip
             kl = kl_divergence(labels[val_rows], oof[name][val_rows])
             print(f"fold {fold} {name:12s} {kl:.5f}", flush=True)

@@ -282,6 +282,7 @@ LATER_SWITCHES = {  # keys added later, per section: at their off value they lea
         "min_data_in_leaf": 50,
         "lambda_l2": 1.0,
         "corrected_training": False,
+        "bags": 1,
     },
 }
 REVISED = {"dark_level": 2}  # switches whose working changed: on, the revision joins the hash

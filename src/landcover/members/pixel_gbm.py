@@ -11,7 +11,10 @@ dark-level corrected onto the fold's bound, as the patches it predicts are under
 the mean of the per-pixel class probabilities over a regular grid (every ``predict_stride``-th
 pixel), the soft proportions of the networks computed the same way; with ``predict.mode:
 hard``, the share of the grid's pixels whose most probable class it is (argmax counts, as for
-the networks).
+the networks). With ``gbm.bags`` N > 1, a fold fits N boosters, bag k on the pixels drawn at
+seed ``seed + k`` with the booster seed of that seed's fold (bag 0 is the single model), and
+predicts the mean of their per-pixel probabilities (seed averaging inside the member: bag k is
+the model a run at ``seed + k`` fits for the fold).
 """
 
 from __future__ import annotations
@@ -37,10 +40,27 @@ from .gbm_features import (
     training_samples,
 )
 
+Bag = tuple[lgb.Booster, np.ndarray]  # a booster and the class of each of its outputs
+
+
+def bag_files(k: int) -> tuple[str, str]:
+    """The files bag ``k`` of a fold is saved in (bag 0: those of a single model)."""
+    suffix = f"-bag{k}" if k else ""
+    return f"model{suffix}.txt", f"classes{suffix}.npy"
+
+
+def pixel_probabilities(
+    bags: list[Bag], flat: np.ndarray, num_iteration: int | None, threads: int
+) -> np.ndarray:
+    """(pixels, 10) per-pixel class probabilities, the mean over ``bags``."""
+    probs = np.zeros((len(flat), N_CLASSES))
+    for booster, classes in bags:
+        probs[:, classes] += booster.predict(flat, num_iteration=num_iteration, num_threads=threads)
+    return probs / len(bags)
+
 
 def predict_proportions(
-    booster: lgb.Booster,
-    classes: np.ndarray,
+    bags: list[Bag],
     images: np.ndarray,
     rows: np.ndarray,
     stride: int,
@@ -51,8 +71,8 @@ def predict_proportions(
     hard: bool = False,
 ) -> np.ndarray:
     """(len(rows), 10) mean per-pixel probabilities (``hard``: argmax counts) on a grid of
-    every ``stride``-th pixel, from the first ``num_iteration`` rounds (all by default), on
-    ``threads`` cores (0: all)."""
+    every ``stride``-th pixel, from the first ``num_iteration`` rounds (all by default) of
+    every bag (their per-pixel probabilities averaged), on ``threads`` cores (0: all)."""
     threads = threads or cores()
     store = strided_features(images, stride, threads, spec)
     out = np.zeros((len(rows), N_CLASSES))
@@ -65,12 +85,12 @@ def predict_proportions(
             feats = pixel_features(images[ordered], stride, spec)
         n, h, w, f = feats.shape
         flat = feats.reshape(-1, f)
-        probs = booster.predict(flat, num_iteration=num_iteration, num_threads=threads)
+        probs = pixel_probabilities(bags, flat, num_iteration, threads)
         if hard:
-            probs = np.eye(probs.shape[1])[probs.argmax(axis=1)]
+            probs = np.eye(N_CLASSES)[probs.argmax(axis=1)]
         probs = probs.reshape(n, h * w, -1).mean(axis=1)
         order = np.searchsorted(ordered, wanted)
-        out[start : start + len(wanted), classes] = probs[order]
+        out[start : start + len(wanted)] = probs[order]
     return out
 
 
@@ -90,9 +110,11 @@ def fold_pixels(
     train_rows: np.ndarray,
     val_rows: np.ndarray,
     threads: int,
+    seed: int | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """(features, classes) of the pixels a fold fits on, and of those its validation curve
-    scores (every 4th drawn pixel of each validation patch, as it is), one row a pixel."""
+    scores (every 4th drawn pixel of each validation patch, as it is), one row a pixel; drawn
+    at ``seed`` (the config's by default)."""
     gcfg = config["gbm"]
     spec = FeatureSpec.from_config(gcfg)
     per_image, copies = gcfg["pixels_per_image"], int(gcfg.get("shifted_copies") or 0)
@@ -100,7 +122,15 @@ def fold_pixels(
     # trained as predicted: the fold's bound, as predict_fold computes it (align.FoldRadiometry)
     bound = dark_bound(images, train_rows) if gcfg.get("corrected_training") else None
     x_all, y_all = training_samples(
-        images, masks, per_image, config["seed"], threads, spec, copies, kinds, bound
+        images,
+        masks,
+        per_image,
+        config["seed"] if seed is None else seed,
+        threads,
+        spec,
+        copies,
+        kinds,
+        bound,
     )
     per_patch = patch_share(len(train_rows), per_image * (copies + 1), gcfg["max_train_pixels"])
     x_train, y_train = (np.asarray(a[np.sort(train_rows), :per_patch]) for a in (x_all, y_all))
@@ -132,35 +162,26 @@ def booster_params(gcfg: dict, n_classes: int, seed: int, threads: int) -> dict:
     }
 
 
-def fit_fold(
+def fit_bag(
     config: dict,
     images: np.ndarray,
     masks: np.ndarray,
-    labels: np.ndarray,
     train_rows: np.ndarray,
     val_rows: np.ndarray,
-    work: Path,
+    sample_seed: int,
     seed: int,
-) -> tuple[np.ndarray, list[dict]]:
-    """Train a fixed number of rounds on pixels of the training rows.
-
-    The multiclass log loss on pixels of the validation rows is recorded for every round (its
-    best round goes in the history, for ``benchmarks/checkpoint_choice.py``) but chooses
-    nothing: early stopping on the rows the OOF scores would flatter it. Saves ``model.txt``
-    and ``classes.npy`` (the class of each output) in ``work``; returns the validation rows'
-    proportions and a one-row history.
-    """
+    threads: int,
+) -> tuple[lgb.Booster, np.ndarray, list[float]]:
+    """One booster: fitted on the pixels drawn at ``sample_seed``, with LightGBM's ``seed``;
+    with the class of each output and its validation curve (multiclass log loss a round)."""
     gcfg = config["gbm"]
-    threads = config["run"]["threads"] or cores()
-    started = time.perf_counter()
-    spec = FeatureSpec.from_config(gcfg)
     (x_train, y_train), (x_val, y_val) = fold_pixels(
-        config, images, masks, train_rows, val_rows, threads
+        config, images, masks, train_rows, val_rows, threads, sample_seed
     )
     classes = np.unique(y_train)  # sorted: searchsorted maps a label to its output index
     keep = np.isin(y_val, classes)  # a class absent from training cannot be scored
     params = booster_params(gcfg, len(classes), seed, threads)
-    names = list(spec.names)
+    names = list(FeatureSpec.from_config(gcfg).names)
     train_set = lgb.Dataset(x_train, np.searchsorted(classes, y_train), feature_name=names)
     val_set = lgb.Dataset(x_val[keep], np.searchsorted(classes, y_val[keep]), reference=train_set)
     curve: dict = {}
@@ -171,21 +192,61 @@ def fit_fold(
         valid_sets=[val_set],
         callbacks=[lgb.record_evaluation(curve)],
     )
-    val_loss = curve["valid_0"]["multi_logloss"]
+    return booster, classes, curve["valid_0"]["multi_logloss"]
+
+
+def fit_fold(
+    config: dict,
+    images: np.ndarray,
+    masks: np.ndarray,
+    labels: np.ndarray,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray,
+    work: Path,
+    seed: int,
+) -> tuple[np.ndarray, list[dict]]:
+    """Train a fixed number of rounds on pixels of the training rows, once a bag.
+
+    The multiclass log loss on pixels of the validation rows is recorded for every round (the
+    bags' mean; its best round goes in the history, for ``benchmarks/checkpoint_choice.py``)
+    but chooses nothing: early stopping on the rows the OOF scores would flatter it. Bag k
+    (``gbm.bags``) draws its pixels at the config's seed + k and seeds LightGBM with ``seed`` +
+    1000 k (``experiment.fold_seed`` at the config's seed + k), and is saved in ``work`` as
+    ``bag_files(k)``: its model and the class of each output. Returns the validation rows'
+    proportions and a one-row history.
+    """
+    gcfg = config["gbm"]
+    threads = config["run"]["threads"] or cores()
+    started = time.perf_counter()
+    bags, curves = [], []
     work.mkdir(parents=True, exist_ok=True)
-    booster.save_model(str(work / "model.txt"))
-    np.save(work / "classes.npy", classes)
+    for k in range(int(gcfg.get("bags", 1))):
+        booster, classes, curve = fit_bag(
+            config,
+            images,
+            masks,
+            train_rows,
+            val_rows,
+            config["seed"] + k,
+            seed + 1000 * k,
+            threads,
+        )
+        model_file, classes_file = bag_files(k)
+        booster.save_model(str(work / model_file))
+        np.save(work / classes_file, classes)
+        bags.append((booster, classes))
+        curves.append(curve)
     val = predict_proportions(
-        booster,
-        classes,
+        bags,
         images,
         val_rows,
         gcfg["predict_stride"],
         threads=threads,
-        spec=spec,
+        spec=FeatureSpec.from_config(gcfg),
         hard=config["predict"]["mode"] == "hard",
     )
     val_kl = kl_divergence(labels[val_rows], val)
+    val_loss = np.mean(curves, axis=0)
     history = [
         {
             "epoch": 1,
@@ -201,16 +262,14 @@ def fit_fold(
 
 
 class GbmFoldModel(FoldModel):
-    def __init__(
-        self,
-        booster: lgb.Booster,
-        classes: np.ndarray,
-        gcfg: dict,
-        threads: int = 0,
-        hard: bool = False,
-    ):
-        self.booster, self.classes, self.threads, self.hard = booster, classes, threads, hard
+    def __init__(self, bags: list[Bag], gcfg: dict, threads: int = 0, hard: bool = False):
+        self.bags, self.threads, self.hard = bags, threads, hard
         self.stride, self.spec = gcfg["predict_stride"], FeatureSpec.from_config(gcfg)
+
+    @property
+    def rounds(self) -> int:
+        """Boosting rounds of each bag."""
+        return self.bags[0][0].current_iteration()
 
     def predict_proportions(
         self,
@@ -221,10 +280,9 @@ class GbmFoldModel(FoldModel):
         num_iteration: int | None = None,
     ) -> np.ndarray:
         """Proportions (soft, or argmax counts if ``hard``) from all rounds, or the first
-        ``num_iteration``."""
+        ``num_iteration``, of every bag."""
         return predict_proportions(
-            self.booster,
-            self.classes,
+            self.bags,
             images,
             rows,
             self.stride,
@@ -235,14 +293,12 @@ class GbmFoldModel(FoldModel):
         )
 
     def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
-        """(n, 10, H, W) per-pixel probabilities at full resolution."""
+        """(n, 10, H, W) per-pixel probabilities at full resolution (the bags' mean)."""
         feats = pixel_features(images, 1, self.spec)
         n, h, w, f = feats.shape
-        probs = np.zeros((n * h * w, N_CLASSES), dtype=np.float32)
-        probs[:, self.classes] = self.booster.predict(
-            feats.reshape(-1, f), num_threads=self.threads or cores()
-        )
-        return probs.reshape(n, h, w, N_CLASSES).transpose(0, 3, 1, 2)
+        flat = feats.reshape(-1, f)
+        probs = pixel_probabilities(self.bags, flat, None, self.threads or cores())
+        return probs.astype(np.float32).reshape(n, h, w, N_CLASSES).transpose(0, 3, 1, 2)
 
     def predict_masks(self, images: np.ndarray) -> np.ndarray:
         """(n, H, W) uint8 argmax masks at full resolution."""
@@ -251,10 +307,20 @@ class GbmFoldModel(FoldModel):
 
 @register("pixel_gbm")
 class PixelGbmMember(Member):
-    kept_files = ("model.txt", "classes.npy")
+    @property
+    def kept_files(self) -> tuple[str, ...]:  # type: ignore[override]
+        """Each bag's model and classes."""
+        return tuple(name for k in range(self.n_bags) for name in bag_files(k))
+
+    @property
+    def n_bags(self) -> int:
+        return int(self.config["gbm"].get("bags", 1))
 
     @classmethod
     def validate(cls, config: dict) -> None:
+        bags = config["gbm"].get("bags", 1)
+        if not isinstance(bags, int) or isinstance(bags, bool) or bags < 1:
+            raise ConfigError(f"'gbm.bags' must be a whole number of at least 1, got {bags!r}")
         kinds = config["gbm"]["shifted_kinds"]
         if not kinds or any(k not in CHANGES for k in kinds):
             raise ConfigError(f"'gbm.shifted_kinds' must be some of {list(CHANGES)}, got {kinds}")
@@ -278,8 +344,11 @@ class PixelGbmMember(Member):
         return FitResult(history, val=val, extra={"best_round": history[0]["best_round"]})
 
     def load(self, fold_dir: Path, device=None) -> GbmFoldModel:
-        booster = lgb.Booster(model_file=str(Path(fold_dir) / "model.txt"))
-        classes = np.load(Path(fold_dir) / "classes.npy")
+        bags = []
+        for k in range(self.n_bags):
+            model_file, classes_file = bag_files(k)
+            booster = lgb.Booster(model_file=str(Path(fold_dir) / model_file))
+            bags.append((booster, np.load(Path(fold_dir) / classes_file)))
         cfg = self.config
         hard = cfg["predict"]["mode"] == "hard"
-        return GbmFoldModel(booster, classes, cfg["gbm"], cfg["run"]["threads"], hard)
+        return GbmFoldModel(bags, cfg["gbm"], cfg["run"]["threads"], hard)
