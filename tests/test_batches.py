@@ -283,3 +283,30 @@ def test_corrected_batches_are_changed_patches_corrected_as_prediction_corrects_
     resident = _whole_patch_batches(images, masks, {**AUGMENT, "shift": 1.0}, bound, True)
     for a, b in zip(host, resident.epoch(4), strict=True):
         assert torch.equal(a["image"], b["image"])
+
+
+def test_relative_channels_take_out_a_gain_and_keep_the_bands():
+    """``normalize.relative``: the four standardised bands as they were, then each band less the
+    image's own mean of it, which a per-band gain of the whole image leaves (in log space a
+    gain is a constant); the jitter scales a band's relative channel and does not shift it."""
+    from landcover.augment import apply_augment
+
+    images = np.random.default_rng(0).integers(200, 3000, size=(2, 4, 16, 16), dtype=np.uint16)
+    stats = {"mean": [6.0, 6.5, 7.0, 7.5], "std": [0.5, 0.6, 0.7, 0.8], "log": True}
+    plain, relative = Normalizer(**stats), Normalizer(**stats, relative=True)
+    a = relative(pixels_to_tensor(images))
+    assert a.shape == (2, 8, 16, 16)
+    torch.testing.assert_close(a[:, :4], plain(pixels_to_tensor(images)))
+    torch.testing.assert_close(a[:, 4:].mean(dim=(2, 3)), torch.zeros(2, 4), atol=1e-5, rtol=0)
+    gain = np.array([1.15, 0.85, 1.1, 0.9])[None, :, None, None]
+    changed = relative(pixels_to_tensor((images * gain).round().astype(np.uint16)))
+    assert (changed[:, :4] - a[:, :4]).abs().mean() > 0.1  # the bands see the gain
+    torch.testing.assert_close(changed[:, 4:], a[:, 4:], atol=0.01, rtol=0)  # these do not
+    assert Normalizer(**relative.to_dict()) == relative
+    noise = torch.tensor(np.random.default_rng(1).normal(size=(2, 2, 4)), dtype=torch.float32)
+    jittered = apply_augment(a, {"jitter": noise}, AUGMENT)
+    scale = torch.exp(AUGMENT["gain"] * noise[:, 0])[:, :, None, None]
+    torch.testing.assert_close(jittered[:, 4:], a[:, 4:] * scale)
+    torch.testing.assert_close(
+        jittered[:, :4], a[:, :4] * scale + AUGMENT["offset"] * noise[:, 1, :, None, None]
+    )

@@ -7,6 +7,7 @@ import json
 import urllib.error
 from pathlib import Path
 
+import numpy as np
 import pytest
 import timm
 import torch
@@ -151,3 +152,43 @@ def test_the_full_gpu_profile_starts_from_pretrained_encoders():
             weights.source(load_config("unet_regnety_002", profile=profile)["model"]["pretrained"])
             is None
         )
+
+
+def test_relative_channels_need_the_fitted_normaliser_and_no_four_band_weights(tmp_path: Path):
+    """``normalize.relative`` builds networks of 8 input channels, and is refused in one line
+    beside ``per_image``, a fixed scale or 4-band weights."""
+    config = load_config("unet_regnety_002", overrides=["normalize.relative=true"])
+    net = member_for(config).build().eval()
+    with torch.no_grad():
+        assert net(torch.zeros(1, 8, 32, 32)).shape == (1, 10, 32, 32)
+    clash = "normalize.relative adds channels to bands standardised"
+    for other in ("normalize.per_image=true", "normalize.scale=10000"):
+        with pytest.raises(ConfigError, match=clash):
+            load_config("unet_regnety_002", overrides=["normalize.relative=true", other])
+    state = tmp_path / "encoder.pt"
+    torch.save({}, state)
+    with pytest.raises(ConfigError, match="makes 8 input channels"):
+        load_config(
+            "unet_regnety_002", overrides=["normalize.relative=true", f"model.pretrained={state}"]
+        )
+
+
+def test_relative_channels_train_predict_and_reload(demo_data, tmp_path: Path):
+    """A network with ``normalize.relative`` trains, predicts its OOF and test rows, and saves
+    a normaliser that loads back with its 8 channels (what predict.py and the map read)."""
+    from landcover.experiment import run_experiment
+    from landcover.pixels import Normalizer
+
+    overrides = {
+        "normalize": {"relative": True},
+        "train": {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4},
+        "predict": {"tta": 1},
+        "data": {"n_folds": 2},
+        "run": {"threads": 1},
+    }
+    config = load_config("unet_regnety_002", profile="demo", overrides=overrides)
+    exp = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
+    norm = Normalizer(**json.loads((exp / "folds" / "fold0" / "normalizer.json").read_text()))
+    assert norm.relative and norm(torch.zeros(1, 4, 8, 8, dtype=torch.int16)).shape[1] == 8
+    oof = np.loadtxt(exp / "oof.csv", delimiter=",", skiprows=1)[:, 2:]
+    assert np.allclose(oof.sum(axis=1), 1)

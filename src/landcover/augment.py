@@ -132,10 +132,15 @@ def dark_corrected(reflectance, levels: torch.Tensor, bound: torch.Tensor):
 
 
 def apply_augment(image: torch.Tensor, radiometry: dict, augment: dict) -> torch.Tensor:
-    """Radiometric augmentation of a normalised (B, C, h, w) batch, on its device."""
+    """Radiometric augmentation of a normalised (B, C, h, w) batch, on its device. With the
+    relative channels after the bands (``normalize.relative``: 2C), a band's jitter scales its
+    relative channel too, and its shift, which the image's own mean takes out, leaves it."""
     if "jitter" in radiometry:
         noise = radiometry["jitter"]
         scale = torch.exp(augment["gain"] * noise[:, 0])[:, :, None, None]
         shift = (augment["offset"] * noise[:, 1])[:, :, None, None]
+        if image.shape[1] == 2 * scale.shape[1]:
+            scale = torch.cat([scale, scale], dim=1)
+            shift = torch.cat([shift, torch.zeros_like(shift)], dim=1)
         image = image * scale + shift
     return image

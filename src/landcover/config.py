@@ -275,6 +275,7 @@ PREDICTION = "predict"  # how trained fold models predict: a change re-predicts,
 LATER_SWITCHES = {  # keys added later, per section: at their off value they leave hashes as before
     PREDICTION: {"dark_level": False},
     "train": {"corrected_training": False},
+    "normalize": {"relative": False},
     "gbm": {
         "relative": False,
         "relative_context": False,

@@ -31,12 +31,16 @@ class Normalizer:
     """Per-band standardisation (optionally of log1p reflectance): with the statistics fitted
     on the training folds, or (``per_image``) with each image's own, which takes out a scene's
     overall brightness and contrast per band (haze, season, calibration) and keeps its texture.
+    ``relative``: four more channels after the standardised bands, each band less the image's
+    own mean of it (in the training folds' units): a per-band gain of the whole image, in log
+    space a constant, is gone from them, while the first four keep the absolute level.
     """
 
     mean: list[float]
     std: list[float]
     log: bool
     per_image: bool = False
+    relative: bool = False
     _on: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __call__(
@@ -56,6 +60,9 @@ class Normalizer:
             mean = x.mean(dim=(2, 3), keepdim=True)
             return (x - mean) / x.std(dim=(2, 3), keepdim=True).clamp_min(1e-3)
         mean, std = self._stats(x.device)
+        if self.relative:
+            own = x.mean(dim=(2, 3), keepdim=True)
+            return torch.cat([(x - mean) / std, (x - own) / std], dim=1)
         return (x - mean) / std
 
     def _stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,7 +74,13 @@ class Normalizer:
         return self._on[device]
 
     def to_dict(self) -> dict:
-        return {"mean": self.mean, "std": self.std, "log": self.log, "per_image": self.per_image}
+        return {
+            "mean": self.mean,
+            "std": self.std,
+            "log": self.log,
+            "per_image": self.per_image,
+            "relative": self.relative,
+        }
 
 
 def fit_normalizer(
@@ -78,6 +91,7 @@ def fit_normalizer(
     max_images: int = 512,
     seed: int = 0,
     per_image: bool = False,
+    relative: bool = False,
 ) -> Normalizer:
     """Band mean and std over (a seeded subsample of) the training images."""
     rng = np.random.default_rng(seed)
@@ -87,7 +101,9 @@ def fit_normalizer(
         x = np.log1p(x)
     mean = x.mean(axis=(0, 2, 3))
     std = x.std(axis=(0, 2, 3)) + 1e-6
-    return Normalizer(mean=mean.tolist(), std=std.tolist(), log=log, per_image=per_image)
+    return Normalizer(
+        mean=mean.tolist(), std=std.tolist(), log=log, per_image=per_image, relative=relative
+    )
 
 
 def mask_proportions(mask: np.ndarray) -> np.ndarray:

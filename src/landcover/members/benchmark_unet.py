@@ -79,4 +79,5 @@ class BenchmarkUNet(nn.Module):
 @register("benchmark_unet")
 class BenchmarkUNetMember(NetworkMember):
     def build(self) -> nn.Module:
-        return BenchmarkUNet(**dict(self.config["model"].get("params") or {}))
+        params = dict(self.config["model"].get("params") or {})
+        return BenchmarkUNet(in_channels=self.in_channels, **params)

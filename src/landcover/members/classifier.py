@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from .. import weights
-from ..constants import N_BANDS, N_CLASSES
+from ..constants import N_CLASSES
 from ..errors import ConfigError
 from .base import register
 from .network import NetworkMember
@@ -30,7 +30,7 @@ class ClassifierMember(NetworkMember):
             model = timm.create_model(
                 cfg["encoder"],
                 pretrained=weights.source(cfg["pretrained"]) == "imagenet",
-                in_chans=N_BANDS,
+                in_chans=self.in_channels,
                 num_classes=N_CLASSES,
                 **dict(cfg.get("params") or {}),
             )

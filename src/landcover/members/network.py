@@ -24,6 +24,8 @@ from torch import nn
 from .. import distributed, weights
 from ..align import dark_bound
 from ..atomic import atomic_path, write_json
+from ..constants import N_BANDS
+from ..errors import ConfigError
 from ..inference import network_inputs, predict_masks, predict_probabilities, predict_proportions
 from ..pixels import Normalizer, fit_normalizer
 from ..runtime import seed_everything
@@ -88,11 +90,31 @@ class NetworkMember(Member):
     @classmethod
     def validate(cls, config: dict) -> None:
         weights.check(config)
+        ncfg = config["normalize"]
+        if ncfg.get("relative") and (ncfg["per_image"] or ncfg["scale"] > 0):
+            raise ConfigError(
+                "normalize.relative adds channels to bands standardised with the training "
+                "folds' statistics: it needs normalize.per_image: false and normalize.scale: 0"
+            )
+        if ncfg.get("relative") and weights.source(config["model"]["pretrained"]) not in (
+            None,
+            "imagenet",
+        ):
+            raise ConfigError(
+                "normalize.relative makes 8 input channels: a 4-band state dict (ssl4eo or a "
+                "file) cannot be loaded into them; use model.pretrained: imagenet or false"
+            )
         require_dark_level(
             config,
             "train.corrected_training",
             "crops dark-level corrected as predicted patches are",
         )
+
+    @property
+    def in_channels(self) -> int:
+        """The network's input channels: the four bands, and with ``normalize.relative`` each
+        band less the image's own mean of it too (``pixels.Normalizer``)."""
+        return N_BANDS * (2 if self.config["normalize"].get("relative") else 1)
 
     @abstractmethod
     def build(self) -> nn.Module:
@@ -118,6 +140,7 @@ class NetworkMember(Member):
                 log=ncfg["log"],
                 seed=seed,
                 per_image=ncfg["per_image"],
+                relative=bool(ncfg.get("relative")),
             )
         if distributed.is_writer():
             write_json(work / "normalizer.json", normalizer.to_dict())

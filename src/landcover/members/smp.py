@@ -6,7 +6,7 @@ from __future__ import annotations
 from torch import nn
 
 from .. import weights
-from ..constants import N_BANDS, N_CLASSES
+from ..constants import N_CLASSES
 from ..errors import ConfigError
 from .base import register
 from .network import NetworkMember
@@ -27,7 +27,7 @@ class SmpMember(NetworkMember):
                 cfg["arch"],
                 encoder_name=encoder,
                 encoder_weights=hub,
-                in_channels=N_BANDS,
+                in_channels=self.in_channels,
                 classes=N_CLASSES,
                 **dict(cfg.get("params") or {}),
             )
