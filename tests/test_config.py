@@ -54,6 +54,10 @@ def test_the_gpu_and_sample_profiles_train_every_member_for_new_ground():
                 # faster learning rate, the network"); the GPU profiles train longer at 1e-3
                 lr = 3e-3 if profile == "sample-cpu" else 1e-3
                 assert config["train"]["lr"] == lr, (profile, name)
+                # relative inputs where they were measured (README, "Relative inputs, the
+                # network"); full-gpu loads 4-band SSL4EO weights, which they would not fit
+                relative = profile == "sample-cpu"
+                assert config["normalize"]["relative"] == relative, (profile, name)
     in_region = load_config(
         "pixel_lightgbm", profile="full-gpu", overrides={"run": {"device": "cpu"}}
     )
