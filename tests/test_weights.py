@@ -112,23 +112,29 @@ def test_weights_that_do_not_fit_are_refused(tmp_path: Path):
         load_config("unet_resnet18", overrides={"model": {"pretrained": 3}})
 
 
-def test_a_fixed_scale_replaces_the_fitted_normaliser(demo_data, tmp_path: Path):
-    """``normalize.scale``: the fold's normaliser divides by it (no log, no fitted
-    statistics), which is what the SSL4EO weights were trained on."""
+def _one_step(demo_data, tmp_path: Path, name: str, normalize: dict):
+    """Experiment ``name`` trained one step a fold on the demo data with these ``normalize``
+    settings: its directory and fold 0's saved normaliser, loaded back."""
     from landcover.experiment import run_experiment
     from landcover.pixels import Normalizer
 
     overrides = {
-        "normalize": {"scale": 10000.0},
+        "normalize": normalize,
         "train": {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4},
         "predict": {"tta": 1},
         "data": {"n_folds": 2},
         "run": {"threads": 1},
     }
-    config = load_config("classifier_resnet18", profile="demo", overrides=overrides)
+    config = load_config(name, profile="demo", overrides=overrides)
     exp = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
-
     norm = Normalizer(**json.loads((exp / "folds" / "fold0" / "normalizer.json").read_text()))
+    return exp, norm
+
+
+def test_a_fixed_scale_replaces_the_fitted_normaliser(demo_data, tmp_path: Path):
+    """``normalize.scale``: the fold's normaliser divides by it (no log, no fitted
+    statistics), which is what the SSL4EO weights were trained on."""
+    _, norm = _one_step(demo_data, tmp_path, "classifier_resnet18", {"scale": 10000.0})
     assert norm.mean == [0.0] * 4 and norm.std == [10000.0] * 4 and not norm.log
     pixels = torch.tensor([[[[5000]], [[100]], [[20000]], [[0]]]], dtype=torch.int16)
     torch.testing.assert_close(norm(pixels).flatten(), torch.tensor([0.5, 0.01, 2.0, 0.0]))
@@ -176,19 +182,7 @@ def test_relative_channels_need_the_fitted_normaliser_and_no_four_band_weights(t
 def test_relative_channels_train_predict_and_reload(demo_data, tmp_path: Path):
     """A network with ``normalize.relative`` trains, predicts its OOF and test rows, and saves
     a normaliser that loads back with its 8 channels (what predict.py and the map read)."""
-    from landcover.experiment import run_experiment
-    from landcover.pixels import Normalizer
-
-    overrides = {
-        "normalize": {"relative": True},
-        "train": {"epochs": 1, "steps_per_epoch": 1, "batch_size": 4},
-        "predict": {"tta": 1},
-        "data": {"n_folds": 2},
-        "run": {"threads": 1},
-    }
-    config = load_config("unet_regnety_002", profile="demo", overrides=overrides)
-    exp = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
-    norm = Normalizer(**json.loads((exp / "folds" / "fold0" / "normalizer.json").read_text()))
+    exp, norm = _one_step(demo_data, tmp_path, "unet_regnety_002", {"relative": True})
     assert norm.relative and norm(torch.zeros(1, 4, 8, 8, dtype=torch.int16)).shape[1] == 8
     oof = np.loadtxt(exp / "oof.csv", delimiter=",", skiprows=1)[:, 2:]
     assert np.allclose(oof.sum(axis=1), 1)
