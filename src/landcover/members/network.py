@@ -118,7 +118,8 @@ class NetworkMember(Member):
 
     @abstractmethod
     def build(self) -> nn.Module:
-        """A freshly initialised network: (B, 4, H, W) -> (B, 10, H, W) or (B, 10) logits."""
+        """A freshly initialised network: (B, ``in_channels``, H, W) -> (B, 10, H, W) or (B, 10)
+        logits."""
 
     def check(self) -> None:
         self.build()
