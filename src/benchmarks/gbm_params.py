@@ -37,7 +37,12 @@ from landcover.experiment import fold_seed
 from landcover.fold_plan import plan_for
 from landcover.fold_predict import fold_radiometry
 from landcover.members.gbm_features import FeatureSpec, cores
-from landcover.members.pixel_gbm import booster_params, fold_pixels, predict_proportions
+from landcover.members.pixel_gbm import (
+    bag_seeds,
+    booster_params,
+    fold_pixels,
+    predict_proportions,
+)
 from landcover.metric import kl_divergence
 
 TUNABLE = {
@@ -87,11 +92,10 @@ def main() -> None:
     n_bags = int(config["gbm"].get("bags", 1))
     for fold in np.unique(folds):
         train_rows, val_rows = plan.train_rows(fold), np.flatnonzero(folds == fold)
+        seeds = [bag_seeds(config, fold_seed(config, fold), k) for k in range(n_bags)]
         draws = [  # each bag's pixels, drawn as the member drew them (pixel_gbm.fit_fold)
-            fold_pixels(
-                config, images, data.train_masks, train_rows, val_rows, threads, config["seed"] + k
-            )[0]
-            for k in range(n_bags)
+            fold_pixels(config, images, data.train_masks, train_rows, val_rows, threads, draw)[0]
+            for draw, _ in seeds
         ]
         radiometry = fold_radiometry(config, data, plan, fold)
         val = (
@@ -103,9 +107,8 @@ def main() -> None:
             gcfg = {**config["gbm"], **settings}
             bags = []
             started = time.perf_counter()
-            for k, (x, y) in enumerate(draws):
+            for (x, y), (_, seed) in zip(draws, seeds, strict=True):
                 classes = np.unique(y)
-                seed = fold_seed(config, fold) + 1000 * k
                 params = booster_params(gcfg, len(classes), seed, threads)
                 train_set = lgb.Dataset(
                     x, np.searchsorted(classes, y), feature_name=list(spec.names)

@@ -49,6 +49,13 @@ def bag_files(k: int) -> tuple[str, str]:
     return f"model{suffix}.txt", f"classes{suffix}.npy"
 
 
+def bag_seeds(config: dict, seed: int, k: int) -> tuple[int, int]:
+    """Bag ``k``'s pixel-draw seed and LightGBM seed, for the fold whose seed is ``seed``
+    (``experiment.fold_seed``: the config's seed x 1000 + the fold): those of a run at the
+    config's seed + k, so bag 0 is the single model."""
+    return config["seed"] + k, seed + 1000 * k
+
+
 def pixel_probabilities(
     bags: list[Bag], flat: np.ndarray, num_iteration: int | None, threads: int
 ) -> np.ndarray:
@@ -227,8 +234,7 @@ def fit_fold(
             masks,
             train_rows,
             val_rows,
-            config["seed"] + k,
-            seed + 1000 * k,
+            *bag_seeds(config, seed, k),
             threads,
         )
         model_file, classes_file = bag_files(k)
