@@ -633,3 +633,43 @@ def test_unseen_classes_benchmark(tmp_path: Path) -> None:
     rows = json.loads(report.read_text())["rows"]
     assert [r["min_floor"] for r in rows] == [0.0, 0.01]
     assert all(r["nested_cv_kl"] > 0 for r in rows)
+
+
+def test_towns_benchmark(tmp_path: Path) -> None:
+    """benchmarks/towns.py: town patches by their true artificial share over the scored classes,
+    a member that finds their built-up ground scores 1, one that finds none 0; the KL columns
+    are the metric's; a table with no id in common is named."""
+    from benchmarks.towns import main as towns
+
+    rng = np.random.default_rng(0)
+    ids = np.arange(1, 21)
+    truth = rng.dirichlet(np.ones(10), size=20)
+    truth[:, :2] = 0.0
+    truth[:, 2] = 0.0
+    truth[[3, 7, 11], 2] = [0.4, 0.2, 0.1]  # three towns, 11 below the threshold once scaled
+    truth /= truth.sum(axis=1, keepdims=True)
+    labels = write_proportions(tmp_path / "labels.csv", ids, truth)
+    perfect = write_proportions(tmp_path / "perfect.csv", ids[::-1], truth[::-1])
+    blind = truth.copy()
+    blind[:, 2] = 0.0
+    blind /= blind.sum(axis=1, keepdims=True)
+    blind_path = write_proportions(tmp_path / "blind.csv", ids[:15], blind[:15])
+
+    out = tmp_path / "towns.json"
+    result = towns(["--labels", str(labels), str(perfect), str(blind_path), "--worst", "2",
+                    "--json", str(out)])  # fmt: skip
+    share = scored_proportions(truth)[:15, 0]  # artificial, the first scored class
+    assert result["rows"] == 15 and result["towns"] == int((share >= 0.05).sum()) == 3
+    assert result["worst_ids"] == [4, 8]
+    good, bad = result["tables"][str(perfect)], result["tables"][str(blind_path)]
+    assert good["found"] == pytest.approx(1.0) and good["kl_all"] == pytest.approx(0.0, abs=1e-6)
+    assert bad["found"] == 0.0 and bad["worst"] == [0.0, 0.0]
+    towns_rows = share >= 0.05
+    assert bad["kl_towns"] == pytest.approx(
+        kl_divergence(truth[:15][towns_rows], blind[:15][towns_rows])
+    )
+    assert json.loads(out.read_text())["towns"] == 3
+
+    other = write_proportions(tmp_path / "other.csv", ids + 100, truth)
+    with pytest.raises(DataError, match=r"other\.csv: no sample_id in common"):
+        towns(["--labels", str(labels), str(other)])
