@@ -133,6 +133,7 @@ def test_an_exponent_without_a_dot_is_a_float():
         ("train=3", "'train' must be a mapping"),
         ("predict.tta=3", "'predict.tta' must be 1, 2, 4 or 8"),
         ("model.kind=transformer", "'model.kind' must be one of"),
+        ("loss.class_weights=cube_root", "'loss.class_weights' must be one of"),
         ("nonsense", "expected key.path=value"),
     ],
 )

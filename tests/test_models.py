@@ -106,3 +106,6 @@ def test_class_weights_ignore_no_data_and_clouds():
     ratio = 3**0.5
     torch.testing.assert_close(soft[2:4], torch.tensor([2 / (1 + ratio), 2 * ratio / (1 + ratio)]))
     assert float(weights[3] / weights[2]) == pytest.approx(3.0)
+    fourth = class_weights(masks, "fourth_root_inverse_frequency")
+    assert float(fourth[3] / fourth[2]) == pytest.approx(3**0.25)
+    assert float(fourth[2:4].mean()) == pytest.approx(1.0) and fourth[4:].sum() == 0

@@ -203,12 +203,14 @@ def load_config(
 
 def validate(config: dict) -> None:
     """Checks that need more than a type: allowed names and ranges."""
+    from .losses import WEIGHT_POWERS
+
     choices = {
         ("train", "optimizer"): ("adam", "adamw"),
         ("train", "scheduler"): ("cosine", "none"),
         ("train", "select"): ("last", "best"),
         ("data", "scheme"): ("row_bands", "id_groups"),
-        ("loss", "class_weights"): ("none", "inverse_frequency", "sqrt_inverse_frequency"),
+        ("loss", "class_weights"): ("none", *WEIGHT_POWERS),
         ("predict", "mode"): ("soft", "hard"),
     }
     for (section, key), allowed in choices.items():

@@ -13,6 +13,12 @@ import torch.nn.functional as F
 from .constants import EPS, N_CLASSES
 
 N_IGNORED = 2  # no_data, clouds
+# ``loss.class_weights``: the power of the inverse pixel frequency each mode weighs a class by
+WEIGHT_POWERS = {
+    "inverse_frequency": 1.0,
+    "sqrt_inverse_frequency": 0.5,
+    "fourth_root_inverse_frequency": 0.25,
+}
 
 
 def soft_proportions(logits: torch.Tensor) -> torch.Tensor:
@@ -40,10 +46,11 @@ def kl_loss(target: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
 def class_weights(masks: np.ndarray, mode: str, rows: np.ndarray | None = None) -> torch.Tensor:
     """Cross-entropy weights: 1, or inverse pixel frequency in ``masks[rows]`` (all rows by
     default), or its square root (``sqrt_inverse_frequency``: rare classes count more without
-    the official recipe's 60x swing); 0 for the ignored classes and for classes absent from
-    training; mean 1 over the classes present. Masks are read in chunks, and only when needed."""
+    the official recipe's 60x swing) or fourth root (``fourth_root_inverse_frequency``); 0 for
+    the ignored classes and for classes absent from training; mean 1 over the classes present.
+    Masks are read in chunks, and only when needed."""
     weights = np.ones(N_CLASSES)
-    if mode in ("inverse_frequency", "sqrt_inverse_frequency"):
+    if mode in WEIGHT_POWERS:
         rows = np.arange(len(masks)) if rows is None else np.sort(rows)
         counts = np.zeros(N_CLASSES)
         for start in range(0, len(rows), 256):
@@ -51,8 +58,7 @@ def class_weights(masks: np.ndarray, mode: str, rows: np.ndarray | None = None) 
             counts += np.bincount(chunk.ravel(), minlength=N_CLASSES)
         freq = counts / counts.sum()
         weights = np.divide(1.0, freq, out=np.zeros(N_CLASSES), where=freq > 0)
-        if mode == "sqrt_inverse_frequency":
-            weights = np.sqrt(weights)
+        weights = weights ** WEIGHT_POWERS[mode]
     weights[:N_IGNORED] = 0.0
     present = weights > 0
     weights[present] *= present.sum() / weights[present].sum()  # mean weight 1 over classes
