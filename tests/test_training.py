@@ -479,3 +479,58 @@ def test_corrected_training_corrects_onto_the_bound_the_fold_predicts_with(
     val = images[plan.val_rows(0)]
     np.testing.assert_array_equal(seen["val_images"], dark_corrected(val, seen["bound"]))
     assert (dark_levels(val) > seen["bound"]).any()  # some validation patch was lowered
+
+
+def test_class_adjust_takes_the_class_weighting_back_out(demo_data, tmp_path: Path, monkeypatch):
+    """A network trained with class weights keeps them beside its weights; ``predict.class_adjust``
+    re-predicts (nothing retrained) with every logit less alpha x log(its class weight), classes
+    of weight 0 untouched, and is refused without a weighting, out of [0, 1], or without the
+    weights file."""
+    import torch
+
+    from landcover.fold_plan import plan_for
+    from landcover.losses import class_weights
+    from landcover.members import member_for, network
+
+    def config(alpha: float, mode: str = "sqrt_inverse_frequency") -> dict:
+        overrides = {**SMOKE, "loss": {"class_weights": mode}, "predict": {"tta": 1}}
+        overrides["predict"]["class_adjust"] = alpha
+        return load_config("unet_regnety_002", profile="demo", overrides=overrides)
+
+    plain = config(0.0)
+    exp_dir = run_experiment(plain, demo_data, oof_dir=tmp_path, log=lambda _: None)
+    before = load_experiment(exp_dir)
+    fold0 = exp_dir / "folds" / "fold0"
+    saved = json.loads((fold0 / "class_weights.json").read_text())
+    rows = plan_for(demo_data, plain["data"]).train_rows(0)
+    assert saved["mode"] == "sqrt_inverse_frequency"
+    np.testing.assert_allclose(
+        saved["weights"], class_weights(demo_data.train_masks, saved["mode"], rows=rows).numpy()
+    )
+
+    x = torch.randn(2, 4, 32, 32)
+    raw = member_for(plain).load(fold0, torch.device("cpu")).model
+    adjusted = member_for(config(0.5)).load(fold0, torch.device("cpu")).model
+    w = torch.tensor(saved["weights"])
+    shift = torch.where(w > 0, 0.5 * w.clamp_min(1e-12).log(), torch.zeros_like(w))
+    with torch.no_grad():
+        torch.testing.assert_close(adjusted(x), raw(x) - shift.view(1, -1, 1, 1))
+    assert shift[:2].eq(0).all() and shift[2:].ne(0).any()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(network, "fit", no_training)
+    messages = []
+    run_experiment(config(0.5), demo_data, oof_dir=tmp_path, log=messages.append)
+    assert "re-predicting" in messages[0]
+    after = load_experiment(exp_dir)
+    assert not np.allclose(after.oof.values, before.oof.values)
+
+    with pytest.raises(ConfigError, match=r"needs loss\.class_weights"):
+        config(0.5, mode="none")
+    with pytest.raises(ConfigError, match=r"must be in \[0, 1\], got 1\.5"):
+        config(1.5)
+    (fold0 / "class_weights.json").unlink()
+    with pytest.raises(ConfigError, match=r"class_weights\.json: missing"):
+        member_for(config(0.5)).load(fold0, torch.device("cpu"))

@@ -275,7 +275,7 @@ def _hash(value: object) -> str:
 
 PREDICTION = "predict"  # how trained fold models predict: a change re-predicts, never retrains
 LATER_SWITCHES = {  # keys added later, per section: at their off value they leave hashes as before
-    PREDICTION: {"dark_level": False},
+    PREDICTION: {"dark_level": False, "class_adjust": 0.0},
     "train": {"corrected_training": False},
     "normalize": {"relative": False},
     "gbm": {

@@ -4,9 +4,11 @@ A network kind only says how to build its ``nn.Module``. With ``train.corrected_
 fold trains (and validates each epoch) on crops dark-level corrected onto its training patches'
 bound after their changes, as ``predict.dark_level`` corrects the patches it predicts.
 
-A fold directory holds ``model.pt`` (the weights it predicts with), ``normalizer.json``, and
-the other checkpoint choice for ``benchmarks/checkpoint_choice.py`` (``best_epoch.pt`` when
-``train.select`` is last, ``last_epoch.pt`` when it is best).
+A fold directory holds ``model.pt`` (the weights it predicts with), ``normalizer.json``, the
+other checkpoint choice for ``benchmarks/checkpoint_choice.py`` (``best_epoch.pt`` when
+``train.select`` is last, ``last_epoch.pt`` when it is best), and with ``loss.class_weights``
+the weights its cross-entropy used (``class_weights.json``), which ``predict.class_adjust``
+takes back out of its logits (``AdjustedLogits``).
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from torch import nn
 from .. import distributed, weights
 from ..align import dark_bound
 from ..atomic import atomic_path, write_json
-from ..constants import N_BANDS
+from ..constants import N_BANDS, N_CLASSES
 from ..errors import ConfigError
 from ..inference import network_inputs, predict_masks, predict_probabilities, predict_proportions
+from ..losses import class_weights
 from ..pixels import Normalizer, fit_normalizer
 from ..runtime import seed_everything
 from ..trainer import fit, selected_checkpoint
@@ -35,6 +38,25 @@ from .base import FitResult, FoldData, FoldModel, Member, require_dark_level
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+class AdjustedLogits(nn.Module):
+    """A trained network whose logits come out less ``alpha`` x log(class weight): a network
+    trained with class-weighted cross-entropy leans toward the classes weighted up by about
+    their weight (logit adjustment); ``alpha`` 1 takes all of it back, 0 none. Classes with
+    weight 0 (no_data, clouds, classes absent from training) are left as they are."""
+
+    def __init__(self, model: nn.Module, weights: list[float], alpha: float) -> None:
+        super().__init__()
+        self.model = model
+        w = torch.tensor(weights, dtype=torch.float32)
+        shift = torch.where(w > 0, alpha * w.clamp_min(1e-12).log(), torch.zeros_like(w))
+        self.register_buffer("shift", shift)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        shape = (1, -1) + (1,) * (logits.ndim - 2)  # (B, 10, H, W) pixels or (B, 10) images
+        return logits - self.shift.to(logits.dtype).view(shape)
 
 
 class NetworkFoldModel(FoldModel):
@@ -85,6 +107,7 @@ class NetworkMember(Member):
         "normalizer.json",
         "best_epoch.pt",
         "last_epoch.pt",
+        "class_weights.json",
     )
 
     @classmethod
@@ -109,6 +132,14 @@ class NetworkMember(Member):
             "train.corrected_training",
             "crops dark-level corrected as predicted patches are",
         )
+        adjust = config["predict"].get("class_adjust", 0.0)
+        if not 0.0 <= adjust <= 1.0:
+            raise ConfigError(f"'predict.class_adjust' must be in [0, 1], got {adjust}")
+        if adjust and config["loss"]["class_weights"] == "none":
+            raise ConfigError(
+                "predict.class_adjust takes a class weighting back out of the logits: it needs "
+                "loss.class_weights (none is set)"
+            )
 
     @property
     def in_channels(self) -> int:
@@ -145,6 +176,10 @@ class NetworkMember(Member):
             )
         if distributed.is_writer():
             write_json(work / "normalizer.json", normalizer.to_dict())
+            mode = self.config["loss"]["class_weights"]
+            if mode != "none":  # what the trainer weighs with, for predict.class_adjust
+                used = class_weights(fold.train_masks, mode, rows=fold.train_rows)
+                write_json(work / "class_weights.json", {"mode": mode, "weights": used.tolist()})
         history_file = work / "history.csv"  # epochs done before an interruption, if any
         resumed = len(history_file.read_text().splitlines()) - 1 if history_file.is_file() else 0
         corrected = self.config["train"].get("corrected_training")
@@ -187,4 +222,26 @@ class NetworkMember(Member):
         state = torch.load(Path(fold_dir) / weights, map_location=device, weights_only=True)
         model.load_state_dict(state)
         norm = json.loads((Path(fold_dir) / "normalizer.json").read_text())
+        alpha = self.config["predict"].get("class_adjust", 0.0)
+        if alpha:
+            model = AdjustedLogits(model, self._class_weights(Path(fold_dir)), alpha).to(device)
         return NetworkFoldModel(model.eval(), Normalizer(**norm), self.config, device)
+
+    def _class_weights(self, fold_dir: Path) -> list[float]:
+        """The class weights the fold trained with (``class_weights.json``), checked against
+        the config's ``loss.class_weights``."""
+        path = fold_dir / "class_weights.json"
+        mode = self.config["loss"]["class_weights"]
+        if not path.is_file():
+            raise ConfigError(
+                f"{path}: missing; predict.class_adjust needs the class weights the fold "
+                "trained with (written by training since this option exists): retrain it"
+            )
+        saved = json.loads(path.read_text())
+        if saved.get("mode") != mode or len(saved.get("weights", [])) != N_CLASSES:
+            raise ConfigError(
+                f"{path}: weights for loss.class_weights {saved.get('mode')!r} over "
+                f"{len(saved.get('weights', []))} classes; the config says {mode!r} over "
+                f"{N_CLASSES}"
+            )
+        return saved["weights"]
