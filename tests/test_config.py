@@ -58,6 +58,11 @@ def test_the_gpu_and_sample_profiles_train_every_member_for_new_ground():
                 # network"); full-gpu loads 4-band SSL4EO weights, which they would not fit
                 relative = profile == "sample-cpu"
                 assert config["normalize"]["relative"] == relative, (profile, name)
+                # rare classes weighted up, a quarter of it taken back at prediction, where it
+                # was measured (README, "Rare classes weigh more, the network")
+                weights = "sqrt_inverse_frequency" if profile == "sample-cpu" else "none"
+                assert config["loss"]["class_weights"] == weights, (profile, name)
+                assert config["predict"]["class_adjust"] == (0.25 if relative else 0.0)
     in_region = load_config(
         "pixel_lightgbm", profile="full-gpu", overrides={"run": {"device": "cpu"}}
     )
