@@ -8,7 +8,8 @@ A fold directory holds ``model.pt`` (the weights it predicts with), ``normalizer
 other checkpoint choice for ``benchmarks/checkpoint_choice.py`` (``best_epoch.pt`` when
 ``train.select`` is last, ``last_epoch.pt`` when it is best), and with ``loss.class_weights``
 the weights its cross-entropy used (``class_weights.json``), which ``predict.class_adjust``
-takes back out of its logits (``AdjustedLogits``).
+takes back out of its logits (``AdjustedLogits``) in every prediction made from the fold
+directory (OOF, test, maps); the per-epoch validation curve is of the logits as trained.
 """
 
 from __future__ import annotations
