@@ -20,7 +20,7 @@ import torch
 
 from . import distributed
 from .align import FoldRadiometry
-from .atomic import atomic_path
+from .atomic import atomic_path, write_json
 from .batches import training_batches, upload
 from .inference import center_crop, predict_modes
 from .losses import class_weights, total_loss
@@ -48,6 +48,9 @@ def build_ema(net: torch.nn.Module, decay: float):
     from timm.utils import ModelEmaV3
 
     return ModelEmaV3(net, decay=decay, use_warmup=True)
+
+
+CLASS_WEIGHTS_FILE = "class_weights.json"  # the cross-entropy's class weights, when weighted
 
 
 def _schedule(config: dict, total_steps: int, steps_per_epoch: int):
@@ -139,7 +142,14 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(config, steps * tcfg["epochs"], steps)
     )
-    weights = class_weights(masks, config["loss"]["class_weights"], rows=train_rows).to(device)
+    weights = class_weights(masks, config["loss"]["class_weights"], rows=train_rows)
+    if config["loss"]["class_weights"] != "none" and distributed.is_writer():
+        # kept beside the fold's model for predict.class_adjust (members/network.py)
+        write_json(
+            work / CLASS_WEIGHTS_FILE,
+            {"mode": config["loss"]["class_weights"], "weights": weights.tolist()},
+        )
+    weights = weights.to(device)
     val_target = val_labels
     if tcfg["val_crop"]:  # checkpoint selection on central crops: the crop's own proportions
         crops = center_crop(np.asarray(masks[val_rows]), tcfg["val_crop"])

@@ -30,10 +30,9 @@ from ..atomic import atomic_path, write_json
 from ..constants import N_BANDS, N_CLASSES
 from ..errors import ConfigError
 from ..inference import network_inputs, predict_masks, predict_probabilities, predict_proportions
-from ..losses import class_weights
 from ..pixels import Normalizer, fit_normalizer
 from ..runtime import seed_everything
-from ..trainer import fit, selected_checkpoint
+from ..trainer import CLASS_WEIGHTS_FILE, fit, selected_checkpoint
 from .base import FitResult, FoldData, FoldModel, Member, require_dark_level
 
 
@@ -108,7 +107,7 @@ class NetworkMember(Member):
         "normalizer.json",
         "best_epoch.pt",
         "last_epoch.pt",
-        "class_weights.json",
+        CLASS_WEIGHTS_FILE,
     )
 
     @classmethod
@@ -177,10 +176,6 @@ class NetworkMember(Member):
             )
         if distributed.is_writer():
             write_json(work / "normalizer.json", normalizer.to_dict())
-            mode = self.config["loss"]["class_weights"]
-            if mode != "none":  # what the trainer weighs with, for predict.class_adjust
-                used = class_weights(fold.train_masks, mode, rows=fold.train_rows)
-                write_json(work / "class_weights.json", {"mode": mode, "weights": used.tolist()})
         history_file = work / "history.csv"  # epochs done before an interruption, if any
         resumed = len(history_file.read_text().splitlines()) - 1 if history_file.is_file() else 0
         corrected = self.config["train"].get("corrected_training")
@@ -231,7 +226,7 @@ class NetworkMember(Member):
     def _class_weights(self, fold_dir: Path) -> list[float]:
         """The class weights the fold trained with (``class_weights.json``), checked against
         the config's ``loss.class_weights``."""
-        path = fold_dir / "class_weights.json"
+        path = fold_dir / CLASS_WEIGHTS_FILE
         mode = self.config["loss"]["class_weights"]
         if not path.is_file():
             raise ConfigError(
