@@ -259,7 +259,7 @@ def test_what_a_model_file_fixes_survives_every_profile(profile: str):
 
 
 def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
-    """``gbm.relative``, ``gbm.relative_context``, ``gbm.feature_fraction``,
+    """``gbm.relative``, ``gbm.relative_context``, ``gbm.dark_relative``, ``gbm.feature_fraction``,
     ``gbm.min_data_in_leaf``, ``gbm.lambda_l2``, ``gbm.corrected_training`` and ``gbm.bags``
     came later: at
     their off value (the value LightGBM was given before the key existed), a config that lacks
@@ -273,6 +273,7 @@ def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
     assert set(later) == {
         "relative",
         "relative_context",
+        "dark_relative",
         "feature_fraction",
         "min_data_in_leaf",
         "lambda_l2",
@@ -286,6 +287,7 @@ def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
     other = {
         "relative": True,
         "relative_context": True,
+        "dark_relative": True,
         "feature_fraction": 0.5,
         "min_data_in_leaf": 20,
         "lambda_l2": 10.0,

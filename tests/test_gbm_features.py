@@ -121,6 +121,41 @@ def test_relative_context_ignores_a_patchs_gain_after_the_relative_bands():
     assert FeatureSpec.from_config({"relative_context": True}) == without_texture
 
 
+def test_bands_above_the_dark_level_ignore_a_patchs_gain_and_offset():
+    """``gbm.dark_relative``: each band above the patch's dark level (its 1st percentile), in
+    log, less the patch's mean of that, added last; the features before stay byte for byte.
+    A per-band ``a x + b`` of the whole patch (the shift test's gain, offset, haze and season
+    changes) leaves the new ones where they were, while the relative bands move under an
+    offset; a patch with another dark level is not the same patch to them."""
+    from landcover.align import dark_levels
+    from landcover.shift import shifted
+
+    images = _images(n=4, size=48)
+    spec = FeatureSpec(texture=True, relative=True, relative_context=True, dark_relative=True)
+    names, before = list(spec.names), pixel_features(images, 1, spec)
+    previous = FeatureSpec(texture=True, relative=True, relative_context=True)
+    assert names[:-4] == list(previous.names)
+    assert names[-4:] == [f"drel_{b}" for b in BANDS]
+    np.testing.assert_array_equal(before[..., :-4], pixel_features(images, 1, previous))
+    dark = dark_levels(images)[:, :, None, None]
+    above = np.log1p(np.maximum(images.astype(np.float64) - dark, 0.0))
+    expected = above - above.mean(axis=(2, 3), keepdims=True)
+    np.testing.assert_allclose(before[..., -4:], expected.transpose(0, 2, 3, 1), atol=1e-5)
+    ids = np.arange(len(images)) + 1
+    for kind in ("gain", "offset", "haze", "season", "combined"):
+        after = pixel_features(shifted(images, ids, kind), 1, spec)
+        moved = np.abs(after[..., -4:] - before[..., -4:]).mean()
+        assert moved < 0.01, (kind, moved)  # uint16 rounding and the log1p's +1
+        if kind == "offset":
+            rel = [names.index(f"rel_{b}") for b in BANDS]
+            assert np.abs(after[..., rel] - before[..., rel]).mean() > 10 * moved
+    darker = images.copy()
+    darker[:, :, :4, :4] = 1  # a dark corner moves the dark level: not a change of radiometry
+    assert np.abs(pixel_features(darker, 1, spec)[..., -4:] - before[..., -4:]).mean() > 0.05
+    assert spec.tag == "-texture-rel-relctx-drel"
+    assert FeatureSpec.from_config({"dark_relative": True}) == FeatureSpec(dark_relative=True)
+
+
 def test_stores_of_different_sets_are_kept_apart(tmp_path):
     images = _images(n=5)
     masks = np.random.default_rng(1).integers(0, 10, size=(5, 32, 32)).astype(np.uint8)

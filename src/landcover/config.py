@@ -281,6 +281,7 @@ LATER_SWITCHES = {  # keys added later, per section: at their off value they lea
     "gbm": {
         "relative": False,
         "relative_context": False,
+        "dark_relative": False,
         "feature_fraction": 0.8,
         "min_data_in_leaf": 50,
         "lambda_l2": 1.0,

@@ -2,7 +2,8 @@
 
 Each pixel is described by its four log reflectances, three spectral indices and the local mean
 of the log bands at two scales (context a pixel alone lacks); ``gbm.per_image``,
-``gbm.texture``, ``gbm.relative`` and ``gbm.relative_context`` change the set
+``gbm.texture``, ``gbm.relative``, ``gbm.relative_context`` and ``gbm.dark_relative`` change
+the set
 (``FeatureSpec``). Two stores are kept beside a
 prepared cache's arrays (``cache/<data>/gbm-*``), built on first use in parallel processes and
 then memory-mapped by every fold, experiment and re-run:
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import uniform_filter
 
-from ..align import dark_corrected
+from ..align import dark_corrected, dark_levels
 from ..shift import TRAINING_KINDS, randomised
 
 VERSION = 1  # bump when the features change: stores of another version are not read
@@ -56,12 +57,18 @@ class FeatureSpec:
     ``relative_context``: also each local mean of the log bands (5 and 17 pixels, and 51 with
     ``texture``) less the patch's own mean of the band: the neighbourhood's brightness against
     the patch's, which a per-band gain of the whole patch leaves where it was.
+    ``dark_relative``: also each band above the patch's own dark level (``align.dark_levels``,
+    its 1st percentile), in log, less the patch's mean of that: dark-object subtraction, then
+    the patch's gain taken out. A per-band change ``a x + b`` of the whole patch (gain, offset,
+    the affine part of haze, a seasonal gain) leaves it where it was, up to rounding and the
+    ``log1p``'s +1.
     """
 
     per_image: bool = False
     texture: bool = False
     relative: bool = False
     relative_context: bool = False
+    dark_relative: bool = False
 
     @classmethod
     def from_config(cls, gcfg: dict) -> FeatureSpec:
@@ -72,6 +79,7 @@ class FeatureSpec:
             texture=bool(gcfg.get("texture")),
             relative=bool(gcfg.get("relative")),
             relative_context=bool(gcfg.get("relative_context")),
+            dark_relative=bool(gcfg.get("dark_relative")),
         )
 
     @property
@@ -82,6 +90,7 @@ class FeatureSpec:
             + "-texture" * self.texture
             + "-rel" * self.relative
             + "-relctx" * self.relative_context
+            + "-drel" * self.dark_relative
         )
 
     @property
@@ -108,11 +117,13 @@ class FeatureSpec:
         )
         relative = tuple(f"rel_{b}" for b in BANDS)
         context = tuple(f"relmean{s}_{b}" for s in self.context_sizes for b in BANDS)
+        dark = tuple(f"drel_{b}" for b in BANDS)
         return (
             *basic,
             *texture * self.texture,
             *relative * self.relative,
             *context * self.relative_context,
+            *dark * self.dark_relative,
         )
 
 
@@ -131,6 +142,12 @@ def _local(x: np.ndarray, size: int) -> np.ndarray:
 def _local_std(x: np.ndarray, size: int) -> np.ndarray:
     mean = _local(x, size)
     return np.sqrt(np.maximum(_local(x * x, size) - mean * mean, 0.0))
+
+
+def _above_dark(raw: np.ndarray, images: np.ndarray) -> np.ndarray:
+    """(n, 4, H, W): log1p of each band above the patch's dark level, less its patch mean."""
+    above = np.log1p(np.maximum(raw - dark_levels(images)[:, :, None, None], 0.0))
+    return above - above.mean(axis=(2, 3), keepdims=True)
 
 
 def pixel_features(images: np.ndarray, stride: int = 1, spec: FeatureSpec = BASIC) -> np.ndarray:
@@ -160,6 +177,8 @@ def pixel_features(images: np.ndarray, stride: int = 1, spec: FeatureSpec = BASI
         centre = 0.0 if spec.per_image else patch_mean  # per_image took it out of x already
         for size in spec.context_sizes:
             parts += list((smooth[size] - centre).transpose(1, 0, 2, 3))
+    if spec.dark_relative:
+        parts += list(_above_dark(raw, images).transpose(1, 0, 2, 3))
     feats = np.stack(parts, axis=-1)
     offset = stride // 2
     return np.ascontiguousarray(feats[:, offset::stride, offset::stride])
