@@ -46,6 +46,7 @@ BEFORE_RELATIVE = {
     "shifted_kinds": ["gain", "offset", "haze"],
     "relative": False,
     "relative_context": False,
+    "dark_relative": False,
     # and before the member was regularised (configs/models/pixel_lightgbm_shifted.yaml)
     "learning_rate": 0.08,
     "min_data_in_leaf": 50,
