@@ -301,7 +301,8 @@ def test_a_later_switch_off_leaves_the_hashes_of_configs_made_before_it():
         assert training_hash(on) != training_hash(config)
     # the member trained for new ground has them (README, "Quality on new ground")
     shifted = load_config("pixel_lightgbm_shifted", profile="sample-cpu")["gbm"]
-    assert [shifted[key] for key in ("relative", "relative_context")] == [True, True]
+    relative = ("relative", "relative_context", "dark_relative")
+    assert [shifted[key] for key in relative] == [True, True, True]
     # and is regularised for ground it never saw (README, "Regularised for new ground")
     regularised = ("min_data_in_leaf", "feature_fraction", "lambda_l2", "learning_rate")
     assert [shifted[key] for key in regularised] == [500, 0.5, 10.0, 0.12]
