@@ -133,6 +133,7 @@ def test_bands_above_the_dark_level_ignore_a_patchs_gain_and_offset():
     images = _images(n=4, size=48)
     spec = FeatureSpec(texture=True, relative=True, relative_context=True, dark_relative=True)
     names, before = list(spec.names), pixel_features(images, 1, spec)
+    assert before.dtype == np.float32  # the stores' type, as every other set's
     previous = FeatureSpec(texture=True, relative=True, relative_context=True)
     assert names[:-4] == list(previous.names)
     assert names[-4:] == [f"drel_{b}" for b in BANDS]

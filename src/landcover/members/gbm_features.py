@@ -146,7 +146,8 @@ def _local_std(x: np.ndarray, size: int) -> np.ndarray:
 
 def _above_dark(raw: np.ndarray, images: np.ndarray) -> np.ndarray:
     """(n, 4, H, W): log1p of each band above the patch's dark level, less its patch mean."""
-    above = np.log1p(np.maximum(raw - dark_levels(images)[:, :, None, None], 0.0))
+    dark = dark_levels(images).astype(np.float32)[:, :, None, None]
+    above = np.log1p(np.maximum(raw - dark, np.float32(0.0)))
     return above - above.mean(axis=(2, 3), keepdims=True)
 
 
