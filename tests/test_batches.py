@@ -6,6 +6,7 @@ import torch
 from landcover.batches import TensorBatches, crop_and_turn, upload
 from landcover.inference import network_inputs, predict_modes
 from landcover.pixels import Normalizer, d4_views, mask_proportions, pixels_to_tensor
+from landcover.pixels import dark_levels as pixels_dark_levels
 
 AUGMENT = {
     "d4": True,
@@ -310,3 +311,44 @@ def test_relative_channels_take_out_a_gain_and_keep_the_bands():
     torch.testing.assert_close(
         jittered[:, :4], a[:, :4] * scale + AUGMENT["offset"] * noise[:, 1, :, None, None]
     )
+
+
+def test_dark_relative_channels_take_out_an_offset_as_the_lightgbm_features_do():
+    """``normalize.dark_relative``: the relative channels measure each band above the image's
+    dark level (``align.dark_levels``' rule, on the device), the LightGBM member's drel features
+    in the training folds' units; a per-band gain and offset of the whole image leave them,
+    while the plain relative channels move with the offset."""
+    from landcover.align import dark_levels
+    from landcover.members.gbm_features import _above_dark
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(200, 3000, size=(3, 4, 32, 32), dtype=np.uint16)
+    stats = {"mean": [6.0, 6.5, 7.0, 7.5], "std": [0.5, 0.6, 0.7, 0.8], "log": True}
+    relative = Normalizer(**stats, relative=True)
+    dark = Normalizer(**stats, relative=True, dark_relative=True)
+    a = dark(pixels_to_tensor(images))
+    assert a.shape == (3, 8, 32, 32)
+    torch.testing.assert_close(a[:, :4], relative(pixels_to_tensor(images))[:, :4])
+    raw = images.astype(np.float32)
+    x = (pixels_to_tensor(images).to(torch.int32) & 0xFFFF).float()
+    levels = pixels_dark_levels(x).numpy()
+    np.testing.assert_allclose(levels, dark_levels(images), rtol=1e-6)
+    std = np.array(stats["std"], dtype=np.float32)[None, :, None, None]
+    np.testing.assert_allclose(a[:, 4:].numpy(), _above_dark(raw, images) / std, atol=1e-4)
+    gain = np.array([1.15, 0.85, 1.1, 0.9])[None, :, None, None]
+    offset = np.array([150, 120, 90, 60])[None, :, None, None]
+    changed = (images * gain + offset).round().astype(np.uint16)
+    b = dark(pixels_to_tensor(changed))
+    assert (b[:, :4] - a[:, :4]).abs().mean() > 0.1  # the bands see the change
+    assert (b[:, 4:] - a[:, 4:]).abs().mean() < 0.01  # these do not
+    plain = relative(pixels_to_tensor(changed))[:, 4:] - relative(pixels_to_tensor(images))[:, 4:]
+    assert plain.abs().mean() > 0.05  # the plain relative channels see the offset
+    assert Normalizer(**dark.to_dict()) == dark
+    # a batch beyond torch.quantile's limit is measured image by image, with the same levels
+    from landcover import pixels
+
+    limit, pixels.QUANTILE_LIMIT = pixels.QUANTILE_LIMIT, 100
+    try:
+        torch.testing.assert_close(pixels_dark_levels(x), torch.tensor(levels))
+    finally:
+        pixels.QUANTILE_LIMIT = limit

@@ -179,8 +179,9 @@ def test_corrected_training_needs_the_dark_level():
 
 
 def test_the_networks_later_switch_off_leaves_their_hashes():
-    """``train.corrected_training`` came later: off, a network's config that lacks it hashes
-    as before (its fold models are not retrained); on, its training hash moves."""
+    """``train.corrected_training`` and ``normalize.dark_relative`` came later: off, a
+    network's config that lacks them hashes as before (its fold models are not retrained); on,
+    its training hash moves."""
     from landcover.config import LATER_SWITCHES, training_hash
 
     assert LATER_SWITCHES["train"] == {"corrected_training": False}
@@ -195,6 +196,18 @@ def test_the_networks_later_switch_off_leaves_their_hashes():
     dark = load_config("unet_regnety_002_shifted", profile="demo", overrides=on[1:])
     corrected = load_config("unet_regnety_002_shifted", profile="demo", overrides=on)
     assert training_hash(corrected) != training_hash(dark)
+    # normalize.dark_relative likewise (sample-cpu's network has relative inputs)
+    assert LATER_SWITCHES["normalize"] == {"relative": False, "dark_relative": False}
+    config = load_config("unet_regnety_002_shifted", profile="sample-cpu")
+    assert config["normalize"]["dark_relative"] is False
+    before = dict(
+        config,
+        normalize={k: v for k, v in config["normalize"].items() if k != "dark_relative"},
+    )
+    assert training_hash(config) == training_hash(before)
+    on = ["normalize.dark_relative=true"]
+    dark = load_config("unet_regnety_002_shifted", profile="sample-cpu", overrides=on)
+    assert training_hash(dark) != training_hash(config)
 
 
 def test_bad_model_file(tmp_path):

@@ -162,7 +162,8 @@ def test_the_full_gpu_profile_starts_from_pretrained_encoders():
 
 def test_relative_channels_need_the_fitted_normaliser_and_no_four_band_weights(tmp_path: Path):
     """``normalize.relative`` builds networks of 8 input channels, and is refused in one line
-    beside ``per_image``, a fixed scale or 4-band weights."""
+    beside ``per_image``, a fixed scale or 4-band weights; ``normalize.dark_relative`` without
+    it is refused too."""
     config = load_config("unet_regnety_002", overrides=["normalize.relative=true"])
     net = member_for(config).build().eval()
     with torch.no_grad():
@@ -177,12 +178,18 @@ def test_relative_channels_need_the_fitted_normaliser_and_no_four_band_weights(t
         load_config(
             "unet_regnety_002", overrides=["normalize.relative=true", f"model.pretrained={state}"]
         )
+    with pytest.raises(ConfigError, match=r"dark_relative .* needs normalize\.relative: true"):
+        load_config("unet_regnety_002", overrides=["normalize.dark_relative=true"])
 
 
-def test_relative_channels_train_predict_and_reload(demo_data, tmp_path: Path):
-    """A network with ``normalize.relative`` trains, predicts its OOF and test rows, and saves
-    a normaliser that loads back with its 8 channels (what predict.py and the map read)."""
-    exp, norm = _one_step(demo_data, tmp_path, "unet_regnety_002", {"relative": True})
-    assert norm.relative and norm(torch.zeros(1, 4, 8, 8, dtype=torch.int16)).shape[1] == 8
+@pytest.mark.parametrize("dark", [False, True])
+def test_relative_channels_train_predict_and_reload(demo_data, tmp_path: Path, dark: bool):
+    """A network with ``normalize.relative`` (and ``dark_relative``) trains, predicts its OOF
+    and test rows, and saves a normaliser that loads back with its 8 channels and its dark
+    level switch (what predict.py and the map read)."""
+    normalize = {"relative": True, "dark_relative": dark}
+    exp, norm = _one_step(demo_data, tmp_path, "unet_regnety_002", normalize)
+    assert norm.relative and norm.dark_relative == dark
+    assert norm(torch.zeros(1, 4, 8, 8, dtype=torch.int16)).shape[1] == 8
     oof = np.loadtxt(exp / "oof.csv", delimiter=",", skiprows=1)[:, 2:]
     assert np.allclose(oof.sum(axis=1), 1)

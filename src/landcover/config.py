@@ -277,7 +277,7 @@ PREDICTION = "predict"  # how trained fold models predict: a change re-predicts,
 LATER_SWITCHES = {  # keys added later, per section: at their off value they leave hashes as before
     PREDICTION: {"dark_level": False, "class_adjust": 0.0},
     "train": {"corrected_training": False},
-    "normalize": {"relative": False},
+    "normalize": {"relative": False, "dark_relative": False},
     "gbm": {
         "relative": False,
         "relative_context": False,

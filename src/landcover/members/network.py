@@ -119,6 +119,11 @@ class NetworkMember(Member):
                 "normalize.relative adds channels to bands standardised with the training "
                 "folds' statistics: it needs normalize.per_image: false and normalize.scale: 0"
             )
+        if ncfg.get("dark_relative") and not ncfg.get("relative"):
+            raise ConfigError(
+                "normalize.dark_relative measures the relative channels above the dark level: "
+                "it needs normalize.relative: true"
+            )
         if ncfg.get("relative") and weights.source(config["model"]["pretrained"]) not in (
             None,
             "imagenet",
@@ -173,6 +178,7 @@ class NetworkMember(Member):
                 seed=seed,
                 per_image=ncfg["per_image"],
                 relative=bool(ncfg.get("relative")),
+                dark_relative=bool(ncfg.get("dark_relative")),
             )
         if distributed.is_writer():
             write_json(work / "normalizer.json", normalizer.to_dict())
