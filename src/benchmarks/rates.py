@@ -19,7 +19,7 @@ from landcover.cache import PreparedData
 from landcover.inference import predict_modes
 from landcover.losses import class_weights
 from landcover.members import member_for
-from landcover.pixels import fit_normalizer
+from landcover.members.network import fold_normalizer
 from landcover.trainer import build_optimizer, train_step
 
 
@@ -56,9 +56,7 @@ class Bench:
     def __init__(self, config: dict, data: PreparedData, device: torch.device) -> None:
         self.config, self.data, self.device = config, data, device
         self.rows = np.arange(len(data.train_ids))
-        self.normalizer = fit_normalizer(
-            data.train_images, self.rows, log=config["normalize"]["log"]
-        )
+        self.normalizer = fold_normalizer(config, data.train_images, self.rows, seed=0)
         self.batches = training_batches(
             config, data.train_images, data.train_masks, self.rows, self.normalizer, device, seed=0
         )
@@ -126,7 +124,8 @@ def count_flops(config: dict, size: int, *, train: bool) -> float:
     the forward). The counter's own backward figure is not used: it ignores ``groups`` in the
     weight gradient of grouped convolutions (66x the forward for a 64-channel depthwise 3x3
     instead of 2x), which inflates depthwise backbones (EfficientNet, ConvNeXt)."""
-    model = member_for(config).build().train(train)
+    member = member_for(config)
+    model = member.build().train(train)
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.randn(2, 4, size, size))
+        model(torch.randn(2, member.in_channels, size, size))
     return counter.get_total_flops() / 2 * (3 if train else 1)

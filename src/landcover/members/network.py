@@ -100,6 +100,24 @@ class NetworkFoldModel(FoldModel):
         )
 
 
+def fold_normalizer(config: dict, images: np.ndarray, rows: np.ndarray, seed: int) -> Normalizer:
+    """The normaliser a network's fold trains and predicts with (``normalize``): a fixed scale,
+    what pretrained weights expect (ssl4eo: / 10000), or statistics fitted on the fold's
+    training rows, with the relative channels where asked."""
+    ncfg = config["normalize"]
+    if ncfg["scale"] > 0:
+        return Normalizer(mean=[0.0] * 4, std=[ncfg["scale"]] * 4, log=False)
+    return fit_normalizer(
+        images,
+        rows,
+        log=ncfg["log"],
+        seed=seed,
+        per_image=ncfg["per_image"],
+        relative=bool(ncfg.get("relative")),
+        dark_relative=bool(ncfg.get("dark_relative")),
+    )
+
+
 class NetworkMember(Member):
     is_network = True
     kept_files: ClassVar[tuple[str, ...]] = (
@@ -167,19 +185,7 @@ class NetworkMember(Member):
         return model
 
     def fit_fold(self, fold: FoldData, work: Path, device: torch.device, seed: int) -> FitResult:
-        ncfg = self.config["normalize"]
-        if ncfg["scale"] > 0:  # fixed, what pretrained weights expect (ssl4eo: / 10000)
-            normalizer = Normalizer(mean=[0.0] * 4, std=[ncfg["scale"]] * 4, log=False)
-        else:
-            normalizer = fit_normalizer(
-                fold.train_images,
-                fold.train_rows,
-                log=ncfg["log"],
-                seed=seed,
-                per_image=ncfg["per_image"],
-                relative=bool(ncfg.get("relative")),
-                dark_relative=bool(ncfg.get("dark_relative")),
-            )
+        normalizer = fold_normalizer(self.config, fold.train_images, fold.train_rows, seed)
         if distributed.is_writer():
             write_json(work / "normalizer.json", normalizer.to_dict())
         history_file = work / "history.csv"  # epochs done before an interruption, if any
