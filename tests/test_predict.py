@@ -220,7 +220,7 @@ def test_shifts_are_seeded_physical_changes():
 
 
 def test_the_shift_test_scores_every_member_and_the_blend(blend: Path, tmp_path: Path):
-    """src/benchmarks/shift_test.py on a blend that leaves one member out: every member is
+    """src/shift_test.py (radiometric) on a blend that leaves one member out: every member is
     scored (its clean column is its own OOF KL, predicted the same way), the blend's clean
     column is the blend's own OOF KL, and each change moves the scores; with ``--align`` and
     one draw a fold, a gain shared by the fold is undone."""
@@ -239,7 +239,7 @@ def test_the_shift_test_scores_every_member_and_the_blend(blend: Path, tmp_path:
     assert [m.weight for m in every.members] == [0.7, 0.3, 0.0]
     out = tmp_path / "shift.json"
     result = run_cli(
-        "src/benchmarks/shift_test.py", str(sidecar), "--shifts", "none,gain,haze",
+        "src/shift_test.py", "--tests", "radiometric", str(sidecar), "--shifts", "none,gain,haze",
         "--threads", "1", "--json", str(out), "--save-oof", str(tmp_path / "changed"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -261,7 +261,7 @@ def test_the_shift_test_scores_every_member_and_the_blend(blend: Path, tmp_path:
         assert row["gain"] != row["none"] and row["haze"] != row["none"], name
     hard_out = tmp_path / "hard.json"
     result = run_cli(
-        "src/benchmarks/shift_test.py", str(sidecar), "--shifts", "none", "--hard",
+        "src/shift_test.py", "--tests", "radiometric", str(sidecar), "--shifts", "none", "--hard",
         "--threads", "1", "--device", "cpu", "--json", str(hard_out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -274,8 +274,8 @@ def test_the_shift_test_scores_every_member_and_the_blend(blend: Path, tmp_path:
     )
     aligned_out = tmp_path / "aligned.json"
     result = run_cli(
-        "src/benchmarks/shift_test.py", str(sidecar), "--shifts", "none,gain", "--align",
-        "--per-region", "1", "--threads", "1", "--json", str(aligned_out),
+        "src/shift_test.py", "--tests", "radiometric", str(sidecar), "--shifts", "none,gain",
+        "--align", "--per-region", "1", "--threads", "1", "--json", str(aligned_out),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     aligned = json.loads(aligned_out.read_text())
@@ -290,7 +290,7 @@ def test_the_shift_test_scores_every_member_and_the_blend(blend: Path, tmp_path:
         assert row["gain"] == pytest.approx(row["none"], rel=0.02), name
     spread_out = tmp_path / "spread.json"
     result = run_cli(
-        "src/benchmarks/shift_test.py", str(sidecar), "--shifts", "none", "--align",
+        "src/shift_test.py", "--tests", "radiometric", str(sidecar), "--shifts", "none", "--align",
         "beyond_spread", "--dark-level", "--per-region", "1", "--threads", "1", "--json",
         str(spread_out),
     )  # fmt: skip
@@ -298,3 +298,47 @@ def test_the_shift_test_scores_every_member_and_the_blend(blend: Path, tmp_path:
     spread = json.loads(spread_out.read_text())
     assert spread["setting"]["align"] == "beyond_spread" and spread["setting"]["dark_level"]
     assert set(spread["kl"]) == set(table)
+
+
+def test_the_class_mix_test_plays_regions_of_other_mixes(blend: Path, tmp_path: Path):
+    """src/shift_test.py (class-mix) on the demo blend: every member and the blend are scored
+    in every region; played at full resolution and the experiments' own views, each member's
+    validation-fold column is its own OOF KL, and the blend's is a nested CV of a re-tuned
+    blend; EM prior adaptation moves every region's scores."""
+    from landcover.metric import kl_divergence
+
+    inputs = load_inputs(blend.parents[1] / "oof")
+    sidecar = blend.with_suffix(".json")
+    out, em_out = tmp_path / "mix.json", tmp_path / "em.json"
+    common = ("--tests", "class-mix", "--band-rows", "1", "--region-min", "3", "--trials", "3")
+    common += ("--pixel-stride", "1", "--threads", "1", "--device", "cpu")
+    result = run_cli("src/shift_test.py", str(sidecar), *common, "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    mix = json.loads(out.read_text())["class_mix"]
+    assert len(mix["regions"]) >= 2
+    assert set(mix["summary"]) == {*MEMBERS, "blend"}
+    for region in mix["regions"]:
+        assert set(region["kl"]) == {*MEMBERS, "blend"} and region["distinct"] >= 1
+        assert sum(region["reached"]) == pytest.approx(1.0) and region["ess"] > 1
+    for i, name in enumerate(inputs.names):
+        own = kl_divergence(inputs.truth, inputs.oof[i])
+        assert mix["summary"][name]["folds"] == pytest.approx(own, rel=1e-5), name
+    assert "blend" in result.stdout and "worst 10%" in result.stdout
+    result = run_cli(
+        "src/shift_test.py",
+        str(sidecar),
+        *common,
+        "--prior-adaptation",
+        "em",
+        "--json",
+        str(em_out),
+    )
+    assert result.returncode == 0, result.stderr
+    em = json.loads(em_out.read_text())["class_mix"]
+    moved = [
+        em["summary"][n]["regions_mean"] != mix["summary"][n]["regions_mean"]
+        for n in ("unet_regnety_002", "pixel_lightgbm")
+    ]
+    assert all(moved)
+    none = run_cli("src/shift_test.py", str(sidecar), *common[:2], "--band-rows", "1")
+    assert none.returncode != 0 and "--region-min" in none.stderr

@@ -237,6 +237,7 @@ class Problem:
     min_floor: float = 0.0  # as applied: 0 unless the truth lacks a scored class
     uniform: float = 0.0  # likewise
     class_calibration: bool = False  # tune a power and a bias per class the truth holds
+    temperatures: bool = True  # tune a temperature per model (False: every T stays 1)
 
     @classmethod
     def build(
@@ -247,6 +248,7 @@ class Problem:
         min_floor: float = 0.0,
         uniform: float = 0.0,
         class_calibration: bool = False,
+        temperatures: bool = True,
     ) -> Problem:
         """``min_floor`` and ``uniform`` apply only with ``use_floor`` and when ``truth`` lacks
         a scored class (``lacking``); else the floor is tuned from 0 toward the prior."""
@@ -257,7 +259,17 @@ class Problem:
         if not (use_floor and (prior == 0).any()):
             min_floor, uniform, target = 0.0, 0.0, prior
         scored = scored_proportions(truth)
-        return cls(stack, truth, target, use_floor, scored, min_floor, uniform, class_calibration)
+        return cls(
+            stack,
+            truth,
+            target,
+            use_floor,
+            scored,
+            min_floor,
+            uniform,
+            class_calibration,
+            temperatures,
+        )
 
     @classmethod
     def of_rows(
@@ -302,7 +314,8 @@ class Problem:
 
     def bounds(self) -> list[tuple[float, float]]:
         m = self.stack.n_models
-        bounds = [(float(np.log(T_RANGE[0])), float(np.log(T_RANGE[1])))] * m
+        log_t = (float(np.log(T_RANGE[0])), float(np.log(T_RANGE[1])))
+        bounds = [log_t if self.temperatures else (0.0, 0.0)] * m
         bounds += [(0.0, 1.0)] * (m if m > 1 else 0)
         bounds += [floor_range(self.min_floor)] if self.use_floor else []
         if self.class_calibration:  # a class the truth lacks: none (0 here, NaN unpacked)
@@ -442,7 +455,7 @@ def revived(problem: Problem, params: BlendParams) -> list[np.ndarray]:
     starts = []
     for i in np.flatnonzero(params.weights < MIN_WEIGHT) if m > 1 else []:
         weights = 0.9 * params.weights + 0.1 * np.eye(m)[i]
-        for t in T_RANGE:
+        for t in T_RANGE if problem.temperatures else (1.0,):
             temps = params.temperatures.copy()
             temps[i] = t
             revived_params = dataclasses.replace(params, weights=weights, temperatures=temps)
@@ -537,6 +550,8 @@ class BlendFit:
     nested_kl: float | None  # KL of the held-out fold predictions, each tuned without its fold
     nested_fold_kl: dict[int, float]
     nested_oof: np.ndarray | None  # (n, 8) the nested-CV predictions
+    # fold -> (the blend tuned without it, its floor's target): what scores that fold's rows
+    nested_params: dict[int, tuple[BlendParams, np.ndarray]]
     equal_kl: float  # equal weights, T = 1, no floor
     single_kl: np.ndarray  # (m,) each model as is
     alone_temperature: np.ndarray  # (m,) each model's own best temperature, no floor
@@ -566,6 +581,7 @@ def fit_blend(
     floor_uniform: float = FLOOR_UNIFORM,
     polish: bool = True,
     class_calibration: bool = False,
+    temperatures: bool = True,
     changed: np.ndarray | None = None,
     log: Callable[[str], None] | None = None,
 ) -> BlendFit:
@@ -593,6 +609,7 @@ def fit_blend(
         "min_floor": min_floor,
         "uniform": floor_uniform,
         "class_calibration": class_calibration,
+        "temperatures": temperatures,
     }
     sets = [stack] if moved is None else [stack, moved]  # what tuning fits: clean, then changed
     problem = Problem.build(stack, truth, **floor)  # the clean rows, for every score
@@ -603,6 +620,7 @@ def fit_blend(
     tuned = tune(tuner, trials=trials, seed=seed, polish=polish)
 
     nested_oof, nested_kl, nested_fold_kl, nested_changed = None, None, {}, None
+    nested_params: dict[int, tuple[BlendParams, np.ndarray]] = {}
     fold_ids = np.unique(folds)
     if len(fold_ids) > 1:
         nested_oof = np.empty((len(stack), N_SCORED))
@@ -612,6 +630,7 @@ def fit_blend(
             log(f"nested CV: tuning without fold {k} ({len(fold_ids)} folds)")
             inner = Problem.of_rows(sets, truth, ~held, **floor)
             params = tune(inner, trials=trials, seed=seed, polish=polish).params
+            nested_params[int(k)] = (params, inner.prior)
             nested_oof[held] = blend(stack.rows(held), params, inner.prior)
             nested_fold_kl[int(k)] = kl_divergence(truth[held], nested_oof[held])
             if moved is not None:
@@ -629,6 +648,7 @@ def fit_blend(
         nested_kl=nested_kl,
         nested_fold_kl=nested_fold_kl,
         nested_oof=nested_oof,
+        nested_params=nested_params,
         equal_kl=problem.kl(BlendParams.equal(m)),
         single_kl=singles,
         alone_temperature=alone[:, 0],

@@ -306,6 +306,19 @@ class GbmFoldModel(FoldModel):
         probs = pixel_probabilities(self.bags, flat, None, self.threads or cores())
         return probs.astype(np.float32).reshape(n, h, w, N_CLASSES).transpose(0, 3, 1, 2)
 
+    def predict_pixels(self, images: np.ndarray, rows: np.ndarray, stride: int) -> np.ndarray:
+        """(len(rows), P, 10) float32 probabilities on the grid of every ``stride``-th pixel
+        (the features computed at that stride, as for proportions)."""
+        out = []
+        for start in range(0, len(rows), 64):
+            feats = pixel_features(np.asarray(images[rows[start : start + 64]]), stride, self.spec)
+            n, h, w, f = feats.shape
+            probs = pixel_probabilities(
+                self.bags, feats.reshape(-1, f), None, self.threads or cores()
+            )
+            out.append(probs.astype(np.float32).reshape(n, h * w, N_CLASSES))
+        return np.concatenate(out) if out else np.zeros((0, 1, N_CLASSES), np.float32)
+
     def predict_masks(self, images: np.ndarray) -> np.ndarray:
         """(n, H, W) uint8 argmax masks at full resolution."""
         return self.predict_probabilities(images).argmax(axis=1).astype(np.uint8)

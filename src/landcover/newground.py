@@ -1,0 +1,210 @@
+"""The class-mix shift test, run: every member of a blend, and the blend, scored on held-out
+patches resampled to other regions' class mixes (``classmix.py``), each region played as a
+test region.
+
+Every held-out patch is predicted by the fold model that did not train on it, as per-pixel
+probabilities on a grid (``FoldModel.predict_pixels``), its inputs prepared as the member's own
+``predict`` settings say: each patch's dark level (per patch, whatever the region) and, for a
+member that aligns regions, the region's radiometry (read from the region as drawn, so it is
+predicted again for each region). With ``em`` each region's class prior is then re-estimated
+from the members' own posteriors, each fold model under its own training prior
+(``priors.py``), and every pixel re-weighted before it is counted.
+
+The blend is tuned as ``blend.py`` tunes it, on the validation folds played the same way (each
+fold's rows one region), and every fold's rows are blended by the blend tuned without that fold
+(nested), so nothing a region is scored on was tuned on those rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .align import FoldRadiometry, RegionSample, regions
+from .blending import Stack, blend, fit_blend
+from .classmix import Region
+from .constants import N_CLASSES
+from .fold_plan import FoldPlan
+from .metric import kl_per_sample
+from .priors import em_prior_groups, reweighted
+
+
+@dataclass
+class MemberPixels:
+    """One member's held-out pixels: the predictor's member, its settings for the test."""
+
+    member: object  # predictor.Member
+    images: np.ndarray  # the training patches (cache order)
+    ids: np.ndarray
+    folds: np.ndarray  # each row's held-out fold
+    plan: FoldPlan
+    width: int
+    stride: int
+    align: bool | str  # predict.align as the test plays it
+    dark_level: bool
+    _fixed: np.ndarray | None = None  # every row's pixels, when they do not depend on the region
+    _radiometry: dict | None = None
+
+    @property
+    def aligns(self) -> bool:
+        return bool(self.align)
+
+    def radiometry(self, k: int) -> FoldRadiometry:
+        if self._radiometry is None:
+            self._radiometry = {}
+        if k not in self._radiometry:
+            rows = self.plan.train_rows(k)
+            self._radiometry[k] = FoldRadiometry.of_fold(
+                self.images, rows, self.ids[rows], self.width, self.align, self.dark_level
+            )
+        return self._radiometry[k]
+
+    def pixels(self, counts: np.ndarray) -> np.ndarray:
+        """(n, P, 10) probabilities of the rows drawn (``counts`` > 0; the others are zeros
+        for an aligning member), each by its own fold model, as in a region of these draws."""
+        if not self.aligns and self._fixed is not None:
+            return self._fixed
+        drawn = np.flatnonzero(counts > 0) if self.aligns else np.arange(len(self.ids))
+        region = None
+        if self.aligns:
+            region = RegionSample.of_images(self.images, np.repeat(drawn, counts[drawn]))
+        out = None
+        for k, model in enumerate(self.member.folds):
+            rows = drawn[self.folds[drawn] == k]
+            if not len(rows):
+                continue
+            radiometry = self.radiometry(k)
+            images = radiometry.prepared(self.images, rows, region=region)
+            probs = model.predict_pixels(images, np.arange(len(rows)), self.stride)
+            if out is None:
+                out = np.zeros((len(self.ids), *probs.shape[1:]), dtype=np.float32)
+            out[rows] = probs
+        if not self.aligns:
+            self._fixed = out
+        return out
+
+
+def counted(probs: np.ndarray, hard: bool) -> np.ndarray:
+    """(n, 10) proportions of (n, P, 10) pixel probabilities: their mean, or argmax counts."""
+    if hard and probs.shape[1] > 1:
+        return np.eye(N_CLASSES)[probs.argmax(axis=2)].mean(axis=1)
+    return probs.mean(axis=1, dtype=np.float64)
+
+
+def fold_sources(labels: np.ndarray, plan: FoldPlan) -> list[np.ndarray]:
+    """Each fold's training prior (10,): the mean label of its training rows."""
+    return [np.asarray(labels)[plan.train_rows(k)].mean(axis=0) for k in range(plan.n_folds)]
+
+
+def region_proportions(
+    pixels: np.ndarray,
+    counts: np.ndarray,
+    folds: np.ndarray,
+    sources: list[np.ndarray] | None,
+    hard: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(n, 10) proportions of the drawn rows (others 0) and, with ``sources`` (each fold's
+    training prior), the region's prior re-estimated from all its draws, every pixel then
+    re-weighted by its fold's ratio (``priors.em_prior_groups``); else (proportions, None)."""
+    drawn = np.flatnonzero(counts > 0)
+    out = np.zeros((len(counts), N_CLASSES))
+    if sources is None:
+        out[drawn] = counted(pixels[drawn], hard)
+        return out, None
+    groups, members = [], []
+    for k in np.unique(folds[drawn]):
+        rows = drawn[folds[drawn] == k]
+        weights = np.repeat(counts[rows], pixels.shape[1])
+        groups.append((pixels[rows], sources[int(k)], weights))
+        members.append(rows)
+    prior, ratios = em_prior_groups(groups)
+    for rows, ratio in zip(members, ratios, strict=True):
+        out[rows] = counted(reweighted(pixels[rows], ratio), hard)
+    return out, prior
+
+
+@dataclass
+class ClassMixResult:
+    regions: list[Region]
+    names: list[str]  # members, then "blend"
+    kl: np.ndarray  # (rows, regions): each row's count-weighted KL in each region
+    clean: np.ndarray  # (rows,): the validation folds as played (nested blend), unweighted
+    mix_error: np.ndarray  # (rows, regions): L1 of the region's mean predicted vs true mix
+    weights: np.ndarray  # (members,) the blend's weights as tuned on all folds
+
+    def worst_decile(self) -> np.ndarray:
+        """(rows,) each row's mean KL over its worst tenth of the regions (at least one)."""
+        k = max(1, int(np.ceil(0.1 * self.kl.shape[1])))
+        return np.sort(self.kl, axis=1)[:, -k:].mean(axis=1)
+
+
+def class_mix_test(
+    views: list[MemberPixels],
+    hard: list[bool],
+    labels: np.ndarray,
+    folds: np.ndarray,
+    ids: np.ndarray,
+    plan: FoldPlan,
+    width: int,
+    mixes: list[Region],
+    *,
+    em: bool,
+    blend_settings: dict,
+    names: list[str],
+    log: Callable[[str], None] = print,
+) -> ClassMixResult:
+    """Score each member and the blend in every region of ``mixes``; the blend re-tuned
+    (``fit_blend`` with ``blend_settings``) on the validation folds played as regions."""
+    sources = fold_sources(labels, plan) if em else None
+
+    def played(counts: np.ndarray) -> np.ndarray:
+        """(members, n, 10): every member's proportions of a region's draws."""
+        return np.stack(
+            [
+                region_proportions(v.pixels(counts), counts, folds, sources, h)[0]
+                for v, h in zip(views, hard, strict=True)
+            ]
+        )
+
+    log("class-mix test: the validation folds, each played as a region")
+    oof = np.zeros((len(views), len(ids), N_CLASSES))
+    for k in range(plan.n_folds):
+        for where in regions(ids[folds == k], width):
+            counts = np.zeros(len(ids), dtype=np.int64)
+            counts[np.flatnonzero(folds == k)[where]] = 1
+            oof[:, counts > 0] = played(counts)[:, counts > 0]
+    fit = fit_blend(oof, labels, folds, **blend_settings)
+
+    def blended(preds: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(ids), N_CLASSES))
+        for k, (params, prior) in fit.nested_params.items():
+            sel = rows[folds[rows] == k]
+            if len(sel):
+                out[sel, 2:] = blend(Stack.of(preds[:, sel]), params, prior)
+        return out
+
+    every = np.arange(len(ids))
+    clean = [kl_per_sample(labels, p).mean() for p in oof]
+    clean.append(kl_per_sample(labels, blended(oof, every)).mean())
+    kl = np.zeros((len(views) + 1, len(mixes)))
+    mix_error = np.zeros_like(kl)
+    for j, region in enumerate(mixes):
+        log(f"class-mix test: region {region.name} ({j + 1}/{len(mixes)})")
+        preds = played(region.counts)
+        drawn = np.flatnonzero(region.counts > 0)
+        rows = [*preds, blended(preds, drawn)]
+        w = region.counts[drawn] / region.counts.sum()
+        truth = labels[drawn]
+        for i, p in enumerate(rows):
+            kl[i, j] = w @ kl_per_sample(truth, p[drawn])
+            mix_error[i, j] = np.abs(_scored(w @ p[drawn]) - _scored(w @ truth)).sum()
+    return ClassMixResult(
+        mixes, [*names, "blend"], kl, np.array(clean), mix_error, fit.params.weights
+    )
+
+
+def _scored(mix: np.ndarray) -> np.ndarray:
+    scored = np.asarray(mix, np.float64)[2:]
+    return scored / scored.sum()
