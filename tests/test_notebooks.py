@@ -54,6 +54,23 @@ def n_figures(nb: nbformat.NotebookNode) -> int:
     return sum("image/png" in o.get("data", {}) for o in outputs(nb, "display_data"))
 
 
+def stray_reprs(nb: nbformat.NotebookNode) -> list[str]:
+    """Object reprs shown as a cell's result (``<matplotlib.legend.Legend at 0x...>``): a cell
+    whose last expression returns a matplotlib object instead of ending in ``plt.show()``."""
+    texts = [o.get("data", {}).get("text/plain", "") for o in outputs(nb, "execute_result")]
+    return [t for t in texts if t.startswith("<") and " at 0x" in t]
+
+
+def test_committed_notebooks_carry_no_outputs() -> None:
+    """Outputs belong to the executed copies (notebooks/runs/), not to the sources."""
+    for path in sorted(NOTEBOOKS.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [], f"{path.name}: a cell has outputs"
+                assert cell.execution_count is None, f"{path.name}: a cell has a count"
+
+
 @pytest.fixture(scope="module")
 def trained(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Execute train.ipynb (smoke) for each experiment into one shared oof directory."""
@@ -88,6 +105,7 @@ def test_eda_notebook(demo_dir: Path, tmp_path: Path) -> None:
         smoke=True,
     )
     assert not outputs(nb, "error")
+    assert not stray_reprs(nb)
     assert n_figures(nb) == 4  # distribution, co-occurrence, band histograms, patches
 
 
@@ -98,8 +116,21 @@ def test_train_notebook(trained: dict, experiment: str) -> None:
         pytest.fail(f"train.ipynb failed for {experiment}: {nb}")
     assert is_complete(trained["oof_dir"] / experiment)
     assert not outputs(nb, "error")
+    assert not stray_reprs(nb)
     # learning curves, fold and class scores, predicted vs true, patches, proportions
     assert n_figures(nb) == 6
+
+
+def test_train_notebook_shows_only_the_config_changes(trained: dict) -> None:
+    """The config is shown as its differences from configs/base.yaml, not dumped whole."""
+    nb = trained["runs"]["unet_regnety_002"]
+    text = "".join(o.text for o in outputs(nb, "stream"))
+    assert "settings differ from configs/base.yaml" in text
+    assert "fold_seed" not in text and "n_folds" not in text  # no YAML dump
+    shown = [o.get("data", {}).get("text/plain", "") for o in outputs(nb, "display_data")]
+    table = next(t for t in shown if "train.epochs" in t)
+    assert "model.encoder" in table and "tu-regnety_002" in table
+    assert "data.fold_seed" not in table  # a setting the experiment leaves at the base's value
 
 
 def test_train_notebook_partial_folds(trained: dict, demo_dir: Path) -> None:
@@ -116,6 +147,7 @@ def test_train_notebook_partial_folds(trained: dict, demo_dir: Path) -> None:
         smoke=True,
     )
     assert not outputs(nb, "error")
+    assert not stray_reprs(nb)
     assert not is_complete(tmp / "oof-partial" / "benchmark_unet")
     assert n_figures(nb) == 0
     assert any("not trained yet" in o.text for o in outputs(nb, "stream"))
@@ -151,6 +183,7 @@ def test_blend_notebook_explains_the_submitted_blend(trained: dict, demo_dir: Pa
         "blend.ipynb", trained["tmp"] / "blend.ipynb", submission=str(out.with_suffix(".json"))
     )
     assert not outputs(nb, "error")
+    assert not stray_reprs(nb)
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["floor"] == 0.0  # --no-floor: the notebook shows this blend, floor and all
     shown = "\n".join(o.get("data", {}).get("text/plain", "") for o in outputs(nb, "display_data"))
@@ -187,6 +220,7 @@ def test_predict_notebook_maps_a_mosaic(trained: dict, demo_dir: Path) -> None:
         data_dir=str(demo_dir), top_left=1, rows=2, cols=2, out_dir=str(runs), smoke=True,
     )  # fmt: skip
     assert not outputs(nb, "error")
+    assert not stray_reprs(nb)
     assert n_figures(nb) == 1
     assert (runs / "map.tif").is_file() and (runs / "mosaic.tif").is_file()
     import pandas as pd

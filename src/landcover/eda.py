@@ -1,4 +1,5 @@
-"""Exploratory statistics of a dataset's masks and bands, and their figures.
+"""Exploratory statistics of a dataset's masks and bands, and their figures; and the table of an
+experiment's settings that differ from the base config, for the train notebook.
 
 Works on the cached arrays: masks (N, H, W) uint8 and images (N, 4, H, W) uint16, memory-mapped
 or not; everything is read in chunks so the full train set fits.
@@ -6,15 +7,15 @@ or not; everything is read in chunks so the full train set fits.
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib import patheffects
-from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
 from .constants import CLASS_COLORS, CLASSES, N_BANDS, N_CLASSES
-from .viz import MASK_EDGE
+from .viz import bar_style, class_color, class_line_handles, log_scale, outline
 
 BAND_NAMES: tuple[str, ...] = ("blue", "green", "red", "near infrared")
 
@@ -72,10 +73,11 @@ def sample_band_pixels(
 def plot_class_distribution(table: pd.DataFrame) -> Figure:
     """Two bar charts: share of pixels (log scale) and share of patches containing each class."""
     fig, (ax_px, ax_im) = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
-    colors = list(CLASS_COLORS)
-    ax_px.barh(table.index, table["pixels"], color=colors, edgecolor=MASK_EDGE, lw=0.5)
-    ax_px.set(xscale="log", xlabel="share of pixels (log)", title="by pixels")
-    ax_im.barh(table.index, table["images"], color=colors, edgecolor=MASK_EDGE, lw=0.5)
+    style = bar_style([class_color(name) for name in table.index])
+    ax_px.barh(table.index, table["pixels"], **style)
+    log_scale(ax_px, "x")
+    ax_px.set(xlabel="share of pixels (log)", title="by pixels")
+    ax_im.barh(table.index, table["images"], **style)
     ax_im.set(xlim=(0, 1), xlabel="share of patches containing the class", title="by images")
     ax_px.invert_yaxis()
     fig.tight_layout()
@@ -108,13 +110,6 @@ def plot_cooccurrence(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def _outline(color: str) -> list:
-    """A dark outline for the white and near-white classes (clouds, snow), else nothing."""
-    if np.mean(to_rgb(color)) < 0.8:
-        return []
-    return [patheffects.Stroke(linewidth=2.6, foreground=MASK_EDGE), patheffects.Normal()]
-
-
 def plot_band_histograms(
     pixels: dict[int, np.ndarray], bins: int = 60, min_pixels: int = 50
 ) -> Figure:
@@ -135,12 +130,49 @@ def plot_band_histograms(
                 edges,
                 color=CLASS_COLORS[cls],
                 lw=1.3,
-                path_effects=_outline(CLASS_COLORS[cls]),
-                label=f"{CLASSES[cls]} ({len(rows)})",
+                path_effects=outline(CLASS_COLORS[cls], 1.3),
             )
-        ax.set(xscale="log", title=BAND_NAMES[band], xlabel="reflectance x 1e4")
+        log_scale(ax, "x")
+        ax.set(title=BAND_NAMES[band], xlabel="reflectance x 1e4")
     axes[0].set_ylabel("share of the class's pixels")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
+    shown = sorted(pixels)
+    handles = class_line_handles(shown, [f"{CLASSES[c]} ({len(pixels[c])})" for c in shown])
+    fig.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.tight_layout()
     return fig
+
+
+ABSENT = "(absent)"  # config_changes: a key one side does not have
+
+
+def _flatten(config: dict, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; an empty mapping stays a value."""
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_changes(config: dict, base: dict) -> pd.DataFrame:
+    """The settings of a resolved ``config`` that differ from ``base`` (configs/base.yaml), for
+    display: one row per dotted key, columns ``base`` and ``experiment``, in the config's order.
+
+    A key one side lacks (a free-form mapping's entries, ``profile``) shows as ``(absent)``
+    there; an empty mapping in the base that the config fills is not a row of its own.
+    """
+    ours, theirs = _flatten(config), _flatten(base)
+    filled = {k for k, v in theirs.items() if v == {} and any(o.startswith(f"{k}.") for o in ours)}
+    keys = [*ours, *(k for k in theirs if k not in ours and k not in filled)]
+    rows = {
+        key: [theirs.get(key, ABSENT), ours.get(key, ABSENT)]
+        for key in keys
+        if key not in ours or key not in theirs or ours[key] != theirs[key]
+    }
+    table = pd.DataFrame.from_dict(
+        rows, orient="index", columns=["base", "experiment"], dtype=object
+    )
+    table.index.name = "setting"
+    return table
