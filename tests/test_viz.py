@@ -122,8 +122,10 @@ def _unseen(fig: plt.Figure) -> tuple[list[str], set[str]]:
 
 def test_the_light_class_colours_are_the_pale_ones() -> None:
     light = {name for name, c in zip(CLASSES, CLASS_COLORS, strict=True) if viz.is_light(c)}
-    assert {"clouds", "snow"} <= light  # white and lavender: nothing to see on white alone
+    assert {"snow", "cultivated"} <= light  # pale ice, yellow: outlined on white
     assert "water" not in light and "no_data" not in light
+    for name, color in zip(CLASSES, CLASS_COLORS, strict=True):  # no colour is white on white
+        assert viz.contrast_with_white(color) > 1.4, name
     assert viz.contrast_with_white("#ffffff") == pytest.approx(1.0)
     assert viz.contrast_with_white("#000000") == pytest.approx(21.0)
 
@@ -136,14 +138,14 @@ def test_every_class_colour_is_seen_on_white(name: str) -> None:
     unseen, drawn = _unseen(fig)
     assert not unseen, f"{name}: {unseen}"
     if name not in ("class scores", "pred vs true", "proportions"):  # scored classes only
-        assert to_hex("#ffffff") in drawn  # clouds were drawn, and checked
+        assert to_hex(CLASS_COLORS[8]) in drawn  # snow (light) was drawn, and checked
 
 
 def test_the_band_histogram_legend_keeps_the_outlines() -> None:
     fig = _class_figures()["band histograms"]
     handles = fig.legends[0].legend_handles
-    clouds = next(h for h in handles if h.get_label().startswith("clouds"))
-    assert _dark_outline(clouds)
+    snow = next(h for h in handles if h.get_label().startswith("snow"))
+    assert _dark_outline(snow)
 
 
 def test_the_mask_palette_is_the_class_palette() -> None:

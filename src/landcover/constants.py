@@ -44,13 +44,13 @@ OFFICIAL_PIXEL_COUNTS: tuple[int, ...] = (
 # Class palette for masks, fixed so that every notebook reads the same.
 CLASS_COLORS: tuple[str, ...] = (
     "#000000",  # no_data
-    "#ffffff",  # clouds
+    "#b39ddb",  # clouds
     "#db1e2a",  # artificial
     "#fdd327",  # cultivated
     "#75cc6f",  # broadleaf
     "#069af3",  # coniferous
     "#566492",  # herbaceous
     "#8c8b8b",  # natural
-    "#e6e6fa",  # snow
+    "#80deea",  # snow
     "#1b2fbb",  # water
 )
