@@ -68,10 +68,10 @@ def test_the_gpu_and_sample_profiles_train_every_member_for_new_ground():
     )
     assert in_region["gbm"]["shifted_copies"] == 0
     assert in_region["gbm"]["predict_stride"] == 6  # as fast as the default member
-    for profile in ("sample-cpu", "sample-gpu"):  # regions aligned beyond the spread
-        for name in load_profile(profile)["experiments"]:
+    for profile in ("sample-cpu", "sample-gpu", "full-gpu", "demo"):  # no region alignment:
+        for name in load_profile(profile)["experiments"]:  # it assumes the training region's mix
             config = load_config(name, profile=profile, overrides={"run": {"device": "cpu"}})
-            assert config["predict"]["align"] == "beyond_spread", (profile, name)
+            assert config["predict"]["align"] is False, (profile, name)
     for name in load_profile("sample-cpu")["experiments"]:  # then each patch's dark level
         assert load_config(name, profile="sample-cpu")["predict"]["dark_level"] is True, name
     # sample-gpu: the sample-cpu members, the network trained to convergence on whole patches
