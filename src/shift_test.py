@@ -3,7 +3,8 @@ the blend hold up on ground they never saw, measured on the spatial validation f
 
     python src/shift_test.py submissions/<name>.json [more.json ...] [--tests radiometric,class-mix]
         [--tta 1] [--gbm-stride 8] [--hard] [--align off|on|beyond_spread] [--dark-level on|off]
-        [--prior-adaptation off|em] [--adapt] [--per-region R] [--shifts none,gain,...]
+        [--prior-adaptation off|em|em-calibrated|bbse] [--adapt] [--per-region R]
+        [--shifts none,gain,...]
         [--mix-labels train_labels_full.csv] [--band-rows 10] [--every-region N]
         [--[no-]class-calibration] [--[no-]temperatures] [--[no-]floor] [--trials N]
         [--device auto] [--threads 2] [--json out.json] [--save-oof DIR]
@@ -28,7 +29,8 @@ over regions and the mean of the worst tenth.
 Settings not given are each member's own (``--align``, ``--dark-level``, ``--prior-adaptation``).
 ``--tta 1`` (the default) predicts one view, for speed, the clean columns too, so the ratios
 compare like with like; likewise ``--gbm-stride 8`` (LightGBM proportions from every 8th
-pixel). ``--hard``: every member counts argmax pixels (image-level members stay soft).
+pixel). ``--hard [a,b]``: every member (or those named) counts argmax pixels (image-level
+members stay soft).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from landcover.fold_plan import plan_for
 from landcover.metric import kl_divergence, scored_proportions
 from landcover.newground import MemberPixels, class_mix_test
 from landcover.predictor import Predictor
+from landcover.priors import METHODS
 from landcover.shift import SHIFTS, shifted_oof
 from landcover.submission import load_submitted
 from landcover.tables import read_proportions
@@ -83,12 +86,19 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     add(
         "--prior-adaptation",
-        choices=["off", "em"],
+        choices=["off", *METHODS],
         default="off",
-        help="class-mix: re-estimate each region's class prior (default: off)",
+        help="class-mix: re-estimate each region's class prior: EM from the posteriors as they "
+        "are or calibrated on held-out pixels first, or BBSE (default: off)",
     )
     add("--per-region", type=int, default=0, metavar="R", help="radiometric: R draws a fold")
-    add("--hard", action="store_true", help="argmax pixel counts")
+    add(
+        "--hard",
+        nargs="?",
+        const="all",
+        metavar="NAMES",
+        help="argmax pixel counts: every member, or these (a,b)",
+    )
     add(
         "--gbm-stride",
         type=int,
@@ -161,12 +171,14 @@ class Setup:
         predictors = [
             Predictor.load(s, device=args.device, every_member=True) for s in args.sidecar
         ]
+        hard = set() if args.hard is None else set(args.hard.split(","))
         for member in (m for p in predictors for m in p.members):
             member.config["predict"]["tta"] = args.tta
-            if args.hard:
+            counts = "all" in hard or member.name in hard
+            if counts:
                 member.config["predict"]["mode"] = "hard"
             for fold in member.folds:
-                if args.hard and hasattr(fold, "hard"):
+                if counts and hasattr(fold, "hard"):
                     fold.hard = True
                 if args.gbm_stride and hasattr(fold, "stride"):  # the clean column too
                     fold.stride = args.gbm_stride
@@ -327,7 +339,8 @@ def class_mix(setup: Setup) -> dict:
         setup.plan,
         setup.width,
         mixes,
-        em=args.prior_adaptation == "em",
+        prior_adaptation=None if args.prior_adaptation == "off" else args.prior_adaptation,
+        masks=data.train_masks,
         blend_settings=blend_settings,
         names=[setup.names[m.path.resolve()] for m in members],
     )

@@ -13,7 +13,15 @@ from landcover.classmix import (
     tilted_weights,
 )
 from landcover.newground import counted, region_proportions
-from landcover.priors import em_prior, em_prior_groups, reweighted
+from landcover.priors import (
+    Calibration,
+    FoldShift,
+    adapt_region,
+    bbse_ratio,
+    em_prior,
+    em_prior_groups,
+    reweighted,
+)
 
 
 def test_label_regions_are_bands_of_raster_rows():
@@ -114,11 +122,43 @@ def test_region_proportions_count_each_draw_by_its_fold():
     pixels = rng.dirichlet(np.ones(10), size=(6, 5)).astype(np.float32)
     counts = np.array([2, 0, 1, 1, 0, 3])
     folds = np.array([0, 0, 1, 1, 2, 2])
-    out, prior = region_proportions(pixels, counts, folds, None, hard=False)
+    out, prior = region_proportions(pixels, counts, folds, None, "em", hard=False)
     assert prior is None and not out[[1, 4]].any()
     assert np.allclose(out[0], pixels[0].mean(axis=0))
     hard = counted(pixels, hard=True)
     assert np.allclose(hard.sum(axis=1), 1.0) and set(np.unique(hard * 5)) <= set(range(6))
-    sources = [np.full(10, 0.1)] * 3
-    adapted, prior = region_proportions(pixels, counts, folds, sources, hard=False)
+    shifts = [FoldShift(np.full(10, 0.1))] * 3
+    adapted, prior = region_proportions(pixels, counts, folds, shifts, "em", hard=False)
     assert prior.sum() == pytest.approx(1.0) and np.allclose(adapted[counts > 0].sum(axis=1), 1)
+
+
+def test_calibration_undoes_a_temperature_and_a_bias():
+    rng = np.random.default_rng(5)
+    probs = _two_class_pixels(0.5, 100_000, rng)
+    labels = (rng.random(len(probs)) < probs[:, 1]).astype(int)  # calibrated by construction
+    z = np.log(probs) * 2.0 + np.array([0.0, 0.7])  # sharpened, and tilted toward class 1
+    skewed = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    cal = Calibration.fit(skewed, labels)
+    assert cal.temperature == pytest.approx(2.0, rel=0.05)
+    assert cal.bias[1] - cal.bias[0] == pytest.approx(-0.35, abs=0.05)
+    assert np.abs(cal(skewed) - probs).max() < 0.02
+
+
+def test_bbse_and_calibrated_em_recover_a_shift_from_held_out_pixels():
+    rng = np.random.default_rng(6)
+    source_probs = _two_class_pixels(0.5, 100_000, rng)
+    source_labels = (rng.random(len(source_probs)) < source_probs[:, 1]).astype(int)
+    joint = np.zeros((2, 2))
+    np.add.at(joint, (source_probs.argmax(axis=1), source_labels), 1 / len(source_labels))
+    target = _two_class_pixels(0.8, 100_000, rng)
+    shift = FoldShift(np.array([0.5, 0.5]), confusion=joint)
+    prior, (adapted,) = adapt_region("bbse", [(target, None, shift)])
+    assert prior[1] == pytest.approx(0.8, abs=0.02)
+    assert adapted.mean(axis=0)[1] > target.mean(axis=0)[1]
+    w = bbse_ratio(joint, np.bincount(target.argmax(axis=1), minlength=2) / len(target))
+    assert w[1] / w[0] == pytest.approx(4.0, rel=0.1)  # 0.8 / 0.2 over 0.5 / 0.5
+    cal = Calibration.fit(source_probs, source_labels)
+    prior, _ = adapt_region("em-calibrated", [(target, None, FoldShift([0.5, 0.5], cal))])
+    assert prior[1] == pytest.approx(0.8, abs=0.02)
+    with pytest.raises(ValueError, match="prior adaptation"):
+        adapt_region("guess", [(target, None, shift)])

@@ -27,8 +27,9 @@ from .blending import Stack, blend, fit_blend
 from .classmix import Region
 from .constants import N_CLASSES
 from .fold_plan import FoldPlan
+from .members.base import on_grid
 from .metric import kl_per_sample
-from .priors import em_prior_groups, reweighted
+from .priors import Calibration, FoldShift, adapt_region
 
 
 @dataclass
@@ -98,30 +99,65 @@ def fold_sources(labels: np.ndarray, plan: FoldPlan) -> list[np.ndarray]:
     return [np.asarray(labels)[plan.train_rows(k)].mean(axis=0) for k in range(plan.n_folds)]
 
 
+CALIBRATION_PIXELS = 200_000  # at most this many held-out pixels fit a calibration
+
+
+def fold_shifts(
+    method: str,
+    pixels: np.ndarray,
+    masks: np.ndarray,
+    folds: np.ndarray,
+    sources: list[np.ndarray],
+) -> list[FoldShift]:
+    """Each fold model's ``FoldShift`` for ``method``: plain EM starts from its training prior
+    (``sources``); calibrated EM and BBSE learn from the other folds' held-out pixels
+    (``pixels`` (n, P, 10), each row by its own fold model, ``masks`` (n, P) their labels)."""
+    shifts = []
+    for k, source in enumerate(sources):
+        if method == "em":
+            shifts.append(FoldShift(source))
+            continue
+        other = folds != k
+        probs = pixels[other].reshape(-1, N_CLASSES)
+        labels = masks[other].reshape(-1).astype(np.int64)
+        step = max(1, len(probs) // CALIBRATION_PIXELS)
+        probs, labels = probs[::step], labels[::step]
+        seen = np.bincount(labels, minlength=N_CLASSES) / len(labels)
+        if method == "em-calibrated":
+            shifts.append(FoldShift(seen, calibration=Calibration.fit(probs, labels)))
+        else:
+            joint = np.zeros((N_CLASSES, N_CLASSES))
+            np.add.at(joint, (probs.argmax(axis=1), labels), 1.0 / len(labels))
+            shifts.append(FoldShift(seen, confusion=joint))
+    return shifts
+
+
 def region_proportions(
     pixels: np.ndarray,
     counts: np.ndarray,
     folds: np.ndarray,
-    sources: list[np.ndarray] | None,
+    shifts: list[FoldShift] | None,
+    method: str,
     hard: bool,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """(n, 10) proportions of the drawn rows (others 0) and, with ``sources`` (each fold's
-    training prior), the region's prior re-estimated from all its draws, every pixel then
-    re-weighted by its fold's ratio (``priors.em_prior_groups``); else (proportions, None)."""
+    """(n, 10) proportions of the drawn rows (others 0) and, with ``shifts`` (each fold's
+    ``FoldShift``), the region's prior estimated by ``method`` from all its draws, every
+    pixel then re-weighted by its fold's ratio (``priors.adapt_region``); else
+    (proportions, None)."""
     drawn = np.flatnonzero(counts > 0)
     out = np.zeros((len(counts), N_CLASSES))
-    if sources is None:
+    if shifts is None:
         out[drawn] = counted(pixels[drawn], hard)
         return out, None
     groups, members = [], []
     for k in np.unique(folds[drawn]):
         rows = drawn[folds[drawn] == k]
         weights = np.repeat(counts[rows], pixels.shape[1])
-        groups.append((pixels[rows], sources[int(k)], weights))
+        groups.append((pixels[rows], weights, shifts[int(k)]))
         members.append(rows)
-    prior, ratios = em_prior_groups(groups)
-    for rows, ratio in zip(members, ratios, strict=True):
-        out[rows] = counted(reweighted(pixels[rows], ratio), hard)
+    prior, adapted = adapt_region(method, groups)
+    for rows, probs in zip(members, adapted, strict=True):
+        out[rows] = counted(probs, hard)
     return out, prior
 
 
@@ -150,21 +186,33 @@ def class_mix_test(
     width: int,
     mixes: list[Region],
     *,
-    em: bool,
+    prior_adaptation: str | None,
+    masks: np.ndarray | None = None,
     blend_settings: dict,
     names: list[str],
     log: Callable[[str], None] = print,
 ) -> ClassMixResult:
     """Score each member and the blend in every region of ``mixes``; the blend re-tuned
-    (``fit_blend`` with ``blend_settings``) on the validation folds played as regions."""
-    sources = fold_sources(labels, plan) if em else None
+    (``fit_blend`` with ``blend_settings``) on the validation folds played as regions;
+    ``prior_adaptation``: a ``priors.METHODS`` run on each region (calibrated EM and BBSE
+    learn from ``masks``, the held-out patches' (n, H, W) labels); a member without pixels
+    (image-level) or that aligns regions is played without it."""
+    method, shifts = prior_adaptation, [None] * len(views)
+    if method:
+        sources = fold_sources(labels, plan)
+        everything = np.ones(len(ids), dtype=np.int64)
+        for i, v in enumerate(views):
+            pixels = None if v.aligns else v.pixels(everything)
+            if pixels is not None and pixels.shape[1] > 1:
+                grid = on_grid(np.asarray(masks), v.stride).reshape(len(ids), -1)
+                shifts[i] = fold_shifts(method, pixels, grid, folds, sources)
 
     def played(counts: np.ndarray) -> np.ndarray:
         """(members, n, 10): every member's proportions of a region's draws."""
         return np.stack(
             [
-                region_proportions(v.pixels(counts), counts, folds, sources, h)[0]
-                for v, h in zip(views, hard, strict=True)
+                region_proportions(v.pixels(counts), counts, folds, f, method, h)[0]
+                for v, h, f in zip(views, hard, shifts, strict=True)
             ]
         )
 

@@ -28,6 +28,14 @@ from ..errors import ConfigError
 PIXEL_CHUNK = 16  # patches a forward pass of ``predict_pixels``
 
 
+def on_grid(array, stride: int):
+    """The pixels of (..., H, W) ``array`` on the grid ``predict_pixels`` reads: every
+    ``stride``-th pixel of every ``stride``-th row, from the centre of the first cell (as the
+    LightGBM member's features are computed)."""
+    first = stride // 2
+    return array[..., first::stride, first::stride]
+
+
 @dataclass(frozen=True)
 class FoldData:
     """One fold's data: the cached arrays and the rows the fold plan gives it."""
@@ -68,8 +76,8 @@ class FoldModel(ABC):
 
     def predict_pixels(self, images: np.ndarray, rows: np.ndarray, stride: int) -> np.ndarray:
         """(len(rows), P, 10) float32 class probabilities of ``images[rows]`` on the grid of
-        every ``stride``-th pixel of every ``stride``-th row (P pixels a patch; P = 1 for a
-        kind without pixels): what a region's prior is re-estimated from (``priors.py``)."""
+        every ``stride``-th pixel of every ``stride``-th row (``on_grid``; P pixels a patch,
+        P = 1 for a kind without pixels): what a region's prior is re-estimated from (``priors.py``)."""
         out = []
         for start in range(0, len(rows), PIXEL_CHUNK):
             probs = self.predict_probabilities(
@@ -77,7 +85,7 @@ class FoldModel(ABC):
             )
             probs = np.asarray(probs, dtype=np.float32)
             if probs.ndim == 4:
-                grid = probs[:, :, ::stride, ::stride]
+                grid = on_grid(probs, stride)
                 probs = grid.reshape(*grid.shape[:2], -1).transpose(0, 2, 1)
             else:
                 probs = probs[:, None, :]
