@@ -77,7 +77,8 @@ class FoldModel(ABC):
     def predict_pixels(self, images: np.ndarray, rows: np.ndarray, stride: int) -> np.ndarray:
         """(len(rows), P, 10) float32 class probabilities of ``images[rows]`` on the grid of
         every ``stride``-th pixel of every ``stride``-th row (``on_grid``; P pixels a patch,
-        P = 1 for a kind without pixels): what a region's prior is re-estimated from (``priors.py``)."""
+        P = 1 for a kind without pixels): what a region's prior is re-estimated from
+        (``priors.py``)."""
         out = []
         for start in range(0, len(rows), PIXEL_CHUNK):
             probs = self.predict_probabilities(
