@@ -39,7 +39,9 @@ from landcover.blend_io import (
     write_outputs,
 )
 from landcover.blending import FLOOR_UNIFORM, MAX_FLOOR, MIN_FLOOR, fit_blend
+from landcover.classmix import mix_table, region_row_weights, regions_from_table
 from landcover.errors import cli_errors, number_in, positive_int
+from landcover.metric import scored_proportions
 
 
 @cli_errors
@@ -82,6 +84,18 @@ def main(argv: list[str] | None = None) -> None:
         "temperatures: what the members get wrong the same way everywhere (default: on)",
     )
     parser.add_argument(
+        "--class-mix-weights",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="tune for the average region of --mix-labels: each OOF row weighted by its mean "
+        "weight in the class-mix shift test's regions (landcover/classmix.py; default: off)",
+    )
+    parser.add_argument(
+        "--mix-labels",
+        help="the label table whose regions --class-mix-weights tunes for (default: "
+        "train_labels_full.csv beside the labels if there is one, else the labels)",
+    )
+    parser.add_argument(
         "--polish",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -110,6 +124,13 @@ def main(argv: list[str] | None = None) -> None:
     inputs = load_inputs(args.oof_dir, names, args.labels)
 
     changed = None if args.changed_oof is None else load_changed(args.changed_oof, inputs)
+    weights, table = None, None
+    if args.class_mix_weights:
+        table = mix_table(inputs.labels_path, args.mix_labels)
+        width = int(inputs.experiments[0].meta["fold_scheme"]["row_width"])
+        regions = regions_from_table(table, scored_proportions(inputs.truth), width)
+        weights = region_row_weights(regions)
+        log(f"tuning for the average of {len(regions)} regions of {table}")
     log(f"experiments: {', '.join(inputs.names)}; labels: {inputs.labels_path}")
     fit = fit_blend(
         inputs.oof,
@@ -122,6 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         floor_uniform=args.floor_uniform,
         polish=args.polish,
         class_calibration=args.class_calibration,
+        row_weights=weights,
         changed=changed,
         log=log,
     )
@@ -133,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
         "floor_uniform": args.floor_uniform,
         "polish": args.polish,
         "class_calibration": args.class_calibration,
+        "class_mix_weights": args.class_mix_weights,
+        "mix_labels": None if table is None else str(table),
         "changed_oof": args.changed_oof,
         "experiments_requested": names,
     }

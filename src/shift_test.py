@@ -6,7 +6,8 @@ the blend hold up on ground they never saw, measured on the spatial validation f
         [--prior-adaptation off|em|em-calibrated|bbse] [--adapt] [--per-region R]
         [--shifts none,gain,...]
         [--mix-labels train_labels_full.csv] [--band-rows 10] [--every-region N]
-        [--[no-]class-calibration] [--[no-]temperatures] [--[no-]floor] [--trials N]
+        [--[no-]class-calibration] [--[no-]temperatures] [--[no-]floor]
+        [--[no-]class-mix-weights] [--trials N]
         [--device auto] [--threads 2] [--json out.json] [--save-oof DIR]
 
 radiometric: each held-out fold under changes of radiometry (``landcover/shift.py`` states
@@ -45,7 +46,13 @@ import torch
 from landcover.align import FoldRadiometry
 from landcover.artifacts import load_experiment
 from landcover.cache import prepare_data
-from landcover.classmix import BAND_ROWS, MIN_REGION, class_mix_regions, label_regions
+from landcover.classmix import (
+    BAND_ROWS,
+    MIN_REGION,
+    mix_table,
+    region_row_weights,
+    regions_from_table,
+)
 from landcover.errors import cli_errors, positive_int
 from landcover.fold_plan import plan_for
 from landcover.metric import kl_divergence, scored_proportions
@@ -54,7 +61,6 @@ from landcover.predictor import Predictor
 from landcover.priors import METHODS
 from landcover.shift import SHIFTS, shifted_oof
 from landcover.submission import load_submitted
-from landcover.tables import read_proportions
 
 TESTS = ("radiometric", "class-mix")
 SWITCH = {"off": False, "on": True, "beyond_spread": "beyond_spread"}
@@ -133,9 +139,17 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="class-mix: re-tune the blend with or without a floor (default: as the sidecar)",
     )
+    add(
+        "--class-mix-weights",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="class-mix: re-tune the blend for the average region or the folds as they are "
+        "(default: as the sidecar)",
+    )
     add("--trials", type=positive_int, help="class-mix: the blend's trials (default: sidecar's)")
     add("--device", default="auto", help="cpu, cuda, cuda:1 (default: auto)")
     add("--threads", type=int, default=2, help="torch threads (default: 2)")
+    add("--pixel-cache", help="class-mix: keep each member's held-out pixels in this folder")
     add("--json", help="write the results here too")
     add("--save-oof", metavar="DIR", help="radiometric: each change's OOF to DIR/<name>.npz")
     args = parser.parse_args(argv)
@@ -275,33 +289,20 @@ def radiometric(setup: Setup) -> dict:
     return {"shifts": {k: SHIFTS[k] for k in kinds}, "kl": table}
 
 
-def mix_labels(args: argparse.Namespace, labels_path: Path) -> Path:
-    if args.mix_labels:
-        return Path(args.mix_labels)
-    full = labels_path.parent / "train_labels_full.csv"
-    return full if full.is_file() else labels_path
-
-
 def class_mix(setup: Setup) -> dict:
     args, data = setup.args, setup.data
     if len(setup.predictors) != 1:
         raise SystemExit("shift_test.py: the class-mix test takes one blend at a time")
     sub = load_submitted(setup.predictors[0].source)
-    table_path = mix_labels(args, sub.inputs.labels_path)
-    table = read_proportions(table_path, what="class-mix labels")
-    regions_of = label_regions(
-        table.ids,
-        scored_proportions(table.values),
+    table_path = mix_table(sub.inputs.labels_path, args.mix_labels)
+    mixes = regions_from_table(
+        table_path,
+        scored_proportions(data.labels),
         setup.width,
         args.band_rows,
         args.region_min,
-    )[:: args.every_region]
-    if not regions_of:
-        raise SystemExit(
-            f"shift_test.py: {table_path} has no band of {args.band_rows} raster rows with "
-            f"{args.region_min} labelled patches or more (--band-rows, --region-min)"
-        )
-    mixes = class_mix_regions(scored_proportions(data.labels), regions_of)
+        args.every_region,
+    )
     members = setup.predictors[0].members
     views = [
         MemberPixels(
@@ -314,6 +315,7 @@ def class_mix(setup: Setup) -> dict:
             m.folds[0].stride if hasattr(m.folds[0], "stride") else args.pixel_stride,
             setup.align(m),
             setup.dark_level(m),
+            None if args.pixel_cache is None else Path(args.pixel_cache),
         )
         for m in members
     ]
@@ -330,6 +332,11 @@ def class_mix(setup: Setup) -> dict:
         if args.class_calibration is None
         else args.class_calibration,
     }
+    weighted = args.class_mix_weights
+    if weighted is None:
+        weighted = bool(settings.get("class_mix_weights"))
+    if weighted:
+        blend_settings["row_weights"] = region_row_weights(mixes)
     result = class_mix_test(
         views,
         [m.hard for m in members],
@@ -365,7 +372,8 @@ def class_mix(setup: Setup) -> dict:
     return {
         "labels": str(table_path),
         "band_rows": args.band_rows,
-        "blend_settings": blend_settings,
+        "blend_settings": {k: v for k, v in blend_settings.items() if k != "row_weights"},
+        "class_mix_weights": weighted,
         "regions": [
             {
                 "name": r.name,

@@ -209,6 +209,25 @@ def test_same_seed_same_blend() -> None:
     assert (a.params.floor, a.kl, a.nested_kl) == (b.params.floor, b.kl, b.nested_kl)
 
 
+def test_row_weights_tune_for_the_rows_they_weigh() -> None:
+    """Weights 2 on half the rows and 0 on the others tune what those rows alone tune; the
+    scores reported stay the unweighted ones; temperatures can be held at 1."""
+    q, truth = world(8)
+    preds = np.stack([power(q, 0.6), power(q, 1.5)])
+    folds = np.arange(N) % 3
+    half = np.arange(N) < N // 2
+    settings = {"trials": 12, "seed": 1, "use_floor": False}
+    weighted = fit_blend(preds, truth, folds, row_weights=2.0 * half, **settings)
+    alone = fit_blend(preds[:, half], truth[half], folds[half], **settings)
+    np.testing.assert_allclose(weighted.params.weights, alone.params.weights, rtol=1e-6)
+    np.testing.assert_allclose(weighted.params.temperatures, alone.params.temperatures, rtol=1e-6)
+    plain = Problem.build(Stack.of(preds), truth, use_floor=False)
+    assert weighted.kl == pytest.approx(plain.kl(weighted.params), rel=1e-12)
+    fixed = fit_blend(preds, truth, folds, temperatures=False, **settings)
+    assert np.all(fixed.params.temperatures == 1.0)
+    assert fixed.kl > fit_blend(preds, truth, folds, **settings).kl
+
+
 def test_changed_rows_teach_the_blend_which_model_breaks_under_a_change() -> None:
     """A sharp model that breaks on changed patches and a flatter one that holds: tuned on the
     clean rows alone the blend leans on the sharp one; with the changed rows too it leans on

@@ -312,8 +312,10 @@ def test_the_class_mix_test_plays_regions_of_other_mixes(blend: Path, tmp_path: 
     out, em_out = tmp_path / "mix.json", tmp_path / "em.json"
     common = ("--tests", "class-mix", "--band-rows", "1", "--region-min", "3", "--trials", "3")
     common += ("--pixel-stride", "1", "--threads", "1", "--device", "cpu")
+    common += ("--pixel-cache", str(tmp_path / "pixels"))
     result = run_cli("src/shift_test.py", str(sidecar), *common, "--json", str(out))
     assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "pixels").glob("*.npy"))) == len(MEMBERS)  # read again below
     mix = json.loads(out.read_text())["class_mix"]
     assert len(mix["regions"]) >= 2
     assert set(mix["summary"]) == {*MEMBERS, "blend"}

@@ -53,7 +53,7 @@ import optuna
 from scipy.optimize import minimize, minimize_scalar
 
 from .constants import EPS, SCORED_CLASSES
-from .metric import kl_divergence, scored_proportions
+from .metric import kl_divergence, kl_per_sample, scored_proportions
 from .tables import prior_proportions
 
 TINY = 1e-12
@@ -238,6 +238,7 @@ class Problem:
     uniform: float = 0.0  # likewise
     class_calibration: bool = False  # tune a power and a bias per class the truth holds
     temperatures: bool = True  # tune a temperature per model (False: every T stays 1)
+    row_weights: np.ndarray | None = None  # (n,) mean 1: each row's weight in the KL; None: 1
 
     @classmethod
     def build(
@@ -249,6 +250,7 @@ class Problem:
         uniform: float = 0.0,
         class_calibration: bool = False,
         temperatures: bool = True,
+        row_weights: np.ndarray | None = None,
     ) -> Problem:
         """``min_floor`` and ``uniform`` apply only with ``use_floor`` and when ``truth`` lacks
         a scored class (``lacking``); else the floor is tuned from 0 toward the prior."""
@@ -269,6 +271,7 @@ class Problem:
             uniform,
             class_calibration,
             temperatures,
+            None if row_weights is None else np.asarray(row_weights) / np.mean(row_weights),
         )
 
     @classmethod
@@ -281,10 +284,19 @@ class Problem:
         rows = stacks[0].rows(mask)
         for other in stacks[1:]:
             rows = rows.then(other.rows(mask))
+        weights = settings.pop("row_weights", None)
+        if weights is not None:
+            settings["row_weights"] = np.tile(np.asarray(weights)[mask], len(stacks))
         return cls.build(rows, np.tile(np.asarray(truth)[mask], (len(stacks), 1)), **settings)
 
+    def scored(self, pred: np.ndarray) -> float:
+        """The KL of ``pred`` on these rows, each at its weight."""
+        if self.row_weights is None:
+            return kl_divergence(self.truth, pred)
+        return float(np.mean(self.row_weights * kl_per_sample(self.truth, pred)))
+
     def kl(self, params: BlendParams) -> float:
-        return kl_divergence(self.truth, blend(self.stack, params, self.prior))
+        return self.scored(blend(self.stack, params, self.prior))
 
     def objective(self, params: BlendParams) -> float:
         """What tuning minimises: the KL and the class calibration's L2 pull toward none."""
@@ -385,6 +397,8 @@ class Problem:
         pred = (1.0 - f) * mix_c + f * self.prior
         y = self.scored_truth
         g = -(y + EPS) / (pred + EPS) / len(y)
+        if self.row_weights is not None:
+            g = g * self.row_weights[:, None]
         g_c = (1.0 - f) * g  # d KL / d mix_c
         spent = np.sum((g_c * mix_c)[:, tuned], axis=1, keepdims=True)
         a = np.divide(spent, cal.mass, out=np.zeros_like(spent), where=cal.mass > 0)
@@ -409,7 +423,7 @@ class Problem:
             parts.append([np.sum(g * (self.prior - mix_c))])
         if self.class_calibration:
             parts += [grad_bias, grad_log_power]
-        return kl_divergence(self.truth, pred), np.concatenate(parts)
+        return self.scored(pred), np.concatenate(parts)
 
 
 @dataclass(frozen=True)
@@ -582,6 +596,7 @@ def fit_blend(
     polish: bool = True,
     class_calibration: bool = False,
     temperatures: bool = True,
+    row_weights: np.ndarray | None = None,
     changed: np.ndarray | None = None,
     log: Callable[[str], None] | None = None,
 ) -> BlendFit:
@@ -610,11 +625,12 @@ def fit_blend(
         "uniform": floor_uniform,
         "class_calibration": class_calibration,
         "temperatures": temperatures,
+        "row_weights": row_weights,
     }
     sets = [stack] if moved is None else [stack, moved]  # what tuning fits: clean, then changed
-    problem = Problem.build(stack, truth, **floor)  # the clean rows, for every score
+    problem = Problem.build(stack, truth, **{**floor, "row_weights": None})  # every score
     everything = np.ones(len(stack), dtype=bool)
-    tuner = problem if moved is None else Problem.of_rows(sets, truth, everything, **floor)
+    tuner = Problem.of_rows(sets, truth, everything, **floor)
     extra = "" if moved is None else " and as many changed rows"
     log(f"tuning {m} model(s) on {len(stack)} OOF rows{extra} ({trials} trials)")
     tuned = tune(tuner, trials=trials, seed=seed, polish=polish)
@@ -642,7 +658,7 @@ def fit_blend(
     return BlendFit(
         params=tuned.params,
         prior=problem.prior,
-        kl=tuned.kl if moved is None else problem.kl(tuned.params),
+        kl=problem.kl(tuned.params),
         source=tuned.source,
         study_kl=tuned.study_kl,
         nested_kl=nested_kl,
@@ -657,7 +673,7 @@ def fit_blend(
         floor_uniform=problem.uniform,
         lacking=[c for c, gone in zip(SCORED_CLASSES, lacking(truth), strict=True) if gone],
         nested_changed_kl=None if nested_changed is None else kl_divergence(truth, nested_changed),
-        tuning_kl=None if moved is None else tuned.kl,
+        tuning_kl=None if moved is None and row_weights is None else tuned.kl,
     )
 
 

@@ -22,13 +22,19 @@ of the weights (sum w)^2 / sum w^2 and the distinct patches drawn.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize
 
+from .errors import DataError
+from .metric import scored_proportions
+from .tables import read_proportions
+
 BAND_ROWS = 10  # raster rows a region of the full y_train spans
 MIN_REGION = 200  # a band with fewer labelled patches is left out (a ragged edge)
 RIDGE = 1e-3  # the dual's L2 on lambda: the reach of the weighting for mixes out of range
+FULL_LABELS = "train_labels_full.csv"  # the full official y_train, where a sample ships it
 MIN_ESS = 20.0  # the ridge is raised (x3 a step) until the weights' effective size reaches this
 
 
@@ -41,6 +47,7 @@ class Region:
     reached: np.ndarray  # (8,) the weighted mean of the patches' labels
     counts: np.ndarray  # (n,) int: how often each held-out patch is drawn
     ess: float  # effective sample size of the weights
+    weights: np.ndarray  # (n,) the weights the counts were drawn from, summing to 1
 
     @property
     def distinct(self) -> int:
@@ -112,5 +119,43 @@ def class_mix_regions(
             w = tilted_weights(labels, target, ridge)
         counts = systematic_counts(w, n)
         reached = counts @ np.asarray(labels) / counts.sum()
-        regions.append(Region(name, np.asarray(target), reached, counts, float(1 / (w @ w))))
+        regions.append(Region(name, np.asarray(target), reached, counts, float(1 / (w @ w)), w))
     return regions
+
+
+def region_row_weights(regions: list[Region]) -> np.ndarray:
+    """(n,) each held-out patch's mean weight over ``regions``, scaled to mean 1: a KL weighted
+    by these is the mean of the regions' KLs (the blend tuned for the average region)."""
+    mean = np.mean([r.weights for r in regions], axis=0)
+    return mean * len(mean)
+
+
+def mix_table(labels_path: Path, given: str | None = None) -> Path:
+    """The label table whose regions are played: ``given``, else the full official y_train
+    beside the labels (``train_labels_full.csv``, as in the shared sample), else the labels."""
+    if given:
+        return Path(given)
+    full = Path(labels_path).parent / FULL_LABELS
+    return full if full.is_file() else Path(labels_path)
+
+
+def regions_from_table(
+    table_path: Path,
+    labels: np.ndarray,
+    row_width: int,
+    band_rows: int = BAND_ROWS,
+    min_patches: int = MIN_REGION,
+    every: int = 1,
+) -> list[Region]:
+    """The class-mix regions of the label table at ``table_path`` (every ``every``-th band),
+    played by patches whose scored labels are ``labels`` (n, 8)."""
+    table = read_proportions(table_path, what="class-mix labels")
+    mixes = label_regions(
+        table.ids, scored_proportions(table.values), row_width, band_rows, min_patches
+    )[::every]
+    if not mixes:
+        raise DataError(
+            f"{table_path}: no band of {band_rows} raster rows holds {min_patches} labelled "
+            "patches or more (--band-rows, --region-min)"
+        )
+    return class_mix_regions(labels, mixes)

@@ -17,12 +17,16 @@ fold's rows one region), and every fold's rows are blended by the blend tuned wi
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from .align import FoldRadiometry, RegionSample, regions
+from .atomic import atomic_path
 from .blending import Stack, blend, fit_blend
 from .classmix import Region
 from .constants import N_CLASSES
@@ -45,6 +49,7 @@ class MemberPixels:
     stride: int
     align: bool | str  # predict.align as the test plays it
     dark_level: bool
+    cache: Path | None = None  # a folder keeping the pixels that do not depend on the region
     _fixed: np.ndarray | None = None  # every row's pixels, when they do not depend on the region
     _radiometry: dict | None = None
 
@@ -65,6 +70,9 @@ class MemberPixels:
     def pixels(self, counts: np.ndarray) -> np.ndarray:
         """(n, P, 10) probabilities of the rows drawn (``counts`` > 0; the others are zeros
         for an aligning member), each by its own fold model, as in a region of these draws."""
+        if not self.aligns and self._fixed is None and self.cached is not None:
+            if self.cached.is_file():
+                self._fixed = np.load(self.cached)
         if not self.aligns and self._fixed is not None:
             return self._fixed
         drawn = np.flatnonzero(counts > 0) if self.aligns else np.arange(len(self.ids))
@@ -84,7 +92,30 @@ class MemberPixels:
             out[rows] = probs
         if not self.aligns:
             self._fixed = out
+            if self.cached is not None:
+                self.cached.parent.mkdir(parents=True, exist_ok=True)
+                with atomic_path(self.cached) as tmp, tmp.open("wb") as handle:
+                    np.save(handle, out)
         return out
+
+    @property
+    def cached(self) -> Path | None:
+        """Where ``cache`` keeps this member's pixels: named by what determines them (the
+        experiment's files and predict settings, the views, the stride, the dark level)."""
+        if self.cache is None:
+            return None
+        member = self.member
+        stamps = [(p.name, p.stat().st_mtime_ns) for p in sorted(Path(member.path).rglob("*.json"))]
+        key = {
+            "path": str(Path(member.path).resolve()),
+            "stamps": stamps,
+            "predict": {k: v for k, v in member.config["predict"].items() if k != "mode"},
+            "stride": self.stride,
+            "dark_level": self.dark_level,
+            "grid": "centred",
+        }
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        return Path(self.cache) / f"{member.name}-{digest}.npy"
 
 
 def counted(probs: np.ndarray, hard: bool) -> np.ndarray:
