@@ -1,14 +1,17 @@
 """Training batches: the one-gather crop + D4, their randomness and resume."""
 
 import numpy as np
+import pytest
 import torch
 
 from landcover.batches import TensorBatches, crop_and_turn, upload
+from landcover.errors import ConfigError
 from landcover.inference import network_inputs, predict_modes
 from landcover.pixels import Normalizer, d4_views, mask_proportions, pixels_to_tensor
 from landcover.pixels import dark_levels as pixels_dark_levels
 
 AUGMENT = {
+    "albumentations": [],
     "d4": True,
     "gain": 0.05,
     "offset": 0.02,
@@ -352,3 +355,29 @@ def test_dark_relative_channels_take_out_an_offset_as_the_lightgbm_features_do()
         torch.testing.assert_close(pixels_dark_levels(x), torch.tensor(levels))
     finally:
         pixels.QUANTILE_LIMIT = limit
+
+
+def test_albumentations_transforms_run_by_name_on_the_host_before_the_rest():
+    """A transform named in augment.albumentations changes each batch's patches and masks
+    before the device's crop, turn and jitter (here a flip of every patch, so each batch is the
+    plain one flipped); the picks and the other draws stay those of a run without it."""
+    images, masks = _data(n=12)
+    images = np.clip(images, 1, 9_000)  # reflectance within (0, 1]: nothing clipped
+    plain_settings = {**AUGMENT, "d4": False, "gain": 0.0, "offset": 0.0}
+    flipped_settings = {**plain_settings, "albumentations": [{"name": "HorizontalFlip", "p": 1}]}
+
+    def batches(augment: dict, on_device: bool = False) -> list[dict]:
+        made = TensorBatches(
+            images, masks, np.arange(12), IDENTITY, augment=augment, crop=0, batch_size=4,
+            device=torch.device("cpu"), seed=5, on_device=on_device,
+        )  # fmt: skip
+        return list(made.epoch(3))
+
+    plain, flipped = batches(plain_settings), batches(flipped_settings, on_device=True)
+    for a, b in zip(plain, flipped, strict=True):
+        assert torch.equal(a["image"].flip(-1), b["image"])
+        assert torch.equal(a["mask"].flip(-1), b["mask"])
+    with pytest.raises(ConfigError, match="no albumentations transform 'Nope'"):
+        batches({**plain_settings, "albumentations": [{"name": "Nope"}]})
+    with pytest.raises(ConfigError, match="size"):
+        batches({**plain_settings, "albumentations": [{"name": "Resize", "height": 8, "width": 8}]})

@@ -9,13 +9,21 @@ before normalisation, each a rising map of each band's values, so that ``dark_co
 follow a patch's dark level through it) or ``apply_augment`` (the normalised (B, C, h, w)
 batch). Geometry (crop window, D4 view) is drawn here too and applied by the gather in
 ``batches.py``; the mask follows it, radiometry leaves the mask alone.
+
+Without code, a model file may add albumentations transforms by name
+(``augment.albumentations: [{name: GaussNoise, p: 0.3, std_range: [0.01, 0.03]}]``):
+``host_transforms`` runs them on each batch's patches on the host, before the device (the
+batches are then gathered on the host, not kept on the GPU), then the changes above follow.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+from .errors import ConfigError
 
 
 @dataclass
@@ -144,3 +152,54 @@ def apply_augment(image: torch.Tensor, radiometry: dict, augment: dict) -> torch
             shift = torch.cat([shift, torch.zeros_like(shift)], dim=1)
         image = image * scale + shift
     return image
+
+
+HOST_SCALE = 1e4  # albumentations transforms see reflectance (x 1e4 / this) in [0, 1]
+
+
+def host_transforms(specs: list[dict]):
+    """The ``augment.albumentations`` transforms as one function, or None when there are none:
+    each spec names an albumentations transform (``name``) with its keyword arguments (``p``
+    among them), built through albumentations' own registry (``A.from_dict``). The function
+    takes (n, C, H, W) uint16 patches, (n, H, W) masks and a seed, and returns both changed,
+    each patch seen as float32 reflectance in [0, 1] (H, W, C: brighter than 1 clipped) with
+    its mask, as albumentations expects; a transform must keep the patch's size."""
+    if not specs:
+        return None
+    import albumentations as A  # only runs that ask for it pay the import
+
+    transforms = []
+    for i, spec in enumerate(specs):
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            raise ConfigError(
+                f"augment.albumentations[{i}] must be a mapping with a 'name', got {spec!r}"
+            )
+        params = {k: v for k, v in spec.items() if k != "name"}
+        transforms.append({"__class_fullname__": spec["name"], "p": 0.5, **params})
+    try:
+        compose = A.from_dict(
+            {"transform": {"__class_fullname__": "Compose", "p": 1.0, "transforms": transforms}}
+        )
+    except KeyError as err:
+        raise ConfigError(f"augment.albumentations: no albumentations transform {err}") from None
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"augment.albumentations: {err}") from None
+
+    def apply(images: np.ndarray, masks: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        compose.set_random_seed(seed)
+        out_images, out_masks = np.empty_like(images), np.empty_like(masks)
+        for i, (image, mask) in enumerate(zip(images, masks, strict=True)):
+            x = np.clip(image.transpose(1, 2, 0).astype(np.float32) / HOST_SCALE, 0.0, 1.0)
+            done = compose(image=x, mask=mask)
+            if done["image"].shape != x.shape or done["mask"].shape != mask.shape:
+                raise ConfigError(
+                    f"augment.albumentations changed a patch's size {x.shape[:2]} to "
+                    f"{done['image'].shape[:2]}: only size-keeping transforms are allowed "
+                    "(train.crop crops)"
+                )
+            scaled = np.rint(done["image"].transpose(2, 0, 1) * HOST_SCALE)
+            out_images[i] = np.clip(scaled, 1, 65535)
+            out_masks[i] = done["mask"]
+        return out_images, out_masks
+
+    return apply

@@ -1,6 +1,7 @@
 """Training batches, built on the training device: a random crop and a D4 flip/rotation of
 every sample in one index gather, then ``augment.py`` (normalisation, radiometric jitter) and
-pixel-fraction targets.
+pixel-fraction targets. Transforms named in ``augment.albumentations`` run on the host first
+(``augment.host_transforms``).
 
 The training patches are copied to the device once (``run.data_on_device``, on a GPU when they
 fit) or gathered from the host cache per batch. One seeded torch generator draws everything and
@@ -16,7 +17,13 @@ import numpy as np
 import torch
 
 from .align import row_levels
-from .augment import apply_augment, dark_corrected, draw_augment, reflectance_augment
+from .augment import (
+    apply_augment,
+    dark_corrected,
+    draw_augment,
+    host_transforms,
+    reflectance_augment,
+)
 from .errors import ConfigError
 from .pixels import Normalizer, batch_proportions, pixels_to_tensor
 
@@ -90,8 +97,9 @@ class TensorBatches:
         if bound is not None:  # each training patch's dark level, read once (host, float32)
             self.levels = torch.from_numpy(row_levels(images, self.rows).astype(np.float32))
             self.bound = self._to_device(torch.tensor(bound, dtype=torch.float32))
-        self.resident = on_device
-        if on_device:  # the training rows, copied to the device once
+        self.host = host_transforms(augment.get("albumentations") or [])
+        self.resident = on_device and self.host is None  # albumentations run on the host
+        if self.resident:  # the training rows, copied to the device once
             self.images, self.masks = (
                 upload(images, self.rows, device),
                 upload(masks, self.rows, device),
@@ -131,8 +139,12 @@ class TensorBatches:
             wanted = self.rows[picked.numpy()]
             chunk = np.sort(wanted)
             samples = torch.from_numpy(np.searchsorted(chunk, wanted))
-            images = self._to_device(pixels_to_tensor(self.images[chunk]))
-            masks = self._to_device(torch.from_numpy(np.asarray(self.masks[chunk])))
+            pixels, labels = np.asarray(self.images[chunk]), np.asarray(self.masks[chunk])
+            if self.host is not None:  # drawn after every other draw: runs without keep theirs
+                seed = int(torch.randint(0, 2**31 - 1, (1,), generator=self.generator))
+                pixels, labels = self.host(pixels, labels, seed)
+            images = self._to_device(pixels_to_tensor(pixels))
+            masks = self._to_device(torch.from_numpy(labels))
         # the small draws travel together: one copy per batch
         geometry = torch.stack([samples, draws.top, draws.left, draws.views])
         samples, top, left, views = self._to_device(geometry)

@@ -27,6 +27,7 @@ from torch import nn
 from .. import distributed, weights
 from ..align import dark_bound
 from ..atomic import atomic_path, write_json
+from ..augment import host_transforms
 from ..constants import N_BANDS, N_CLASSES
 from ..errors import ConfigError
 from ..inference import network_inputs, predict_masks, predict_probabilities, predict_proportions
@@ -131,6 +132,7 @@ class NetworkMember(Member):
     @classmethod
     def validate(cls, config: dict) -> None:
         weights.check(config)
+        host_transforms(config["augment"]["albumentations"])  # every name known, or one line
         ncfg = config["normalize"]
         if ncfg.get("relative") and (ncfg["per_image"] or ncfg["scale"] > 0):
             raise ConfigError(
