@@ -1,14 +1,16 @@
-# Sourced by run_all.sh and tests/run.sh: make sure .venv exists and matches requirements.txt.
-# Creates it on first use (python3 -m venv + pip install), reinstalls when requirements change.
-# Set PYTHON to choose the interpreter that creates it (default: python3).
+# Sourced by run_all.sh and tests/run.sh: make sure .venv exists and matches requirements.txt
+# and pyproject.toml. Creates it on first use (python3 -m venv + pip install of the pinned
+# requirements, then this checkout as an editable package: the landcover-* commands),
+# reinstalls when either changes. Set PYTHON to choose the interpreter that creates it.
 
 venv_stamp=".venv/.requirements.sha256"
-wanted="$(sha256sum requirements.txt | cut -d' ' -f1)"
+wanted="$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
 if [[ ! -x .venv/bin/python || ! -f "$venv_stamp" || "$(cat "$venv_stamp")" != "$wanted" ]]; then
     echo "==> setting up .venv from requirements.txt (first run: several minutes; torch is large)"
     [[ -x .venv/bin/python ]] || "${PYTHON:-python3}" -m venv .venv
     .venv/bin/python -m pip install --quiet --upgrade pip
     .venv/bin/python -m pip install --quiet -r requirements.txt
+    .venv/bin/python -m pip install --quiet --no-deps -e .
     echo "$wanted" > "$venv_stamp"
 fi
 export PATH="$PWD/.venv/bin:$PATH"  # papermill's python3 kernel then runs the venv's python

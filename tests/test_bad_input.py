@@ -123,8 +123,8 @@ def _experiments(d: Path, change: Callable[[dict], None] | None = None) -> list[
         )
     return [
         "src/blend.py",
-        "--oof-dir",
-        str(d / "oof"),
+        "--artifacts",
+        str(d),
         "--labels",
         str(d / "labels.csv"),
         "--trials",
@@ -146,12 +146,12 @@ def _nan_oof(d: Path) -> list[str]:
 def _train(d: Path, *override: str) -> list[str]:
     return [
         "src/train.py",
-        "--config",
+        "--experiments",
         "unet_regnety_002",
         "--data",
         str(d / "data"),
-        "--oof-dir",
-        str(d / "oof"),
+        "--artifacts",
+        str(d),
         "--cache-dir",
         str(d / "cache"),
         "--set",
@@ -281,7 +281,7 @@ CASES: dict[str, Case] = {
     "truth: row not summing to 1": Case(_truth_off, "truth.csv: sample_id 1: row sums to 1.5"),
     # experiments (blend.py)
     "blend: no experiment": Case(
-        lambda d: ["src/blend.py", "--oof-dir", str(d / "empty")], "no complete experiment found"
+        lambda d: ["src/blend.py", "--artifacts", str(d / "empty")], "no complete experiment found"
     ),
     "blend: OOF ids disagree": Case(
         lambda d: _experiments(d, lambda p: p.update(ids=np.arange(2, 22))),
@@ -306,19 +306,19 @@ CASES: dict[str, Case] = {
     "config: GPU profile without a GPU": Case(
         lambda d: [
             "src/train.py",
-            "--config",
+            "--experiments",
             "unet_regnety_002",
             "--data",
             str(d / "data"),
             "--profile",
             "full-gpu",
-            "--oof-dir",
-            str(d / "oof"),
+            "--artifacts",
+            str(d),
         ],
         "no CUDA GPU is available here",
     ),
     "config: unknown model": Case(
-        lambda d: ["src/train.py", "--config", "nope", "--data", str(d / "data")],
+        lambda d: ["src/train.py", "--experiments", "nope", "--data", str(d / "data")],
         "nope.yaml: config file not found",
     ),
 }

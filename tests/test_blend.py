@@ -13,18 +13,11 @@ import pytest
 
 from landcover import blending
 from landcover.artifacts import load_experiment, write_experiment
-from landcover.blend_io import (
-    CHANGED_KINDS,
-    changed_kinds,
-    load_changed,
-    load_inputs,
-    write_outputs,
-)
+from landcover.blend_io import load_inputs, write_outputs
 from landcover.blending import BlendParams, Problem, Stack, blend, fit_blend, tune
 from landcover.constants import SCORED_CLASSES
 from landcover.errors import ArtifactError, DataError
 from landcover.metric import kl_divergence, scored_proportions
-from landcover.shift import TRAINING_KINDS
 from landcover.submission import load_submitted
 from landcover.tables import Proportions, align, read_proportions, write_proportions
 
@@ -228,120 +221,6 @@ def test_row_weights_tune_for_the_rows_they_weigh() -> None:
     assert fixed.kl > fit_blend(preds, truth, folds, **settings).kl
 
 
-def test_changed_rows_teach_the_blend_which_model_breaks_under_a_change() -> None:
-    """A sharp model that breaks on changed patches and a flatter one that holds: tuned on the
-    clean rows alone the blend leans on the sharp one; with the changed rows too it leans on
-    the one that holds, and its nested CV of held-out changed rows beats the clean tuning's."""
-    q, truth = world(8, n=400)
-    rng = np.random.default_rng(9)
-    sharp, flat = power(q, 0.9), power(q, 1.6)
-    broken = power(0.4 * q + 0.6 * rng.dirichlet(np.ones(8), size=len(q)), 0.5)
-    preds, changed = np.stack([sharp, flat]), np.stack([broken, power(q, 1.7)])
-    folds = np.arange(len(q)) % 4
-    clean = fit_blend(preds, truth, folds, trials=20, seed=0)
-    both = fit_blend(preds, truth, folds, trials=20, seed=0, changed=changed)
-    assert clean.nested_changed_kl is None and clean.tuning_kl is None
-    assert both.params.weights[1] > clean.params.weights[1] + 0.3
-    on_changed = kl_divergence(truth, blend(Stack.of(changed), clean.params, clean.prior))
-    assert both.nested_changed_kl < 0.8 * on_changed
-    # every other score is the clean rows'
-    assert both.kl == pytest.approx(
-        kl_divergence(truth, blend(Stack.of(preds), both.params, both.prior))
-    )
-    assert both.tuning_kl > both.kl
-    np.testing.assert_array_equal(both.single_kl, clean.single_kl)
-    with pytest.raises(ValueError, match="do not match"):
-        fit_blend(preds, truth, folds, trials=2, changed=changed[:, :10])
-
-
-def write_changed(directory: Path, oof_dir: Path, skip_id: int | None = None) -> None:
-    """What shift_test.py --save-oof writes: per experiment, its OOF under every change,
-    rows in another order than the OOF files'."""
-    directory.mkdir()
-    for i, exp in enumerate(sorted(oof_dir.iterdir())):
-        oof = load_experiment(exp).oof
-        order = np.random.default_rng(i).permutation(len(oof.ids))
-        order = [r for r in order if oof.ids[r] != skip_id]
-        arrays = {
-            kind: np.roll(oof.values[order], k + 1, axis=1)  # a different guess per change
-            for k, kind in enumerate(("none", *CHANGED_KINDS, "season", "combined"))
-        }
-        np.savez(
-            directory / f"{exp.name}.npz",
-            sample_ids=oof.ids[order],
-            folds=oof.folds[order],
-            **arrays,
-        )
-
-
-def test_changed_rows_are_read_as_the_shift_test_saves_them(tmp_path: Path) -> None:
-    oof_dir, _ = make_oof_dir(tmp_path)
-    write_changed(tmp_path / "changed", oof_dir)
-    inputs = load_inputs(oof_dir)
-    assert CHANGED_KINDS == TRAINING_KINDS  # the changes the LightGBM member trains on
-    kinds = changed_kinds(inputs.ids)
-    assert kinds == changed_kinds(inputs.ids) and set(kinds) == set(CHANGED_KINDS)
-    got = load_changed(tmp_path / "changed", inputs)
-    for m in range(len(inputs.names)):
-        for r in (0, 7, len(inputs.ids) - 1):  # the row's own sample, under its own change
-            k = (*CHANGED_KINDS,).index(kinds[r]) + 1
-            np.testing.assert_array_equal(got[m, r], np.roll(inputs.oof[m, r], k + 1))
-    out = tmp_path / "sub.csv"
-    done = run_cli(
-        "--oof-dir", str(oof_dir), "--trials", "10", "--out", str(out),
-        "--changed-oof", str(tmp_path / "changed"),
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert "nested CV of the changed rows" in done.stdout and "as many changed rows" in done.stderr
-    side = json.loads(out.with_suffix(".json").read_text())
-    assert side["settings"]["changed_oof"] == str(tmp_path / "changed")
-    assert side["scores"]["nested_cv_changed_kl"] > 0 and side["scores"]["tuning_kl"] > 0
-    # a sample the saved predictions lack, or no file at all: one line naming it
-    write_changed(tmp_path / "gap", oof_dir, skip_id=int(inputs.ids[5]))
-    with pytest.raises(DataError, match=f"sample id {int(inputs.ids[5])}"):
-        load_changed(tmp_path / "gap", inputs)
-    done = run_cli(
-        "--oof-dir", str(oof_dir), "--trials", "5", "--out", str(tmp_path / "x.csv"),
-        "--changed-oof", str(tmp_path / "nowhere"),
-    )  # fmt: skip
-    assert done.returncode == 2 and done.stderr.count("\n") == 1
-    assert "a_sharp.npz" in done.stderr and not (tmp_path / "x.csv").exists()
-
-
-def test_changed_tuning_benchmark_scores_what_blend_py_tunes(tmp_path: Path) -> None:
-    """src/benchmarks/changed_tuning.py: its nested CV per way of tuning is fit_blend's, the
-    clean rows alone (blend.py) and with one changed row each (blend.py --changed-oof)."""
-    oof_dir, _ = make_oof_dir(tmp_path)
-    write_changed(tmp_path / "changed", oof_dir)
-    out = tmp_path / "changed.json"
-    done = subprocess.run(
-        [
-            sys.executable, str(REPO / "src" / "benchmarks" / "changed_tuning.py"),
-            "--oof-dir", str(oof_dir), "--changed", str(tmp_path / "changed"),
-            "--trials", "5", "--json", str(out),
-        ],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    table = json.loads(out.read_text())
-    assert set(table) == {"clean", "one", "all"}
-    inputs = load_inputs(oof_dir)
-    settings = {"trials": 5, "seed": 0, "class_calibration": True}
-    clean = fit_blend(inputs.oof, inputs.truth, inputs.folds, **settings)
-    one = fit_blend(
-        inputs.oof, inputs.truth, inputs.folds, changed=load_changed(tmp_path / "changed", inputs),
-        **settings,
-    )  # fmt: skip
-    assert table["clean"]["oof"] == pytest.approx(clean.nested_kl, rel=1e-12)
-    assert table["one"]["oof"] == pytest.approx(one.nested_kl, rel=1e-12)
-    for row in table.values():
-        assert {"none", "gain", "offset", "haze", "season", "combined"} <= set(row)
-        assert row["worst_over_none"] > 0
-
-
-# --- experiments on disk ----------------------------------------------------------------
-
-
 def make_oof_dir(tmp_path: Path, *, record_labels: bool = True) -> tuple[Path, Path]:
     """oof/ with a benchmark, a sharpened copy of a calibrated model and a useless one."""
     rng = np.random.default_rng(11)
@@ -482,7 +361,7 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     oof_dir, _ = make_oof_dir(tmp_path)
     out = tmp_path / "sub.csv"
     # no --labels: the path recorded in meta.json is used
-    done = run_cli("--oof-dir", str(oof_dir), "--trials", "20", "--out", str(out))
+    done = run_cli("--artifacts", str(oof_dir.parent), "--trials", "20", "--out", str(out))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert lines[-1] == str(out)
@@ -494,8 +373,8 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
 def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     oof_dir, labels = make_oof_dir(tmp_path)
     done = run_cli(
-        "--oof-dir",
-        str(oof_dir),
+        "--artifacts",
+        str(oof_dir.parent),
         "--experiments",
         "a_sharp,nope",
         "--labels",

@@ -33,8 +33,8 @@ SMOKE = [
 
 def train_cmd(demo_dir: Path, tmp: Path, oof: str, *extra: str, launcher=(sys.executable,)):
     return [
-        *launcher, "src/train.py", "--config", "unet_regnety_002", "--data", str(demo_dir),
-        "--cache-dir", str(tmp / "cache"), "--oof-dir", str(tmp / oof), "--profile", "demo",
+        *launcher, "src/train.py", "--experiments", "unet_regnety_002", "--data", str(demo_dir),
+        "--cache-dir", str(tmp / "cache"), "--artifacts", str(tmp / oof), "--profile", "demo",
         *extra, "--set", *SMOKE,
     ]  # fmt: skip
 
@@ -57,10 +57,11 @@ def test_folds_of_one_experiment_in_separate_processes(demo_dir: Path, tmp_path:
     ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1].decode()[-2000:] for o in outs]
-    shared, alone = tmp_path / "shared" / "unet_regnety_002", tmp_path / "ref" / "unet_regnety_002"
+    shared = tmp_path / "shared" / "oof" / "unet_regnety_002"
+    alone = tmp_path / "ref" / "oof" / "unet_regnety_002"
     for name in ("oof.csv", "test.csv"):
         assert (shared / name).read_bytes() == (alone / name).read_bytes(), name
-    assert not (tmp_path / "shared" / ".work" / "unet_regnety_002").exists()
+    assert not (tmp_path / "shared" / "oof" / ".work" / "unet_regnety_002").exists()
     printed = [o[0].decode() for o in outs]
     assert sum(str(shared) in text for text in printed) >= 1  # whoever finished last wrote it
 
@@ -126,7 +127,7 @@ def ddp_cmd(demo_dir: Path, tmp: Path, oof: str, processes: int) -> list[str]:
 
 
 def final_weights(tmp: Path, oof: str) -> dict:
-    path = tmp / oof / ".work" / "unet_convnext_atto" / "fold0" / "final.pt"
+    path = tmp / oof / "oof" / ".work" / "unet_convnext_atto" / "fold0" / "final.pt"
     return torch.load(path, weights_only=True)
 
 
@@ -142,9 +143,11 @@ def test_two_torchrun_processes_train_the_same_model_as_one(demo_dir: Path, tmp_
     one, two = final_weights(tmp_path, "one"), final_weights(tmp_path, "two")
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5)
-    fold = tmp_path / "two" / ".work" / "unet_convnext_atto" / "fold0"
+    fold = tmp_path / "two" / "oof" / ".work" / "unet_convnext_atto" / "fold0"
     assert json.loads((fold / "done.json").read_text())["world_size"] == 2
-    ref_val = np.load(tmp_path / "one" / ".work" / "unet_convnext_atto" / "fold0" / "val.npy")
+    ref_val = np.load(
+        tmp_path / "one" / "oof" / ".work" / "unet_convnext_atto" / "fold0" / "val.npy"
+    )
     np.testing.assert_allclose(np.load(fold / "val.npy"), ref_val, atol=1e-5)
 
     failing = {**env, "LANDCOVER_FAIL_ONCE": str(tmp_path / "failures")}
@@ -161,7 +164,7 @@ def test_run_all_trains_cpu_members_beside_the_networks(tmp_path: Path):
     """--cpu-beside (the default when networks train on a GPU): the LightGBM member trains in
     the background while the networks train; run_all waits for both, and when the background
     job fails it names that stage. (Faked on a CPU; the failure is injected.) Its artifacts go
-    under tmp_path (--artifacts), not into the repository's oof/demo-smoke."""
+    under tmp_path (--artifacts), not into the repository's demo/smoke."""
     env = {
         **os.environ,
         "LANDCOVER_FAIL_ONCE": str(tmp_path / "failures"),
@@ -179,5 +182,5 @@ def test_run_all_trains_cpu_members_beside_the_networks(tmp_path: Path):
     assert beside < network  # started first, in the background
     assert (tmp_path / "a/oof/unet_regnety_002/oof.csv").is_file()  # the network finished
     assert "FAILED at stage: train pixel_lightgbm beside the GPU experiments" in result.stderr
-    assert "injected failure" in (tmp_path / "a/runs/pixel_lightgbm.log").read_text()
+    assert "injected failure" in (tmp_path / "a/notebooks/runs/pixel_lightgbm.log").read_text()
     assert f"artifacts: {tmp_path / 'a'}/oof/" in result.stdout

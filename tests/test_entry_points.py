@@ -72,11 +72,18 @@ TRAIN: dict[str, tuple[Setup, str]] = {
     "fold beyond the plan": (lambda d: _train_folds(d, "1,7"), "folds [7] do not exist"),
     "fold not a number": (lambda d: _train_folds(d, "one"), "expected comma-separated fold"),
     "unknown profile": (
-        lambda d: ["src/train.py", "--check", "", "--profile", "nope"],
+        lambda d: ["src/train.py", "--check", "--profile", "nope"],
         "unknown profile 'nope'",
     ),
     "unknown experiment in --check": (
-        lambda d: ["src/train.py", "--check", "unet_regnety_002,nope", "--profile", "demo"],
+        lambda d: [
+            "src/train.py",
+            "--check",
+            "--experiments",
+            "unet_regnety_002,nope",
+            "--profile",
+            "demo",
+        ],
         "nope.yaml: config file not found",
     ),
     "unknown model kind": (lambda d: _train(d, "model.kind=xgboost"), "'model.kind' must be one"),

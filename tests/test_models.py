@@ -76,11 +76,11 @@ def test_pretrained_weights_unavailable_is_a_clear_error(name: str, demo_dir: Pa
     # run_cli sets HF_HUB_OFFLINE=1, as a machine without network access would fail
     result = run_cli(
         "src/train.py",
-        "--config",
+        "--experiments",
         name,
         "--data",
         str(demo_dir),
-        "--oof-dir",
+        "--artifacts",
         str(tmp_path),
         "--cache-dir",
         str(tmp_path / "cache"),
@@ -92,7 +92,7 @@ def test_pretrained_weights_unavailable_is_a_clear_error(name: str, demo_dir: Pa
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "could not be fetched" in lines[0]
     assert "set model.pretrained: false" in lines[0]
-    assert not list(tmp_path.glob(name))  # nothing half-written
+    assert not list(tmp_path.glob(f"oof/{name}"))  # nothing half-written
 
 
 def test_class_weights_ignore_no_data_and_clouds():

@@ -164,8 +164,8 @@ def test_blend_notebook_explains_the_submitted_blend(trained: dict, demo_dir: Pa
         [
             sys.executable,
             "src/blend.py",
-            "--oof-dir",
-            str(trained["oof_dir"]),
+            "--artifacts",
+            str(trained["oof_dir"].parent),
             "--labels",
             str(demo_dir / "train_labels.csv"),
             "--trials",
@@ -209,7 +209,7 @@ def test_predict_notebook_maps_a_mosaic(trained: dict, demo_dir: Path) -> None:
 
     out = trained["tmp"] / "subs-map" / "blend.csv"
     done = subprocess.run(
-        [sys.executable, "src/blend.py", "--oof-dir", str(trained["oof_dir"]), "--labels",
+        [sys.executable, "src/blend.py", "--artifacts", str(trained["oof_dir"].parent), "--labels",
          str(demo_dir / "train_labels.csv"), "--trials", "5", "--out", str(out)],
         cwd=REPO, capture_output=True, text=True,
     )  # fmt: skip

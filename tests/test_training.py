@@ -81,13 +81,13 @@ def _train_cmd(demo_dir: Path, oof: Path, cache: Path) -> list[str]:
     return [
         sys.executable,
         "src/train.py",
-        "--config",
+        "--experiments",
         "unet_regnety_002",
         "--data",
         str(demo_dir),
         "--profile",
         "demo",
-        "--oof-dir",
+        "--artifacts",
         str(oof),
         "--cache-dir",
         str(cache),
@@ -116,7 +116,7 @@ def test_sigkill_mid_training_resumes_to_identical_result(demo_dir: Path, tmp_pa
     )
     assert reference.returncode == 0, reference.stderr
 
-    work = tmp_path / "killed" / ".work" / "unet_regnety_002" / "fold0"
+    work = tmp_path / "killed" / "oof" / ".work" / "unet_regnety_002" / "fold0"
     proc = subprocess.Popen(
         _train_cmd(demo_dir, tmp_path / "killed", cache),
         cwd=REPO,
@@ -141,7 +141,7 @@ def test_sigkill_mid_training_resumes_to_identical_result(demo_dir: Path, tmp_pa
         timeout=300,
     )
     assert resumed.returncode == 0, resumed.stderr
-    ref_work = tmp_path / "ref" / ".work" / "unet_regnety_002" / "fold0"
+    ref_work = tmp_path / "ref" / "oof" / ".work" / "unet_regnety_002" / "fold0"
     assert np.array_equal(np.load(work / "val.npy"), np.load(ref_work / "val.npy"))
     assert (
         pd.read_csv(work / "history.csv")["val_kl"].tolist()

@@ -5,10 +5,11 @@ To add an augmentation: give it a key (0 = off) in the ``augment`` section of
 ``configs/base.yaml``, draw its per-sample parameters in ``draw_augment`` from the batch's
 generator (append new draws after the existing ones, so that runs without it keep their
 numbers), and apply them in ``reflectance_augment`` (physical changes of the reflectances,
-before normalisation, each a rising map of each band's values, so that ``dark_corrected`` can
-follow a patch's dark level through it) or ``apply_augment`` (the normalised (B, C, h, w)
-batch). Geometry (crop window, D4 view) is drawn here too and applied by the gather in
-``batches.py``; the mask follows it, radiometry leaves the mask alone.
+before normalisation, each a rising map of each band's values, so that
+``radiometry.dark_corrected_torch`` can follow a patch's dark level through it) or
+``apply_augment`` (the normalised (B, C, h, w) batch). Geometry (crop window, D4 view) is drawn
+here too and applied by the gather in ``batches.py``; the mask follows it, radiometry leaves the
+mask alone.
 
 Without code, a model file may add albumentations transforms by name
 (``augment.albumentations: [{name: GaussNoise, p: 0.3, std_range: [0.01, 0.03]}]``):
@@ -114,27 +115,6 @@ def reflectance_augment(radiometry: dict):
             ab = physical["shift"][:, :, :, None, None]
             x = (ab[:, 0] * x + ab[:, 1]).clamp_min(1)
         return x
-
-    return apply
-
-
-def dark_corrected(reflectance, levels: torch.Tensor, bound: torch.Tensor):
-    """``reflectance`` (from ``reflectance_augment``, or None) followed by the dark-level
-    correction prediction makes (``predict.dark_level``, ``align.dark_corrected``): each
-    sample lowered, per band, by how far its patch's dark level, changed as its pixels are,
-    lies above ``bound`` (``train.corrected_training``). ``levels`` (B, C): the dark levels of
-    the samples' whole patches, as prediction reads them; ``bound`` (C,). Every physical
-    change above is a rising map of each band's values, so it moves a percentile as it moves
-    the pixels: the changed level is the change of the level."""
-    levels = levels[:, :, None, None]
-    if reflectance is not None:
-        levels = reflectance(levels)
-    excess = (levels - bound.view(1, -1, 1, 1)).clamp_min(0)
-
-    def apply(x: torch.Tensor) -> torch.Tensor:
-        if reflectance is not None:
-            x = reflectance(x)
-        return (x - excess).clamp_min(1)
 
     return apply
 

@@ -16,16 +16,10 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from .align import row_levels
-from .augment import (
-    apply_augment,
-    dark_corrected,
-    draw_augment,
-    host_transforms,
-    reflectance_augment,
-)
+from .augment import apply_augment, draw_augment, host_transforms, reflectance_augment
 from .errors import ConfigError
 from .pixels import Normalizer, batch_proportions, pixels_to_tensor
+from .radiometry import dark_corrected_torch, row_levels
 
 
 def crop_and_turn(
@@ -151,7 +145,8 @@ class TensorBatches:
         pixels, crops = crop_and_turn(images, masks, samples, top, left, self.size, views)
         physical = reflectance_augment(radiometry)
         if self.levels is not None:
-            physical = dark_corrected(physical, self._to_device(self.levels[picked]), self.bound)
+            levels = self._to_device(self.levels[picked])
+            physical = dark_corrected_torch(physical, levels, self.bound)
         image = apply_augment(self.normalizer(pixels, physical), radiometry, self.augment)
         return {"image": image, "mask": crops.long(), "target": batch_proportions(crops)}
 

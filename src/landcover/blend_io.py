@@ -115,59 +115,6 @@ def load_inputs(
 CHANGED_KINDS = ("gain", "offset", "haze")
 
 
-def changed_kinds(ids: np.ndarray) -> list[str]:
-    """The change each sample's changed tuning row is under: one of ``CHANGED_KINDS``, drawn
-    per sample id (so every experiment and every run draws the same)."""
-    return [
-        CHANGED_KINDS[np.random.default_rng([int(i), 13]).integers(len(CHANGED_KINDS))]
-        for i in np.asarray(ids).tolist()
-    ]
-
-
-def read_changed(
-    directory: str | os.PathLike[str], inputs: BlendInputs, kinds: tuple[str, ...] = CHANGED_KINDS
-) -> dict[str, np.ndarray]:
-    """change -> (models, rows, 10): each experiment's OOF predictions under each change of
-    ``kinds``, read from ``directory/<name>.npz`` as ``shift_test.py --save-oof`` writes them
-    (drawn per patch), rows aligned to ``inputs.ids``."""
-    out: dict[str, np.ndarray] = {kind: np.empty_like(inputs.oof) for kind in kinds}
-    for m, name in enumerate(inputs.names):
-        path = Path(directory) / f"{name}.npz"
-        if not path.is_file():
-            raise DataError(
-                f"{path}: no changed OOF predictions for {name} (write them with "
-                f"src/benchmarks/shift_test.py SIDECAR --save-oof {directory})"
-            )
-        with np.load(path) as saved:
-            missing = [k for k in ("sample_ids", *kinds) if k not in saved.files]
-            if missing:
-                raise DataError(f"{path}: lacks {', '.join(missing)} (per-patch draws needed)")
-            where = {int(i): r for r, i in enumerate(saved["sample_ids"].tolist())}
-            absent = [int(i) for i in inputs.ids.tolist() if int(i) not in where]
-            if absent:
-                raise DataError(f"{path}: sample id {absent[0]} of the OOF rows is not in it")
-            rows = np.array([where[int(i)] for i in inputs.ids.tolist()])
-            for kind in kinds:
-                out[kind][m] = saved[kind][rows]
-    return out
-
-
-def one_change_a_row(columns: dict[str, np.ndarray], ids: np.ndarray) -> np.ndarray:
-    """(models, rows, 10): each row under its own change (``changed_kinds``), taken from
-    ``columns`` (``read_changed``)."""
-    kinds = np.array(changed_kinds(ids))
-    out = np.empty_like(columns[CHANGED_KINDS[0]])
-    for kind in CHANGED_KINDS:
-        out[:, kinds == kind] = columns[kind][:, kinds == kind]
-    return out
-
-
-def load_changed(directory: str | os.PathLike[str], inputs: BlendInputs) -> np.ndarray:
-    """What ``blend.py --changed-oof`` tunes on besides the OOF rows: each row once more,
-    under its own change (``one_change_a_row`` of ``read_changed``)."""
-    return one_change_a_row(read_changed(directory, inputs), inputs.ids)
-
-
 def default_out(now: _dt.datetime | None = None) -> Path:
     now = now or _dt.datetime.now(_dt.timezone.utc)
     return Path("submissions") / f"blend-{now:%Y%m%d-%H%M%S}.csv"
@@ -197,7 +144,6 @@ def summary(inputs: BlendInputs, fit: BlendFit) -> dict:
     scores = {
         "oof_kl": fit.kl,
         "nested_cv_kl": fit.nested_kl,
-        "nested_cv_changed_kl": fit.nested_changed_kl,
         "tuning_kl": fit.tuning_kl,
         "nested_cv_fold_kl": {str(k): v for k, v in fit.nested_fold_kl.items()},
         "equal_weight_kl": fit.equal_kl,
@@ -354,8 +300,6 @@ def format_table(inputs: BlendInputs, fit: BlendFit) -> str:
         ("equal weights, T=1", s["equal_weight_kl"]),
         (f"best single: {s['best_single']['name']}", s["best_single"]["oof_kl"]),
     ]
-    if s["nested_cv_changed_kl"] is not None:
-        rows.insert(2, ("blend, nested CV of the changed rows", s["nested_cv_changed_kl"]))
     floor = f"floor {fit.params.floor:.4f} toward the training prior"
     if fit.lacking and fit.min_floor > 0:
         floor += (

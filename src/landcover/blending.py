@@ -275,19 +275,12 @@ class Problem:
         )
 
     @classmethod
-    def of_rows(
-        cls, stacks: list[Stack], truth: np.ndarray, mask: np.ndarray, **settings
-    ) -> Problem:
-        """The problem tuned on ``mask``'s rows of each of ``stacks`` in turn (the same models
-        and the same truth: the clean predictions, then each changed set), ``settings`` as
-        ``build`` takes them."""
-        rows = stacks[0].rows(mask)
-        for other in stacks[1:]:
-            rows = rows.then(other.rows(mask))
+    def of_rows(cls, stack: Stack, truth: np.ndarray, mask: np.ndarray, **settings) -> Problem:
+        """The problem tuned on ``mask``'s rows, ``settings`` as ``build`` takes them."""
         weights = settings.pop("row_weights", None)
         if weights is not None:
-            settings["row_weights"] = np.tile(np.asarray(weights)[mask], len(stacks))
-        return cls.build(rows, np.tile(np.asarray(truth)[mask], (len(stacks), 1)), **settings)
+            settings["row_weights"] = np.asarray(weights)[mask]
+        return cls.build(stack.rows(mask), np.asarray(truth)[mask], **settings)
 
     def scored(self, pred: np.ndarray) -> float:
         """The KL of ``pred`` on these rows, each at its weight."""
@@ -573,10 +566,7 @@ class BlendFit:
     min_floor: float = 0.0  # the least floor tuning allowed (0 unless the truth lacks a class)
     floor_uniform: float = 0.0  # the uniform share of the floor's target, likewise
     lacking: list[str] = field(default_factory=list)  # scored classes the OOF truth lacks
-    # with changed rows (fit_blend's ``changed``): the nested-CV KL of the held-out folds'
-    # changed rows, and the in-sample KL of clean and changed rows together, as tuned
-    nested_changed_kl: float | None = None
-    tuning_kl: float | None = None
+    tuning_kl: float | None = None  # with row weights: the weighted KL tuning reached
 
     @property
     def best_single(self) -> int:
@@ -597,7 +587,6 @@ def fit_blend(
     class_calibration: bool = False,
     temperatures: bool = True,
     row_weights: np.ndarray | None = None,
-    changed: np.ndarray | None = None,
     log: Callable[[str], None] | None = None,
 ) -> BlendFit:
     """Tune on all OOF rows, then re-tune without each fold to score it (nested CV).
@@ -606,20 +595,15 @@ def fit_blend(
     the floor is tuned from ``min_floor`` up toward
     ``floor_target(scored_prior(truth), floor_uniform)``
     (``use_floor=False``: no floor at all); ``class_calibration``: a power and a bias per scored
-    class too. ``changed``: the same rows predicted again, each under a change of radiometry
-    (like ``preds``): tuning then fits them too, as many rows again with the same truth, and
-    nested CV also scores the held-out folds' changed rows (``nested_changed_kl``); every other
-    score is the clean rows'.
+    class too; ``temperatures=False``: every model at T = 1; ``row_weights`` (n,): each OOF row's
+    weight in what tuning minimises (nested CV, and every score reported, stay unweighted).
     """
     log = log or (lambda _msg: None)
     stack = Stack.of(preds)
-    moved = None if changed is None else Stack.of(changed)
-    if moved is not None and moved.probs.shape != stack.probs.shape:
-        raise ValueError(f"changed rows {moved.probs.shape} do not match {stack.probs.shape}")
     truth = np.asarray(truth, dtype=np.float64)
     folds = np.asarray(folds)
     m = stack.n_models
-    floor = {
+    settings = {
         "use_floor": use_floor,
         "min_floor": min_floor,
         "uniform": floor_uniform,
@@ -627,30 +611,24 @@ def fit_blend(
         "temperatures": temperatures,
         "row_weights": row_weights,
     }
-    sets = [stack] if moved is None else [stack, moved]  # what tuning fits: clean, then changed
-    problem = Problem.build(stack, truth, **{**floor, "row_weights": None})  # every score
-    everything = np.ones(len(stack), dtype=bool)
-    tuner = Problem.of_rows(sets, truth, everything, **floor)
-    extra = "" if moved is None else " and as many changed rows"
-    log(f"tuning {m} model(s) on {len(stack)} OOF rows{extra} ({trials} trials)")
+    problem = Problem.build(stack, truth, **{**settings, "row_weights": None})  # every score
+    tuner = Problem.of_rows(stack, truth, np.ones(len(stack), dtype=bool), **settings)
+    log(f"tuning {m} model(s) on {len(stack)} OOF rows ({trials} trials)")
     tuned = tune(tuner, trials=trials, seed=seed, polish=polish)
 
-    nested_oof, nested_kl, nested_fold_kl, nested_changed = None, None, {}, None
+    nested_oof, nested_kl, nested_fold_kl = None, None, {}
     nested_params: dict[int, tuple[BlendParams, np.ndarray]] = {}
     fold_ids = np.unique(folds)
     if len(fold_ids) > 1:
         nested_oof = np.empty((len(stack), N_SCORED))
-        nested_changed = None if moved is None else np.empty_like(nested_oof)
         for k in fold_ids:
             held = folds == k
             log(f"nested CV: tuning without fold {k} ({len(fold_ids)} folds)")
-            inner = Problem.of_rows(sets, truth, ~held, **floor)
+            inner = Problem.of_rows(stack, truth, ~held, **settings)
             params = tune(inner, trials=trials, seed=seed, polish=polish).params
             nested_params[int(k)] = (params, inner.prior)
             nested_oof[held] = blend(stack.rows(held), params, inner.prior)
             nested_fold_kl[int(k)] = kl_divergence(truth[held], nested_oof[held])
-            if moved is not None:
-                nested_changed[held] = blend(moved.rows(held), params, inner.prior)
         nested_kl = kl_divergence(truth, nested_oof)
 
     singles = np.array([problem.kl(BlendParams.single(m, i)) for i in range(m)])
@@ -672,8 +650,7 @@ def fit_blend(
         min_floor=problem.min_floor,
         floor_uniform=problem.uniform,
         lacking=[c for c, gone in zip(SCORED_CLASSES, lacking(truth), strict=True) if gone],
-        nested_changed_kl=None if nested_changed is None else kl_divergence(truth, nested_changed),
-        tuning_kl=None if moved is None and row_weights is None else tuned.kl,
+        tuning_kl=None if row_weights is None else tuned.kl,
     )
 
 

@@ -61,12 +61,9 @@ def merge(base: dict, update: dict, *, where: str, prefix: str = "") -> dict:
 
 
 _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-MIXED_TYPES = {"predict.align": (True, False, "beyond_spread")}  # a switch with a third way
 
 
 def _check_type(ref: Any, value: Any, name: str, where: str) -> Any:
-    if any(value is v or (isinstance(v, str) and value == v) for v in MIXED_TYPES.get(name, ())):
-        return value
     if ref is None or value is None:
         return value  # optional settings: None in the base means any type, None disables
     if isinstance(ref, bool) != isinstance(value, bool):
@@ -120,12 +117,43 @@ def map_settings(given: dict, where: Path) -> dict:
     return out
 
 
+SHIFT_TEST = {  # what src/shift_test.py runs by default (run_all.sh runs it under the profile)
+    "tta": 1,  # test-time views
+    "gbm_stride": 0,  # LightGBM members' pixels from every N-th one (0: their own)
+    "pixel_stride": 8,  # class-mix: the networks' pixels from every N-th one
+    "band_rows": 10,  # class-mix: raster rows a region of the label table spans
+    "region_min": 200,  # class-mix: the fewest labelled patches a region holds
+    "every_region": 1,  # class-mix: every N-th region
+}
+
+
+def shift_test_settings(given: dict, where: Path) -> dict:
+    """The profile's ``shift_test`` over ``SHIFT_TEST``: known keys, positive integers."""
+    unknown = set(given) - set(SHIFT_TEST)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) under shift_test: {sorted(unknown)}")
+    out = {**SHIFT_TEST, **given}
+    for key, value in out.items():
+        low = 0 if key == "gbm_stride" else 1
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise ConfigError(
+                f"{where}: shift_test.{key} must be an integer >= {low}, got {value!r}"
+            )
+    return out
+
+
 def load_profile(name: str | None) -> dict:
     """A profile: ``experiments`` (default list), ``overrides`` applied to each of them,
     ``experiment_overrides`` (name -> overrides) applied after those to one experiment, and
     ``map`` (the mosaic ``run_all.sh`` maps: ``rows``, ``cols``, ``overlap``; see ``MAP``)."""
     if not name:
-        return {"experiments": [], "overrides": {}, "experiment_overrides": {}, "map": dict(MAP)}
+        return {
+            "experiments": [],
+            "overrides": {},
+            "experiment_overrides": {},
+            "map": dict(MAP),
+            "shift_test": dict(SHIFT_TEST),
+        }
     path = (
         Path(name) if name.endswith((".yaml", ".yml")) else CONFIG_DIR / "profiles" / f"{name}.yaml"
     )
@@ -133,11 +161,13 @@ def load_profile(name: str | None) -> dict:
         known = sorted(p.stem for p in (CONFIG_DIR / "profiles").glob("*.yaml"))
         raise ConfigError(f"{path}: unknown profile {name!r} (known: {', '.join(known)})")
     data = read_yaml(path)
-    unknown = set(data) - {"experiments", "overrides", "experiment_overrides", "description", "map"}
+    known = {"experiments", "overrides", "experiment_overrides", "description", "map", "shift_test"}
+    unknown = set(data) - known
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}")
     return {
         "map": map_settings(data.get("map") or {}, path),
+        "shift_test": shift_test_settings(data.get("shift_test") or {}, path),
         "experiments": list(data.get("experiments") or []),
         "overrides": data.get("overrides") or {},
         "experiment_overrides": data.get("experiment_overrides") or {},
@@ -218,9 +248,6 @@ def validate(config: dict) -> None:
             raise ConfigError(
                 f"'{section}.{key}' must be one of {allowed}, got {config[section][key]!r}"
             )
-    align = config["predict"]["align"]
-    if not isinstance(align, bool) and align != "beyond_spread":
-        raise ConfigError(f"'predict.align' must be true, false or beyond_spread, got {align!r}")
     if config["predict"]["tta"] not in (1, 2, 4, 8):
         raise ConfigError(f"'predict.tta' must be 1, 2, 4 or 8, got {config['predict']['tta']}")
     for section, key in (("train", "epochs"), ("train", "batch_size"), ("data", "n_folds")):
@@ -277,7 +304,7 @@ PREDICTION = "predict"  # how trained fold models predict: a change re-predicts,
 LATER_SWITCHES = {  # keys added later, per section: at their off value they leave hashes as before
     PREDICTION: {"dark_level": False, "class_adjust": 0.0},
     "train": {"corrected_training": False},
-    "normalize": {"relative": False, "dark_relative": False},
+    "normalize": {"relative": False},
     "gbm": {
         "relative": False,
         "relative_context": False,

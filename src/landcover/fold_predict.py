@@ -1,26 +1,22 @@
 """How a trained fold model predicts its validation rows and the test set: shared out between
 the ranks of a distributed job; under ``predict.dark_level`` each patch's dark level first
-brought within the fold's training patches', then, under ``predict.align``, each region of
-patches mapped onto the radiometry of the training patches (``align.FoldRadiometry``)."""
+brought within the fold's training patches' (``radiometry.FoldRadiometry``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from . import distributed
-from .align import FoldRadiometry
 from .cache import PreparedData
 from .fold_plan import FoldPlan
+from .radiometry import FoldRadiometry
 
 
 def fold_radiometry(config: dict, data: PreparedData, plan: FoldPlan, fold: int) -> FoldRadiometry:
-    """How fold ``fold`` prepares the patches it predicts (``predict.dark_level``,
-    ``predict.align``), from its training rows."""
-    predict, rows = config["predict"], plan.train_rows(fold)
-    return FoldRadiometry.of_fold(
-        data.train_images, rows, data.train_ids[rows], plan.scheme.get("row_width"),
-        predict["align"], predict["dark_level"],
-    )  # fmt: skip
+    """How fold ``fold`` prepares the patches it predicts (``predict.dark_level``), from its
+    training rows."""
+    rows = plan.train_rows(fold)
+    return FoldRadiometry.of_fold(data.train_images, rows, config["predict"]["dark_level"])
 
 
 def predict_fold(
@@ -34,17 +30,15 @@ def predict_fold(
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """(validation, test) proportions of fold model ``fold`` and what its ``done.json``
     records of them; ``val``: the validation predictions training made, if any (kept unless
-    the fold aligns or corrects its inputs, which training did not); ``shared``: every rank of a
+    the fold corrects its inputs, which training did not); ``shared``: every rank of a
     distributed job takes part (else this process predicts every row)."""
     val_images, val_rows = data.train_images, plan.val_rows(fold)
     test_images, test_rows = data.test_images, np.arange(len(data.test_ids))
     record = {}
-    width = plan.scheme.get("row_width")
     radiometry = fold_radiometry(config, data, plan, fold)
     if radiometry.changes:
-        val_ids = data.train_ids[val_rows]
-        val_images = radiometry.regions_prepared(val_images, val_ids, width, val_rows)
-        test_images = radiometry.regions_prepared(test_images, data.test_ids, width, test_rows)
+        val_images = radiometry.prepared(val_images, val_rows)
+        test_images = radiometry.prepared(test_images, test_rows)
         val, val_rows, test_rows = None, np.arange(len(val_rows)), np.arange(len(test_rows))
         record.update(radiometry.record())
     if val is None:

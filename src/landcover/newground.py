@@ -4,11 +4,10 @@ test region.
 
 Every held-out patch is predicted by the fold model that did not train on it, as per-pixel
 probabilities on a grid (``FoldModel.predict_pixels``), its inputs prepared as the member's own
-``predict`` settings say: each patch's dark level (per patch, whatever the region) and, for a
-member that aligns regions, the region's radiometry (read from the region as drawn, so it is
-predicted again for each region). With ``em`` each region's class prior is then re-estimated
-from the members' own posteriors, each fold model under its own training prior
-(``priors.py``), and every pixel re-weighted before it is counted.
+``predict`` settings say (each patch's dark level: per patch, the same in every region). With
+a prior adaptation (``priors.METHODS``) each region's class prior is then re-estimated from the
+members' posteriors, each fold model under its own source prior, and every pixel re-weighted
+before it is counted.
 
 The blend is tuned as ``blend.py`` tunes it, on the validation folds played the same way (each
 fold's rows one region), and every fold's rows are blended by the blend tuned without that fold
@@ -25,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import FoldRadiometry, RegionSample, regions
 from .atomic import atomic_path
 from .blending import Stack, blend, fit_blend
 from .classmix import Region
@@ -34,6 +32,7 @@ from .fold_plan import FoldPlan
 from .members.base import on_grid
 from .metric import kl_per_sample
 from .priors import Calibration, FoldShift, adapt_region
+from .radiometry import FoldRadiometry
 
 
 @dataclass
@@ -42,60 +41,36 @@ class MemberPixels:
 
     member: object  # predictor.Member
     images: np.ndarray  # the training patches (cache order)
-    ids: np.ndarray
     folds: np.ndarray  # each row's held-out fold
     plan: FoldPlan
-    width: int
     stride: int
-    align: bool | str  # predict.align as the test plays it
     dark_level: bool
-    cache: Path | None = None  # a folder keeping the pixels that do not depend on the region
-    _fixed: np.ndarray | None = None  # every row's pixels, when they do not depend on the region
-    _radiometry: dict | None = None
+    cache: Path | None = None  # a folder keeping the pixels between runs
+    _pixels: np.ndarray | None = None
 
-    @property
-    def aligns(self) -> bool:
-        return bool(self.align)
-
-    def radiometry(self, k: int) -> FoldRadiometry:
-        if self._radiometry is None:
-            self._radiometry = {}
-        if k not in self._radiometry:
-            rows = self.plan.train_rows(k)
-            self._radiometry[k] = FoldRadiometry.of_fold(
-                self.images, rows, self.ids[rows], self.width, self.align, self.dark_level
-            )
-        return self._radiometry[k]
-
-    def pixels(self, counts: np.ndarray) -> np.ndarray:
-        """(n, P, 10) probabilities of the rows drawn (``counts`` > 0; the others are zeros
-        for an aligning member), each by its own fold model, as in a region of these draws."""
-        if not self.aligns and self._fixed is None and self.cached is not None:
-            if self.cached.is_file():
-                self._fixed = np.load(self.cached)
-        if not self.aligns and self._fixed is not None:
-            return self._fixed
-        drawn = np.flatnonzero(counts > 0) if self.aligns else np.arange(len(self.ids))
-        region = None
-        if self.aligns:
-            region = RegionSample.of_images(self.images, np.repeat(drawn, counts[drawn]))
+    def pixels(self) -> np.ndarray:
+        """(n, P, 10) probabilities of every held-out patch, each by its own fold model, its
+        dark level first brought within that fold's training patches' if asked (per patch:
+        the same in every region)."""
+        if self._pixels is None and self.cached is not None and self.cached.is_file():
+            self._pixels = np.load(self.cached)
+        if self._pixels is not None:
+            return self._pixels
         out = None
         for k, model in enumerate(self.member.folds):
-            rows = drawn[self.folds[drawn] == k]
-            if not len(rows):
-                continue
-            radiometry = self.radiometry(k)
-            images = radiometry.prepared(self.images, rows, region=region)
+            rows = np.flatnonzero(self.folds == k)
+            radiometry = FoldRadiometry.of_fold(
+                self.images, self.plan.train_rows(k), self.dark_level
+            )
+            images = radiometry.prepared(self.images, rows)
             probs = model.predict_pixels(images, np.arange(len(rows)), self.stride)
             if out is None:
-                out = np.zeros((len(self.ids), *probs.shape[1:]), dtype=np.float32)
+                out = np.zeros((len(self.folds), *probs.shape[1:]), dtype=np.float32)
             out[rows] = probs
-        if not self.aligns:
-            self._fixed = out
-            if self.cached is not None:
-                self.cached.parent.mkdir(parents=True, exist_ok=True)
-                with atomic_path(self.cached) as tmp, tmp.open("wb") as handle:
-                    np.save(handle, out)
+        self._pixels = out
+        if self.cached is not None:
+            with atomic_path(self.cached) as tmp, tmp.open("wb") as handle:
+                np.save(handle, out)
         return out
 
     @property
@@ -214,7 +189,6 @@ def class_mix_test(
     folds: np.ndarray,
     ids: np.ndarray,
     plan: FoldPlan,
-    width: int,
     mixes: list[Region],
     *,
     prior_adaptation: str | None,
@@ -231,10 +205,9 @@ def class_mix_test(
     method, shifts = prior_adaptation, [None] * len(views)
     if method:
         sources = fold_sources(labels, plan)
-        everything = np.ones(len(ids), dtype=np.int64)
         for i, v in enumerate(views):
-            pixels = None if v.aligns else v.pixels(everything)
-            if pixels is not None and pixels.shape[1] > 1:
+            pixels = v.pixels()
+            if pixels.shape[1] > 1:
                 grid = on_grid(np.asarray(masks), v.stride).reshape(len(ids), -1)
                 shifts[i] = fold_shifts(method, pixels, grid, folds, sources)
 
@@ -242,7 +215,7 @@ def class_mix_test(
         """(members, n, 10): every member's proportions of a region's draws."""
         return np.stack(
             [
-                region_proportions(v.pixels(counts), counts, folds, f, method, h)[0]
+                region_proportions(v.pixels(), counts, folds, f, method, h)[0]
                 for v, h, f in zip(views, hard, shifts, strict=True)
             ]
         )
@@ -250,10 +223,8 @@ def class_mix_test(
     log("class-mix test: the validation folds, each played as a region")
     oof = np.zeros((len(views), len(ids), N_CLASSES))
     for k in range(plan.n_folds):
-        for where in regions(ids[folds == k], width):
-            counts = np.zeros(len(ids), dtype=np.int64)
-            counts[np.flatnonzero(folds == k)[where]] = 1
-            oof[:, counts > 0] = played(counts)[:, counts > 0]
+        counts = (folds == k).astype(np.int64)
+        oof[:, counts > 0] = played(counts)[:, counts > 0]
     fit = fit_blend(oof, labels, folds, **blend_settings)
 
     def blended(preds: np.ndarray, rows: np.ndarray) -> np.ndarray:

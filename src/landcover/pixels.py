@@ -14,10 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .align import DARK_PERCENTILE, STRIDE
 from .constants import N_CLASSES
-
-QUANTILE_LIMIT = 2**24  # torch.quantile's most elements at a time
 
 
 def pixels_to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -37,9 +34,6 @@ class Normalizer:
     ``relative``: four more channels after the standardised bands, each band less the image's
     own mean of it (in the training folds' units): a per-band gain of the whole image, in log
     space a constant, is gone from them, while the first four keep the absolute level.
-    ``dark_relative`` (with ``relative``): those four measure each band above the image's dark
-    level first (``dark_levels``, the rule of ``align.dark_levels``): log1p(x - dark), less the
-    image's own mean of it, so a per-band offset (and the affine part of haze) is gone too.
     """
 
     mean: list[float]
@@ -47,7 +41,6 @@ class Normalizer:
     log: bool
     per_image: bool = False
     relative: bool = False
-    dark_relative: bool = False
     _on: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __call__(
@@ -61,9 +54,6 @@ class Normalizer:
         x = (pixels.to(torch.int32) & 0xFFFF).float()
         if reflectance is not None:
             x = reflectance(x).clamp_min(0)
-        above = None
-        if self.relative and self.dark_relative:
-            above = torch.log1p((x - dark_levels(x)[:, :, None, None]).clamp_min(0))
         if self.log:
             x = torch.log1p(x)
         if self.per_image:
@@ -71,9 +61,8 @@ class Normalizer:
             return (x - mean) / x.std(dim=(2, 3), keepdim=True).clamp_min(1e-3)
         mean, std = self._stats(x.device)
         if self.relative:
-            base = x if above is None else above
-            own = base.mean(dim=(2, 3), keepdim=True)
-            return torch.cat([(x - mean) / std, (base - own) / std], dim=1)
+            own = x.mean(dim=(2, 3), keepdim=True)
+            return torch.cat([(x - mean) / std, (x - own) / std], dim=1)
         return (x - mean) / std
 
     def _stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,7 +80,6 @@ class Normalizer:
             "log": self.log,
             "per_image": self.per_image,
             "relative": self.relative,
-            "dark_relative": self.dark_relative,
         }
 
 
@@ -104,7 +92,6 @@ def fit_normalizer(
     seed: int = 0,
     per_image: bool = False,
     relative: bool = False,
-    dark_relative: bool = False,
 ) -> Normalizer:
     """Band mean and std over (a seeded subsample of) the training images."""
     rng = np.random.default_rng(seed)
@@ -120,19 +107,7 @@ def fit_normalizer(
         log=log,
         per_image=per_image,
         relative=relative,
-        dark_relative=dark_relative,
     )
-
-
-def dark_levels(x: torch.Tensor) -> torch.Tensor:
-    """(B, C) dark levels of (B, C, H, W) float reflectances: the ``DARK_PERCENTILE`` of each
-    band over every ``STRIDE``-th pixel of every ``STRIDE``-th row, ``align.dark_levels`` on
-    the device (its linear interpolation too)."""
-    grid = x[:, :, ::STRIDE, ::STRIDE].flatten(2)
-    q = DARK_PERCENTILE / 100.0
-    if grid.numel() <= QUANTILE_LIMIT:
-        return torch.quantile(grid, q, dim=-1)
-    return torch.stack([torch.quantile(g, q, dim=-1) for g in grid])
 
 
 def mask_proportions(mask: np.ndarray) -> np.ndarray:

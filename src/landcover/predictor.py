@@ -8,30 +8,25 @@ temperature is applied per fold model, the fold models are averaged, and the mem
 weighted and floored toward the training prior (``blending.blend``). The class map is the
 argmax of the weighted per-pixel probabilities. A ``predict.dark_level`` member sees each
 patch (each window of a scene) with its dark level first brought within the fold's training
-patches'. A ``predict.align`` member then sees its input mapped per band onto each fold's
-training radiometry (``align.py``; under ``beyond_spread`` only beyond the fold's natural
-spread): the region's quantiles are read from the ``RegionSample`` that ``region_of`` was
-given, else from the images at hand, after the same dark-level correction.
+patches' (``radiometry.py``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .align import FoldRadiometry, RegionSample
 from .artifacts import is_complete, load_experiment, predicted_otherwise
 from .blending import BlendParams, Stack, blend, describe_calibration
 from .constants import N_CLASSES, OFFICIAL_ROW_WIDTH, PATCH_SIZE
 from .errors import ArtifactError
 from .members import FoldModel, member_for
+from .radiometry import FoldRadiometry
 from .runtime import resolve_device
 from .submission import load_submitted
 
@@ -55,23 +50,20 @@ class Member:
 
 
 def _radiometry(path: Path, n_folds: int, config: dict) -> list[FoldRadiometry] | None:
-    """Each fold's ``FoldRadiometry`` from its ``done.json``, under the ``predict`` settings that
-    make it record one (``align_reference``, ``align_spread``, ``dark_bound``); None if none."""
-    settings = config["predict"]
-    needed = FoldRadiometry.recorded_keys(settings.get("align"), settings.get("dark_level"))
-    if not needed:
+    """Each fold's ``FoldRadiometry`` from its ``done.json`` under ``predict.dark_level`` (its
+    ``dark_bound``); None without it."""
+    if not config["predict"]["dark_level"]:
         return None
     out = []
     for k in range(n_folds):
         done = path / "folds" / f"fold{k}" / "done.json"
         record = json.loads(done.read_text()) if done.is_file() else {}
-        for key, setting in needed.items():
-            if record.get(key) is None:
-                raise ArtifactError(
-                    f"{done}: {setting} is on but the fold recorded no {key}; "
-                    "re-run train.py on this experiment to re-predict it"
-                )
-        out.append(FoldRadiometry.recorded(record, needed))
+        if record.get(FoldRadiometry.RECORDED) is None:
+            raise ArtifactError(
+                f"{done}: predict.dark_level is on but the fold recorded no "
+                f"{FoldRadiometry.RECORDED}; re-run train.py on this experiment to re-predict it"
+            )
+        out.append(FoldRadiometry.recorded(record))
     return out
 
 
@@ -86,7 +78,6 @@ class Predictor:
     ):
         self.members, self.floor, self.prior, self.source = members, floor, prior, source
         self.bias, self.power = calibration  # the blend's class calibration (blending.py)
-        self.region: RegionSample | None = None  # the input region (align.py)
 
     @classmethod
     def load(
@@ -158,41 +149,19 @@ class Predictor:
 
     @property
     def row_width(self) -> int:
-        """Tiles a raster row of sample ids (the members' fold scheme's; regions, align.py)."""
+        """Tiles a raster row of sample ids (the members' fold scheme's)."""
         scheme = self.members[0].meta.get("fold_scheme") or {}
         return int(scheme.get("row_width") or OFFICIAL_ROW_WIDTH)
 
-    @property
-    def aligns(self) -> bool:
-        """Some member maps its input region onto its training radiometry (``region_of``)."""
-        return any(m.radiometry is not None and m.radiometry[0].aligns for m in self.members)
-
-    @contextmanager
-    def region_of(self, region: RegionSample | None) -> Iterator[None]:
-        """Inputs come from ``region`` until the block ends; outside one (or given None), each
-        call's images are their own region."""
-        self.region = region
-        try:
-            yield
-        finally:
-            self.region = None
-
     def inputs(
-        self,
-        member: Member,
-        fold: int,
-        images: np.ndarray,
-        region: RegionSample | None = None,
-        valid: np.ndarray | None = None,
+        self, member: Member, fold: int, images: np.ndarray, valid: np.ndarray | None = None
     ) -> np.ndarray:
-        """``images`` as fold model ``fold`` of ``member`` takes them (its ``FoldRadiometry``:
-        each one's dark level, of its ``valid`` pixels if given, brought within its training
-        patches', then the region aligned to its training radiometry; ``region``: the images'
-        region if already read, else ``region_of``'s, else the images); else as they are."""
+        """``images`` as fold model ``fold`` of ``member`` takes them: each one's dark level (of
+        its ``valid`` pixels if given) brought within its training patches' under
+        ``predict.dark_level``, else as they are."""
         if member.radiometry is None:
             return images
-        region = region if region is not None else self.region
-        return member.radiometry[fold].prepared(images, region=region, valid=valid)
+        return member.radiometry[fold].prepared(images, valid=valid)
 
     def combine(self, proportions: list[list[np.ndarray]]) -> np.ndarray:
         """(n, 10) blended proportions from ``proportions[member][fold]`` (n, 10) arrays:
@@ -207,13 +176,10 @@ class Predictor:
         """(n, 10) proportions of whole (n, 4, H, W) patches, as the pipeline predicts test
         patches (each member's own ``predict`` settings)."""
         rows = np.arange(len(images))
-        region = self.region
-        if self.aligns and region is None:  # the images are the region: read once
-            region = RegionSample.of_images(images)
         return self.combine(
             [
                 [
-                    f.predict_proportions(self.inputs(m, k, images, region), rows)
+                    f.predict_proportions(self.inputs(m, k, images), rows)
                     for k, f in enumerate(m.folds)
                 ]
                 for m in self.members

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import rasterio
 
-from .align import RegionSample
 from .constants import CLASS_COLORS, CLASSES, N_CLASSES
 from .predictor import Predictor
 from .progress import bar
@@ -80,13 +79,6 @@ def predict_scene(
     uint8, value / 255) as Cloud-Optimized GeoTIFFs; return the region sums."""
     if not 0 <= overlap < size // 2 + 1:
         raise ValueError(f"overlap must be in 0..{size // 2}, got {overlap}")
-    if predictor.aligns and predictor.region is None:  # the scene is the region
-        pixels, valid, step = scene.sample_grid()  # cut into cells a window's size each
-        with predictor.region_of(RegionSample.of_scene(pixels, valid, -(-size // step))):
-            return predict_scene(
-                predictor, scene, regions, size=size, overlap=overlap, map_path=map_path,
-                probabilities_path=probabilities_path, batch=batch,
-            )  # fmt: skip
     height, width = scene.shape
     step = size - overlap
     rows_at, cols_at = window_starts(height, size, step), window_starts(width, size, step)

@@ -13,8 +13,8 @@ A change is drawn per patch, or once for a whole held-out fold (``region_draw``)
 region's change is mostly shared by its patches (one acquisition, one atmosphere).
 
 Transductive levers play the test set with the held-out fold's images (never its labels):
-``adapt`` re-estimates the networks' BatchNorm statistics on them, ``align`` maps their
-per-band radiometry onto the training folds' (``align.py``) before any member predicts them.
+``adapt`` re-estimates the networks' BatchNorm statistics on them; each patch's dark level is
+brought within the training patches' as the member's fold models do it (``radiometry.py``).
 """
 
 from __future__ import annotations
@@ -119,21 +119,21 @@ def shifted_oof(
     kind: str,
     adapt: Callable | None = None,
     region_draw: int | None = None,
-    align: Callable | None = None,
+    prepare: Callable | None = None,
 ) -> np.ndarray:
     """(n, 10) OOF predictions of the fold models ``folds`` (``FoldModel``) on their own
     validation rows (``fold_of``), under the change ``kind``, drawn per patch or, given a
     ``region_draw``, once a fold (seeded by ``region_seed(fold, region_draw)``).
-    ``align(images, ids, fold)`` first maps the (changed) validation images onto fold
-    ``fold``'s training radiometry, and ``adapt(model, images)`` adapts a fold model to
-    them, if given."""
+    ``prepare(images, ids, fold)`` first prepares the (changed) validation images as fold
+    ``fold`` prepares its inputs (each patch's dark level), and ``adapt(model, images)``
+    adapts a fold model to them, if given."""
     out = np.zeros((len(ids), 10))
     for k, model in enumerate(folds):
         rows = np.flatnonzero(fold_of == k)
         region = None if region_draw is None else region_seed(k, region_draw)
         changed = shifted(np.asarray(images[rows]), ids[rows], kind, region)
-        if align is not None:
-            changed = align(changed, ids[rows], k)
+        if prepare is not None:
+            changed = prepare(changed, ids[rows], k)
         if adapt is not None:
             adapt(model, changed)
         out[rows] = model.predict_proportions(changed, np.arange(len(rows)))

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from . import distributed
-from .align import FoldRadiometry
 from .atomic import atomic_path, write_json
 from .batches import training_batches, upload
 from .inference import center_crop, predict_modes
@@ -27,6 +26,7 @@ from .losses import class_weights, total_loss
 from .metric import kl_divergence
 from .pixels import Normalizer, mask_proportions
 from .progress import bar
+from .radiometry import FoldRadiometry
 from .runtime import autocast, to_layout
 
 HISTORY_FIELDS = ("epoch", "lr", "train_loss", "val_kl", "val_kl_soft", "seconds")

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import uniform_filter
 
-from ..align import dark_corrected, dark_levels
+from ..radiometry import dark_corrected, dark_levels
 from ..shift import TRAINING_KINDS, randomised
 
 VERSION = 1  # bump when the features change: stores of another version are not read

@@ -25,13 +25,13 @@ import torch
 from torch import nn
 
 from .. import distributed, weights
-from ..align import dark_bound
 from ..atomic import atomic_path, write_json
 from ..augment import host_transforms
 from ..constants import N_BANDS, N_CLASSES
 from ..errors import ConfigError
 from ..inference import network_inputs, predict_masks, predict_probabilities, predict_proportions
 from ..pixels import Normalizer, fit_normalizer
+from ..radiometry import dark_bound
 from ..runtime import seed_everything
 from ..trainer import CLASS_WEIGHTS_FILE, fit, selected_checkpoint
 from .base import FitResult, FoldData, FoldModel, Member, require_dark_level
@@ -115,7 +115,6 @@ def fold_normalizer(config: dict, images: np.ndarray, rows: np.ndarray, seed: in
         seed=seed,
         per_image=ncfg["per_image"],
         relative=bool(ncfg.get("relative")),
-        dark_relative=bool(ncfg.get("dark_relative")),
     )
 
 
@@ -138,11 +137,6 @@ class NetworkMember(Member):
             raise ConfigError(
                 "normalize.relative adds channels to bands standardised with the training "
                 "folds' statistics: it needs normalize.per_image: false and normalize.scale: 0"
-            )
-        if ncfg.get("dark_relative") and not ncfg.get("relative"):
-            raise ConfigError(
-                "normalize.dark_relative measures the relative channels above the dark level: "
-                "it needs normalize.relative: true"
             )
         if ncfg.get("relative") and weights.source(config["model"]["pretrained"]) not in (
             None,

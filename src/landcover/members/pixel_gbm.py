@@ -25,10 +25,10 @@ from pathlib import Path
 import lightgbm as lgb
 import numpy as np
 
-from ..align import dark_bound
 from ..constants import N_CLASSES
 from ..errors import ConfigError
 from ..metric import kl_divergence
+from ..radiometry import dark_bound
 from ..shift import CHANGES
 from .base import FitResult, FoldData, FoldModel, Member, register, require_dark_level
 from .gbm_features import (
