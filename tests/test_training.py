@@ -275,31 +275,6 @@ def test_pixel_gbm_fits_with_the_configs_regularisation(demo_data, tmp_path: Pat
     assert len(list((exp_dir / "folds").glob("fold*/model.txt"))) == 3
 
 
-def test_gbm_params_refits_a_members_folds_and_its_variants(demo_data, tmp_path: Path):
-    """src/benchmarks/gbm_params.py: refitted with its own settings, threads and stride, a
-    trained LightGBM member scores its OOF KL again; a variant scores its own; a key that is
-    not a LightGBM setting is refused in one line."""
-    gbm = {"n_estimators": 5}
-    config = load_config("pixel_lightgbm", profile="demo", overrides={**SMOKE, "gbm": gbm})
-    exp_dir = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
-    out = tmp_path / "params.json"
-    stride = str(config["gbm"]["predict_stride"])
-    variant = "strong min_data_in_leaf=5 lambda_l2=10 n_estimators=3"
-    args = [str(exp_dir), "--stride", stride, "--variant", variant, "--json", str(out)]
-    done = run_cli("src/benchmarks/gbm_params.py", *args)
-    assert done.returncode == 0, done.stderr
-    table = json.loads(out.read_text())
-    assert abs(table["trained"]["oof_kl"] - load_experiment(exp_dir).scores["oof_kl"]) < 1e-9
-    assert table["strong"]["settings"] == {
-        "min_data_in_leaf": 5,
-        "lambda_l2": 10,
-        "n_estimators": 3,
-    }
-    assert table["strong"]["oof_kl"] != table["trained"]["oof_kl"]
-    bad = run_cli("src/benchmarks/gbm_params.py", str(exp_dir), "--variant", "x max_depth=3")
-    assert bad.returncode != 0 and "max_depth=3" in bad.stderr and "Traceback" not in bad.stderr
-
-
 def test_each_fold_trains_on_its_plan_rows_only(demo_data, tmp_path: Path, monkeypatch):
     """The fold loop trains fold k on the plan's training rows: its validation band and the
     buffer rows around it never reach the model or the normaliser."""
@@ -359,16 +334,6 @@ def test_select_best_and_last_predict_with_different_weights(demo_data, tmp_path
         assert same == (history["val_kl"].idxmin() == len(history) - 1)
         final_again = torch.load(best / f"fold{k}" / "last_epoch.pt", weights_only=True)
         assert all(torch.equal(final[n], final_again[n]) for n in final)
-    # benchmarks/checkpoint_choice.py: the last and best OOF of both runs agree
-    from benchmarks.checkpoint_choice import epoch_oof
-
-    row_of = {sample_id: row for row, sample_id in enumerate(demo_data.train_ids.tolist())}
-    exp_last, exp_best = load_experiment(runs["last"]), load_experiment(runs["best"])
-    assert np.array_equal(epoch_oof(exp_last, demo_data, row_of, "last")[0], exp_last.oof.values)
-    assert np.array_equal(epoch_oof(exp_best, demo_data, row_of, "best")[0], exp_best.oof.values)
-    assert np.allclose(
-        epoch_oof(exp_last, demo_data, row_of, "best")[0], exp_best.oof.values, atol=1e-12
-    )
     with pytest.raises(ConfigError, match=r"needs train\.select: best"):
         load_config("unet_regnety_002", overrides=["train.early_stopping=3"])
 

@@ -3,10 +3,10 @@
 #
 #   bash src/benchmarks/gpu_figures.sh WORK [N_TRAIN | full]
 #
-# 1. model_speed.py: training and inference images/s per backbone on synthetic 256 px batches;
+# 1. speed.py model: training and inference images/s per backbone on synthetic 256 px batches;
 # 2. a generated dataset in the official layout (make_demo_data.py), prepared: N_TRAIN train
 #    patches (default 250, the generator's small mode) or, with 'full', the real size;
-# 3. loader_speed.py: the real batch builder against a batch already on the GPU;
+# 3. speed.py loader: the real batch builder against a batch already on the GPU;
 # 4. unet_resnet18 under the full-gpu profile, fold 0, 2 epochs (the first warms up): seconds
 #    per epoch from its history.csv, and the OOF/test prediction time at 8 views.
 # Everything goes under WORK (a few GB); each step's output is printed and kept in WORK/*.txt.
@@ -28,8 +28,8 @@ if [ "$DEVICE" = cuda ]; then nvidia-smi --query-gpu=name,memory.total --format=
 "$PY" -c "import torch; print('torch', torch.__version__, 'cpu cores', torch.get_num_threads())"
 
 if [ -z "${SKIP_MODEL_SPEED:-}" ]; then
-    step "model_speed (synthetic batches of 32 x ${SIZE} px)"
-    "$PY" src/benchmarks/model_speed.py --device "$DEVICE" --batch 32 --size "$SIZE" --steps 10 \
+    step "speed.py model (synthetic batches of 32 x ${SIZE} px)"
+    "$PY" src/benchmarks/speed.py model --device "$DEVICE" --batch 32 --size "$SIZE" --steps 10 \
         ${MODELS:+--models "$MODELS"} | tee "$WORK/model_speed.txt"
 fi
 
@@ -46,15 +46,15 @@ SECONDS=0
 "$PY" src/prepare.py --data "$WORK/data" | tail -1
 echo "prepare: ${SECONDS} s"
 
-step "loader_speed (whole patches, batch 32)"
-"$PY" src/benchmarks/loader_speed.py --data "$WORK/data" --device "$DEVICE" --batch 32 --crop 0 \
+step "speed.py loader (whole patches, batch 32)"
+"$PY" src/benchmarks/speed.py loader --data "$WORK/data" --device "$DEVICE" --batch 32 --crop 0 \
     --models "${MODELS:-unet_resnet18,fpn_efficientnet_b0,unet_convnext_atto,classifier_resnet18}" \
     | tee "$WORK/loader_speed.txt"
 
 step "unet_resnet18, full-gpu profile, fold 0, 2 epochs"
 SECONDS=0
-"$PY" src/train.py --config unet_resnet18 --data "$WORK/data" --profile full-gpu --folds 0 \
-    --oof-dir "$WORK/oof" --set train.epochs=2 "run.device=$DEVICE" 2>&1 | tr '\r' '\n' \
+"$PY" src/train.py --experiments unet_resnet18 --data "$WORK/data" --profile full-gpu --folds 0 \
+    --artifacts "$WORK" --set train.epochs=2 "run.device=$DEVICE" 2>&1 | tr '\r' '\n' \
     | grep -v "| epoch" | tail -5
 echo "fold 0 in all: ${SECONDS} s"
 find "$WORK/oof" -name history.csv -exec cat {} \;
