@@ -8,7 +8,6 @@ from landcover.batches import TensorBatches, crop_and_turn, upload
 from landcover.errors import ConfigError
 from landcover.inference import network_inputs, predict_modes
 from landcover.pixels import Normalizer, d4_views, mask_proportions, pixels_to_tensor
-from landcover.pixels import dark_levels as pixels_dark_levels
 
 AUGMENT = {
     "albumentations": [],
@@ -18,7 +17,7 @@ AUGMENT = {
     "haze": 0.0,
     "gamma": 0.0,
     "season": 0.0,
-    "shift": 0.0,
+    "radiometric_shift": 0.0,
 }
 IDENTITY = Normalizer(mean=[0.0] * 4, std=[1.0] * 4, log=False)
 
@@ -200,7 +199,9 @@ def test_shift_augmentation_draws_the_shift_tests_changes():
     off = draw_augment(torch.Generator().manual_seed(0), 8, (0, 0), 4, AUGMENT)
     assert "shift" not in off.radiometry
     n = 600
-    draws = draw_augment(torch.Generator().manual_seed(0), n, (0, 0), 4, {**AUGMENT, "shift": 1.0})
+    draws = draw_augment(
+        torch.Generator().manual_seed(0), n, (0, 0), 4, {**AUGMENT, "radiometric_shift": 1.0}
+    )
     a, b = draws.radiometry["shift"].unbind(1)
     air = torch.tensor(AIRLIGHT)
     gain = (b == 0).all(1) & (a != 1).any(1)
@@ -216,7 +217,9 @@ def test_shift_augmentation_draws_the_shift_tests_changes():
     torch.testing.assert_close(
         reflectance_augment(draws.radiometry)(x), a[:, :, None, None] * x + b[:, :, None, None]
     )
-    half = draw_augment(torch.Generator().manual_seed(1), n, (0, 0), 4, {**AUGMENT, "shift": 0.5})
+    half = draw_augment(
+        torch.Generator().manual_seed(1), n, (0, 0), 4, {**AUGMENT, "radiometric_shift": 0.5}
+    )
     a, b = half.radiometry["shift"].unbind(1)
     kept = (a == 1).all(1) & (b == 0).all(1)
     assert 0.4 < kept.float().mean() < 0.6
@@ -255,16 +258,16 @@ def _whole_patch_batches(images, masks, augment: dict, bound=None, on_device: bo
 
 
 def test_corrected_batches_are_changed_patches_corrected_as_prediction_corrects_them():
-    """train.corrected_training: each sample, after its change (the shift test's gain, offset or
-    haze; or haze, gamma and season together), is what ``align.dark_corrected`` makes of the
+    """train.dark_corrected: each sample, after its change (the shift test's gain, offset or
+    haze; or haze, gamma and season together), is what ``radiometry.dark_corrected`` makes of the
     changed patch: lowered onto the bound where its dark level lies above it, as it is where
     not. The bound draws nothing: the same seed draws the same changes with and without it."""
-    from landcover.align import dark_corrected, dark_levels
+    from landcover.radiometry import dark_corrected, dark_levels
 
     images, masks = _dark_data()
     bound = np.median(dark_levels(images), axis=0)
     for augment, tolerance in (
-        ({**AUGMENT, "shift": 1.0}, 1.5),  # affine: exact but for three roundings
+        ({**AUGMENT, "radiometric_shift": 1.0}, 1.5),  # affine: exact but for three roundings
         ({**AUGMENT, "haze": 0.3, "gamma": 0.1, "season": 0.2}, 2.5),
     ):
         plain = _whole_patch_batches(images, masks, augment).epoch(8)
@@ -283,21 +286,26 @@ def test_corrected_batches_are_changed_patches_corrected_as_prediction_corrects_
             assert not (same.numpy() & above).any()  # every patch above the bound came down
         assert kept > 10 and lowered > 10, (kept, lowered)
     # the same batches whether the patches are resident on the device or gathered per batch
-    host = _whole_patch_batches(images, masks, {**AUGMENT, "shift": 1.0}, bound).epoch(4)
-    resident = _whole_patch_batches(images, masks, {**AUGMENT, "shift": 1.0}, bound, True)
+    host = _whole_patch_batches(images, masks, {**AUGMENT, "radiometric_shift": 1.0}, bound).epoch(
+        4
+    )
+    resident = _whole_patch_batches(
+        images, masks, {**AUGMENT, "radiometric_shift": 1.0}, bound, True
+    )
     for a, b in zip(host, resident.epoch(4), strict=True):
         assert torch.equal(a["image"], b["image"])
 
 
 def test_relative_channels_take_out_a_gain_and_keep_the_bands():
-    """``normalize.relative``: the four standardised bands as they were, then each band less the
-    image's own mean of it, which a per-band gain of the whole image leaves (in log space a
-    gain is a constant); the jitter scales a band's relative channel and does not shift it."""
+    """``normalize.patch_relative``: the four standardised bands as they were, then each band
+    less the image's own mean of it, which a per-band gain of the whole image leaves (in log
+    space a gain is a constant); the jitter scales a band's relative channel and does not
+    shift it."""
     from landcover.augment import apply_augment
 
     images = np.random.default_rng(0).integers(200, 3000, size=(2, 4, 16, 16), dtype=np.uint16)
     stats = {"mean": [6.0, 6.5, 7.0, 7.5], "std": [0.5, 0.6, 0.7, 0.8], "log": True}
-    plain, relative = Normalizer(**stats), Normalizer(**stats, relative=True)
+    plain, relative = Normalizer(**stats), Normalizer(**stats, patch_relative=True)
     a = relative(pixels_to_tensor(images))
     assert a.shape == (2, 8, 16, 16)
     torch.testing.assert_close(a[:, :4], plain(pixels_to_tensor(images)))
@@ -314,47 +322,6 @@ def test_relative_channels_take_out_a_gain_and_keep_the_bands():
     torch.testing.assert_close(
         jittered[:, :4], a[:, :4] * scale + AUGMENT["offset"] * noise[:, 1, :, None, None]
     )
-
-
-def test_dark_relative_channels_take_out_an_offset_as_the_lightgbm_features_do():
-    """``normalize.dark_relative``: the relative channels measure each band above the image's
-    dark level (``align.dark_levels``' rule, on the device), the LightGBM member's drel features
-    in the training folds' units; a per-band gain and offset of the whole image leave them,
-    while the plain relative channels move with the offset."""
-    from landcover.align import dark_levels
-    from landcover.members.gbm_features import _above_dark
-
-    rng = np.random.default_rng(0)
-    images = rng.integers(200, 3000, size=(3, 4, 32, 32), dtype=np.uint16)
-    stats = {"mean": [6.0, 6.5, 7.0, 7.5], "std": [0.5, 0.6, 0.7, 0.8], "log": True}
-    relative = Normalizer(**stats, relative=True)
-    dark = Normalizer(**stats, relative=True, dark_relative=True)
-    a = dark(pixels_to_tensor(images))
-    assert a.shape == (3, 8, 32, 32)
-    torch.testing.assert_close(a[:, :4], relative(pixels_to_tensor(images))[:, :4])
-    raw = images.astype(np.float32)
-    x = (pixels_to_tensor(images).to(torch.int32) & 0xFFFF).float()
-    levels = pixels_dark_levels(x).numpy()
-    np.testing.assert_allclose(levels, dark_levels(images), rtol=1e-6)
-    std = np.array(stats["std"], dtype=np.float32)[None, :, None, None]
-    np.testing.assert_allclose(a[:, 4:].numpy(), _above_dark(raw, images) / std, atol=1e-4)
-    gain = np.array([1.15, 0.85, 1.1, 0.9])[None, :, None, None]
-    offset = np.array([150, 120, 90, 60])[None, :, None, None]
-    changed = (images * gain + offset).round().astype(np.uint16)
-    b = dark(pixels_to_tensor(changed))
-    assert (b[:, :4] - a[:, :4]).abs().mean() > 0.1  # the bands see the change
-    assert (b[:, 4:] - a[:, 4:]).abs().mean() < 0.01  # these do not
-    plain = relative(pixels_to_tensor(changed))[:, 4:] - relative(pixels_to_tensor(images))[:, 4:]
-    assert plain.abs().mean() > 0.05  # the plain relative channels see the offset
-    assert Normalizer(**dark.to_dict()) == dark
-    # a batch beyond torch.quantile's limit is measured image by image, with the same levels
-    from landcover import pixels
-
-    limit, pixels.QUANTILE_LIMIT = pixels.QUANTILE_LIMIT, 100
-    try:
-        torch.testing.assert_close(pixels_dark_levels(x), torch.tensor(levels))
-    finally:
-        pixels.QUANTILE_LIMIT = limit
 
 
 def test_albumentations_transforms_run_by_name_on_the_host_before_the_rest():

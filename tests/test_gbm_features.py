@@ -4,6 +4,7 @@ does to them, and the stores kept apart per set."""
 import numpy as np
 import pytest
 
+from landcover.config import CONFIG_DIR, read_yaml
 from landcover.members.gbm_features import (
     BANDS,
     BASIC,
@@ -12,6 +13,11 @@ from landcover.members.gbm_features import (
     strided_features,
     training_samples,
 )
+
+
+def _gbm(**changes) -> dict:
+    """The base config's ``gbm`` section with ``changes``."""
+    return {**read_yaml(CONFIG_DIR / "base.yaml")["gbm"], **changes}
 
 
 def _images(seed: int = 0, n: int = 3, size: int = 32) -> np.ndarray:
@@ -29,13 +35,13 @@ def _mapped(folder, images: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, 
 def test_each_set_has_its_named_columns():
     images = _images()
     sets = (BASIC, FeatureSpec(per_image=True), FeatureSpec(texture=True))
-    for spec in (*sets, FeatureSpec(texture=True, relative=True)):
+    for spec in (*sets, FeatureSpec(texture=True, patch_relative=True)):
         feats = pixel_features(images, 1, spec)
         assert feats.shape == (3, 32, 32, len(spec.names)) and feats.dtype == np.float32
         assert len(set(spec.names)) == len(spec.names)
         assert np.isfinite(feats).all()
     assert len(FeatureSpec(texture=True).names) == len(BASIC.names) + 9
-    assert len(FeatureSpec(texture=True, relative=True).names) == len(BASIC.names) + 13
+    assert len(FeatureSpec(texture=True, patch_relative=True).names) == len(BASIC.names) + 13
     strided = pixel_features(images, 4, FeatureSpec(texture=True))
     full = pixel_features(images, 1, FeatureSpec(texture=True))
     np.testing.assert_array_equal(strided, full[:, 2::4, 2::4])
@@ -67,13 +73,13 @@ def test_per_image_features_ignore_a_gain_and_texture_ignores_a_uniform_one():
 
 
 def test_relative_bands_ignore_a_patchs_gain_beside_the_bands_as_they_are():
-    """``gbm.relative``: each log band less the patch's mean of it, added after the other
+    """``gbm.patch_relative``: each log band less the patch's mean of it, added after the other
     features, which stay as they were: a per-band gain of the patch moves the log bands by
     log g and leaves the relative ones where they were."""
     images = _images()
     gain = np.array([1.15, 0.85, 1.1, 0.9])[None, :, None, None]
     changed = np.clip(np.rint(images * gain), 1, 65535).astype(np.uint16)
-    spec = FeatureSpec(texture=True, relative=True)
+    spec = FeatureSpec(texture=True, patch_relative=True)
     names, before = list(spec.names), pixel_features(images, 1, spec)
     after = pixel_features(changed, 1, spec)
     np.testing.assert_array_equal(
@@ -84,26 +90,24 @@ def test_relative_bands_ignore_a_patchs_gain_beside_the_bands_as_they_are():
         np.testing.assert_allclose(after[..., i], before[..., i], atol=5e-3)  # uint16 rounding
         assert abs(float((after[..., j] - before[..., j]).mean()) - np.log(g)) < 2e-3
         np.testing.assert_allclose(before[..., i].mean(axis=(1, 2)), 0, atol=1e-4)
-    assert spec.tag == "-texture-rel" and FeatureSpec.from_config({"texture": True}).tag == (
-        "-texture"
-    )
+    assert spec.tag == "-texture-rel" and FeatureSpec.from_config(_gbm()).tag == ("-texture")
 
 
 def test_relative_context_ignores_a_patchs_gain_after_the_relative_bands():
-    """``gbm.relative_context``: each local mean of the log bands (5, 17 and, with the texture
+    """``gbm.patch_relative_context``: each local mean of the log bands (5, 17 and, with the texture
     set, 51 pixels) less the patch's mean of the band, added last; the features before stay
     byte for byte, and a per-band gain of the patch leaves the new ones where they were while
     the local means themselves move by log g."""
     images = _images()
     gain = np.array([0.87, 1.12, 0.9, 1.14])[None, :, None, None]
     changed = np.clip(np.rint(images * gain), 1, 65535).astype(np.uint16)
-    spec = FeatureSpec(texture=True, relative=True, relative_context=True)
+    spec = FeatureSpec(texture=True, patch_relative=True, patch_relative_context=True)
     names, before = list(spec.names), pixel_features(images, 1, spec)
     after = pixel_features(changed, 1, spec)
-    assert len(names) == len(FeatureSpec(texture=True, relative=True).names) + 12
+    assert len(names) == len(FeatureSpec(texture=True, patch_relative=True).names) + 12
     np.testing.assert_array_equal(
         before[..., : len(names) - 12],
-        pixel_features(images, 1, FeatureSpec(texture=True, relative=True)),
+        pixel_features(images, 1, FeatureSpec(texture=True, patch_relative=True)),
     )
     for size in (5, 17, 51):
         for band, g in zip(("b", "g", "r", "nir"), gain.ravel(), strict=True):
@@ -113,28 +117,32 @@ def test_relative_context_ignores_a_patchs_gain_after_the_relative_bands():
             log_band = np.log1p(images[:, BANDS.index(band)].astype(np.float32))
             centred = before[..., j] - log_band.mean(axis=(1, 2))[:, None, None]
             np.testing.assert_allclose(before[..., i], centred, atol=1e-5)
-    without_texture = FeatureSpec(relative_context=True)
+    without_texture = FeatureSpec(patch_relative_context=True)
     assert [n for n in without_texture.names if n.startswith("relmean")] == [
         f"relmean{s}_{b}" for s in (5, 17) for b in ("b", "g", "r", "nir")
     ]
     assert spec.tag == "-texture-rel-relctx"
-    assert FeatureSpec.from_config({"relative_context": True}) == without_texture
+    assert FeatureSpec.from_config(_gbm(texture=False, patch_relative_context=True)) == (
+        without_texture
+    )
 
 
 def test_bands_above_the_dark_level_ignore_a_patchs_gain_and_offset():
-    """``gbm.dark_relative``: each band above the patch's dark level (its 1st percentile), in
+    """``gbm.above_dark_level``: each band above the patch's dark level (its 1st percentile), in
     log, less the patch's mean of that, added last; the features before stay byte for byte.
     A per-band ``a x + b`` of the whole patch (the shift test's gain, offset, haze and season
     changes) leaves the new ones where they were, while the relative bands move under an
     offset; a patch with another dark level is not the same patch to them."""
-    from landcover.align import dark_levels
+    from landcover.radiometry import dark_levels
     from landcover.shift import shifted
 
     images = _images(n=4, size=48)
-    spec = FeatureSpec(texture=True, relative=True, relative_context=True, dark_relative=True)
+    spec = FeatureSpec(
+        texture=True, patch_relative=True, patch_relative_context=True, above_dark_level=True
+    )
     names, before = list(spec.names), pixel_features(images, 1, spec)
     assert before.dtype == np.float32  # the stores' type, as every other set's
-    previous = FeatureSpec(texture=True, relative=True, relative_context=True)
+    previous = FeatureSpec(texture=True, patch_relative=True, patch_relative_context=True)
     assert names[:-4] == list(previous.names)
     assert names[-4:] == [f"drel_{b}" for b in BANDS]
     np.testing.assert_array_equal(before[..., :-4], pixel_features(images, 1, previous))
@@ -154,7 +162,9 @@ def test_bands_above_the_dark_level_ignore_a_patchs_gain_and_offset():
     darker[:, :, :4, :4] = 1  # a dark corner moves the dark level: not a change of radiometry
     assert np.abs(pixel_features(darker, 1, spec)[..., -4:] - before[..., -4:]).mean() > 0.05
     assert spec.tag == "-texture-rel-relctx-drel"
-    assert FeatureSpec.from_config({"dark_relative": True}) == FeatureSpec(dark_relative=True)
+    assert FeatureSpec.from_config(_gbm(texture=False, above_dark_level=True)) == FeatureSpec(
+        above_dark_level=True
+    )
 
 
 def test_stores_of_different_sets_are_kept_apart(tmp_path):
@@ -171,17 +181,14 @@ def test_stores_of_different_sets_are_kept_apart(tmp_path):
     assert len(folders) == 4 and sum("-texture" in f for f in folders) == 2
 
 
-def test_an_older_experiments_config_means_the_basic_set():
-    """Experiments trained before ``gbm.per_image`` and ``gbm.texture`` existed load with
-    the features they were trained on."""
-    assert FeatureSpec.from_config({"predict_stride": 4}) == BASIC
-    assert FeatureSpec.from_config({"per_image": True, "texture": True}).tag == (
-        "-relative-texture"
-    )
+def test_the_feature_set_follows_the_config_and_names_its_stores():
+    assert FeatureSpec.from_config(_gbm()) == FeatureSpec(texture=True)  # the base's
+    assert FeatureSpec.from_config(_gbm(texture=False)) == BASIC
+    assert FeatureSpec.from_config(_gbm(per_image=True)).tag == "-relative-texture"
 
 
-def test_shifted_copies_add_changed_pixels_after_the_patches_own(tmp_path):
-    """``gbm.shifted_copies``: the first samples are those of the set without copies (its
+def test_radiometric_copies_add_changed_pixels_after_the_patches_own(tmp_path):
+    """``gbm.radiometric_copies``: the first samples are those of the set without copies (its
     pins hold), then as many from each changed copy: other pixels, other radiometry, the
     same on the memory-mapped store as in memory, and kept in a store of their own."""
     from landcover.shift import randomised
@@ -209,8 +216,8 @@ def test_shifted_copies_add_changed_pixels_after_the_patches_own(tmp_path):
     assert folders == ["gbm-samples-v1-p16-s0-texture", "gbm-samples-v1-p16-s0-texture-c2"]
 
 
-def test_shifted_kinds_choose_the_copies_changes(tmp_path):
-    """``gbm.shifted_kinds``: the copies' changes are drawn from these (the season change
+def test_radiometric_kinds_choose_the_copies_changes(tmp_path):
+    """``gbm.radiometric_kinds``: the copies' changes are drawn from these (the season change
     too, if asked), the patches' own pixels stay as they were, and the store is kept apart."""
     from landcover.shift import randomised
 
@@ -234,18 +241,18 @@ def test_shifted_kinds_choose_the_copies_changes(tmp_path):
     ]
 
 
-def test_corrected_training_lowers_patches_and_copies_onto_the_bound(tmp_path):
-    """``gbm.corrected_training``: every training patch and changed copy is dark-level
+def test_dark_corrected_training_lowers_patches_and_copies_onto_the_bound(tmp_path):
+    """``train.dark_corrected``: every training patch and changed copy is dark-level
     corrected onto the fold's bound before its features are drawn, as ``predict.dark_level``
     corrects a patch before a fold model predicts it; a patch darker than the bound is left as
     it is, and each bound gets a store of its own."""
-    from landcover.align import dark_corrected, dark_levels
+    from landcover.radiometry import dark_corrected, dark_levels
     from landcover.shift import randomised
 
     images = _images(n=4)
     images[1] += 300  # one patch brighter in its darkest pixels than the others
     masks = np.random.default_rng(1).integers(0, 10, size=(4, 32, 32)).astype(np.uint8)
-    spec = FeatureSpec(texture=True, relative=True)
+    spec = FeatureSpec(texture=True, patch_relative=True)
     bound = np.sort(dark_levels(images), axis=0)[2]  # the third darkest patch's, per band
     x, y = training_samples(images, masks, 16, 0, 1, spec, copies=1, kinds=("offset",))
     xd, yd = training_samples(images, masks, 16, 0, 1, spec, 1, ("offset",), bound)

@@ -19,7 +19,7 @@ from landcover.blend_io import load_inputs, write_outputs
 from landcover.blending import fit_blend
 from landcover.config import load_config
 from landcover.experiment import run_experiment
-from landcover.inference import predict_oof_masks
+from landcover.fold_models import predict_oof_masks
 from landcover.members import FitResult, FoldData, FoldModel, Member, register
 from landcover.metric import kl_divergence
 from landcover.submission import load_submitted

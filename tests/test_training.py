@@ -37,7 +37,7 @@ def test_fold_loop_writes_valid_artifacts(demo_data, demo_dir: Path, tmp_path: P
     assert sorted(exp.test.ids.tolist()) == sorted(demo_data.test_ids.tolist())
     for k in range(3):
         assert (exp_dir / "folds" / f"fold{k}" / "history.csv").is_file()
-        for name in ("model.pt", "best_epoch.pt", "normalizer.json", "done.json"):
+        for name in ("model.pt", "normalizer.json", "done.json"):
             assert (exp_dir / "folds" / f"fold{k}" / name).is_file(), name
     # each fold model's own test predictions, and test.csv is their mean
     assert len(exp.test_folds) == 3
@@ -179,7 +179,7 @@ def test_same_data_config_and_seed_reproduce_folds_and_oof(
 
 
 def test_pixel_gbm_member(demo_data, tmp_path: Path):
-    from landcover.inference import predict_oof_masks
+    from landcover.fold_models import predict_oof_masks
 
     config = load_config(
         "pixel_lightgbm", profile="demo", overrides={**SMOKE, "gbm": {"n_estimators": 20}}
@@ -208,7 +208,7 @@ def test_pixel_gbm_bags_average_the_models_of_consecutive_seeds(demo_data, tmp_p
     """``gbm.bags: 2`` at seed 0 fits, in each fold, the model a run at seed 0 fits and the one
     a run at seed 1 fits, and predicts the mean of their probabilities: its OOF and test
     proportions are the mean of those two runs'; every bag's model is kept and loaded back."""
-    from landcover.inference import predict_oof_masks
+    from landcover.fold_models import predict_oof_masks
 
     def run(seed: int, bags: int):
         gbm = {"n_estimators": 8, "bags": bags}
@@ -263,14 +263,21 @@ def test_pixel_gbm_caps_a_folds_training_pixels(demo_data, tmp_path: Path, monke
 
 
 def test_pixel_gbm_fits_with_the_configs_regularisation(demo_data, tmp_path: Path):
-    """``gbm.lambda_l2``, ``gbm.min_data_in_leaf`` and ``gbm.feature_fraction`` reach LightGBM:
-    each fold's saved model records them."""
-    gbm = {"n_estimators": 3, "lambda_l2": 7.5, "min_data_in_leaf": 13, "feature_fraction": 0.6}
+    """``gbm.lambda_l2``, ``gbm.min_data_in_leaf``, ``gbm.feature_fraction`` and
+    ``gbm.num_leaves`` reach LightGBM: each fold's saved model records them."""
+    gbm = {
+        "n_estimators": 3,
+        "lambda_l2": 7.5,
+        "min_data_in_leaf": 13,
+        "feature_fraction": 0.6,
+        "num_leaves": 9,
+    }
     config = load_config("pixel_lightgbm", profile="demo", overrides={**SMOKE, "gbm": gbm})
     exp_dir = run_experiment(config, demo_data, oof_dir=tmp_path, log=lambda _: None)
     for model in sorted((exp_dir / "folds").glob("fold*/model.txt")):
         text = model.read_text()
-        for line in ("[lambda_l2: 7.5]", "[min_data_in_leaf: 13]", "[feature_fraction: 0.6]"):
+        wanted = ("[lambda_l2: 7.5]", "[min_data_in_leaf: 13]", "[feature_fraction: 0.6]")
+        for line in (*wanted, "[num_leaves: 9]"):
             assert line in text, (model, line)
     assert len(list((exp_dir / "folds").glob("fold*/model.txt"))) == 3
 
@@ -327,13 +334,9 @@ def test_select_best_and_last_predict_with_different_weights(demo_data, tmp_path
     for k in range(3):
         final = torch.load(last / f"fold{k}" / "model.pt", weights_only=True)
         chosen = torch.load(best / f"fold{k}" / "model.pt", weights_only=True)
-        kept = torch.load(last / f"fold{k}" / "best_epoch.pt", weights_only=True)
-        assert all(torch.equal(chosen[n], kept[n]) for n in chosen)  # same training run
         history = pd.read_csv(runs["last"] / "folds" / f"fold{k}" / "history.csv")
         same = all(torch.equal(final[n], chosen[n]) for n in final)
         assert same == (history["val_kl"].idxmin() == len(history) - 1)
-        final_again = torch.load(best / f"fold{k}" / "last_epoch.pt", weights_only=True)
-        assert all(torch.equal(final[n], final_again[n]) for n in final)
     with pytest.raises(ConfigError, match=r"needs train\.select: best"):
         load_config("unet_regnety_002", overrides=["train.early_stopping=3"])
 
@@ -408,17 +411,17 @@ def test_ema_weights_validate_save_and_resume(demo_data, tmp_path: Path):
     assert any(not torch.equal(final[k], state["model"][k]) for k in final)
 
 
-def test_corrected_training_corrects_onto_the_bound_the_fold_predicts_with(
+def test_dark_corrected_training_corrects_onto_the_bound_the_fold_predicts_with(
     demo_data, tmp_path: Path, monkeypatch
 ):
-    """train.corrected_training: a fold's training batches are corrected onto the dark bound
-    its ``done.json`` records and its predictions use, and its per-epoch validation reads the
-    validation patches as prediction corrects them (``align.dark_corrected``)."""
+    """train.dark_corrected: a fold's training batches are corrected onto the dark bound its
+    ``done.json`` records and its predictions use, and its per-epoch validation reads the
+    validation patches as prediction corrects them (``radiometry.dark_corrected``)."""
     import json
 
     from landcover import trainer
-    from landcover.align import dark_bound, dark_corrected, dark_levels
     from landcover.fold_plan import plan_for
+    from landcover.radiometry import dark_bound, dark_corrected, dark_levels
 
     seen = {}
     real_batches, real_predict = trainer.training_batches, trainer.predict_modes
@@ -433,7 +436,7 @@ def test_corrected_training_corrects_onto_the_bound_the_fold_predicts_with(
 
     monkeypatch.setattr(trainer, "training_batches", batches)
     monkeypatch.setattr(trainer, "predict_modes", predict)
-    on = {"train": {**SMOKE["train"], "corrected_training": True}, "predict": {"dark_level": True}}
+    on = {"train": {**SMOKE["train"], "dark_corrected": True}, "predict": {"dark_level": True}}
     config = load_config("unet_regnety_002", profile="demo", overrides={**SMOKE, **on})
     run_experiment(config, demo_data, oof_dir=tmp_path, folds_to_run=[0], log=lambda _: None)
     done = json.loads((tmp_path / ".work" / "unet_regnety_002" / "fold0" / "done.json").read_text())
@@ -446,11 +449,13 @@ def test_corrected_training_corrects_onto_the_bound_the_fold_predicts_with(
     assert (dark_levels(val) > seen["bound"]).any()  # some validation patch was lowered
 
 
-def test_class_adjust_takes_the_class_weighting_back_out(demo_data, tmp_path: Path, monkeypatch):
-    """A network trained with class weights keeps them beside its weights; ``predict.class_adjust``
-    re-predicts (nothing retrained) with every logit less alpha x log(its class weight), classes
-    of weight 0 untouched, and is refused without a weighting, out of [0, 1], or without the
-    weights file."""
+def test_logit_adjustment_takes_the_class_weighting_back_out(
+    demo_data, tmp_path: Path, monkeypatch
+):
+    """A network trained with class weights keeps them beside its weights;
+    ``predict.logit_adjustment`` re-predicts (nothing retrained) with every logit less alpha x
+    log(its class weight), classes of weight 0 untouched, and is refused without a weighting,
+    out of [0, 1], or without the weights file."""
     import torch
 
     from landcover.fold_plan import plan_for
@@ -459,7 +464,7 @@ def test_class_adjust_takes_the_class_weighting_back_out(demo_data, tmp_path: Pa
 
     def config(alpha: float, mode: str = "sqrt_inverse_frequency") -> dict:
         overrides = {**SMOKE, "loss": {"class_weights": mode}, "predict": {"tta": 1}}
-        overrides["predict"]["class_adjust"] = alpha
+        overrides["predict"]["logit_adjustment"] = alpha
         return load_config("unet_regnety_002", profile="demo", overrides=overrides)
 
     plain = config(0.0)
@@ -499,3 +504,17 @@ def test_class_adjust_takes_the_class_weighting_back_out(demo_data, tmp_path: Pa
     (fold0 / "class_weights.json").unlink()
     with pytest.raises(ConfigError, match=r"class_weights\.json: missing"):
         member_for(config(0.5)).load(fold0, torch.device("cpu"))
+
+
+def test_the_learning_rate_warms_up_then_follows_a_cosine():
+    """``train.warmup_epochs``: the rate rises linearly over that many epochs, then decays on a
+    cosine to 0 at the last step; ``train.scheduler: none`` keeps it constant."""
+    from landcover.trainer import _schedule
+
+    config = load_config("unet_regnety_002", overrides=["train.warmup_epochs=2"])
+    factor = _schedule(config, total_steps=100, steps_per_epoch=10)
+    assert [factor(s) for s in (0, 9, 19)] == pytest.approx([0.05, 0.5, 1.0])
+    assert factor(20) == pytest.approx(1.0) and factor(60) == pytest.approx(0.5)
+    assert factor(100) == pytest.approx(0.0, abs=1e-12)
+    flat = load_config("unet_regnety_002", overrides=["train.scheduler=none"])
+    assert _schedule(flat, 100, 10)(5) == 1.0

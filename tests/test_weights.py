@@ -16,6 +16,7 @@ from landcover import weights
 from landcover.config import load_config
 from landcover.errors import ConfigError
 from landcover.members import member_for
+from landcover.profiles import load_profile
 
 
 def _resnet18_state(tmp_path: Path, bands: int, name: str = "w.pth") -> tuple[Path, dict]:
@@ -140,56 +141,48 @@ def test_a_fixed_scale_replaces_the_fitted_normaliser(demo_data, tmp_path: Path)
     torch.testing.assert_close(norm(pixels).flatten(), torch.tensor([0.5, 0.01, 2.0, 0.0]))
 
 
-def test_the_full_gpu_profile_starts_from_pretrained_encoders():
-    """Sentinel-2 weights for the ResNet-18s (with their input scale), ImageNet for the timm
-    encoders; the CPU profiles stay from scratch."""
-    for name, expected in (
-        ("unet_resnet18", "ssl4eo"),
-        ("classifier_resnet18", "ssl4eo"),
-        ("unet_convnext_atto", "imagenet"),
-        ("fpn_efficientnet_b0", "imagenet"),
-    ):
-        config = load_config(name, profile="full-gpu")
-        assert weights.source(config["model"]["pretrained"]) == expected, name
-        if expected == "ssl4eo":
-            assert config["normalize"]["scale"] == weights.SSL4EO_SCALE
-    for profile in ("sample-cpu", "demo"):
-        assert (
-            weights.source(load_config("unet_regnety_002", profile=profile)["model"]["pretrained"])
-            is None
-        )
+def test_a_model_file_chooses_pretrained_weights_and_profiles_do_not(tmp_path: Path):
+    """Pretrained encoders are a model file's choice (what is learned), with their input scale:
+    Sentinel-2 weights for a ResNet-18; the profiles' members train from scratch."""
+    path = tmp_path / "unet_resnet18_ssl4eo.yaml"
+    path.write_text(
+        "model: {arch: Unet, encoder: tu-resnet18, pretrained: ssl4eo}\n"
+        f"normalize: {{log: false, scale: {weights.SSL4EO_SCALE}}}\n"
+    )
+    config = load_config(str(path), profile="full-gpu", overrides={"run": {"device": "cpu"}})
+    assert weights.source(config["model"]["pretrained"]) == "ssl4eo"
+    assert config["experiment"] == "unet_resnet18_ssl4eo"
+    for profile in ("sample-cpu", "full-gpu", "demo"):
+        for name in load_profile(profile)["experiments"]:
+            config = load_config(name, profile=profile, overrides={"run": {"device": "cpu"}})
+            assert weights.source(config["model"]["pretrained"]) is None, (profile, name)
 
 
 def test_relative_channels_need_the_fitted_normaliser_and_no_four_band_weights(tmp_path: Path):
-    """``normalize.relative`` builds networks of 8 input channels, and is refused in one line
-    beside ``per_image``, a fixed scale or 4-band weights; ``normalize.dark_relative`` without
-    it is refused too."""
-    config = load_config("unet_regnety_002", overrides=["normalize.relative=true"])
+    """``normalize.patch_relative`` builds networks of 8 input channels, and is refused in one
+    line beside ``per_image``, a fixed scale or 4-band weights."""
+    config = load_config("unet_regnety_002", overrides=["normalize.patch_relative=true"])
     net = member_for(config).build().eval()
     with torch.no_grad():
         assert net(torch.zeros(1, 8, 32, 32)).shape == (1, 10, 32, 32)
-    clash = "normalize.relative adds channels to bands standardised"
+    clash = "normalize.patch_relative adds channels to bands standardised"
     for other in ("normalize.per_image=true", "normalize.scale=10000"):
         with pytest.raises(ConfigError, match=clash):
-            load_config("unet_regnety_002", overrides=["normalize.relative=true", other])
+            load_config("unet_regnety_002", overrides=["normalize.patch_relative=true", other])
     state = tmp_path / "encoder.pt"
     torch.save({}, state)
     with pytest.raises(ConfigError, match="makes 8 input channels"):
         load_config(
-            "unet_regnety_002", overrides=["normalize.relative=true", f"model.pretrained={state}"]
+            "unet_regnety_002",
+            overrides=["normalize.patch_relative=true", f"model.pretrained={state}"],
         )
-    with pytest.raises(ConfigError, match=r"dark_relative .* needs normalize\.relative: true"):
-        load_config("unet_regnety_002", overrides=["normalize.dark_relative=true"])
 
 
-@pytest.mark.parametrize("dark", [False, True])
-def test_relative_channels_train_predict_and_reload(demo_data, tmp_path: Path, dark: bool):
-    """A network with ``normalize.relative`` (and ``dark_relative``) trains, predicts its OOF
-    and test rows, and saves a normaliser that loads back with its 8 channels and its dark
-    level switch (what predict.py and the map read)."""
-    normalize = {"relative": True, "dark_relative": dark}
-    exp, norm = _one_step(demo_data, tmp_path, "unet_regnety_002", normalize)
-    assert norm.relative and norm.dark_relative == dark
+def test_relative_channels_train_predict_and_reload(demo_data, tmp_path: Path):
+    """A network with ``normalize.patch_relative`` trains, predicts its OOF and test rows, and
+    saves a normaliser that loads back with its 8 channels (what predict.py and the map read)."""
+    exp, norm = _one_step(demo_data, tmp_path, "unet_regnety_002", {"patch_relative": True})
+    assert norm.patch_relative
     assert norm(torch.zeros(1, 4, 8, 8, dtype=torch.int16)).shape[1] == 8
     oof = np.loadtxt(exp / "oof.csv", delimiter=",", skiprows=1)[:, 2:]
     assert np.allclose(oof.sum(axis=1), 1)

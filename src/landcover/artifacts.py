@@ -8,8 +8,8 @@ Layout of a complete experiment directory::
     test_folds/fold<k>.csv   each fold model's own test predictions (the blend tempers each
                    before averaging, as it was tuned on single-model OOF predictions)
     config.yaml    the resolved config
-    meta.json      experiment name, data_fingerprint, folds_fingerprint, seed, code version,
-                   package versions, creation time
+    meta.json      format_version, experiment name, data_fingerprint, folds_fingerprint,
+                   seed, code version, package versions, creation time
     scores.json    {"oof_kl": float, "fold_kl": {"0": float, ...}}
     (anything else the trainer keeps: per-fold history CSVs, checkpoints)
 
@@ -29,11 +29,11 @@ import numpy as np
 import yaml
 
 from .atomic import atomic_dir
-from .config import prediction_hash
 from .errors import ArtifactError, LandcoverError
 from .tables import Proportions, read_proportions, write_proportions
 
 REQUIRED_FILES = ("oof.csv", "test.csv", "config.yaml", "meta.json", "scores.json")
+FORMAT_VERSION = 2  # meta.json's format_version: what this code writes and reads (freshness.py)
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Experiment:
     meta: dict
     config: dict
     scores: dict = field(default_factory=dict)
-    test_folds: list[Proportions] | None = None  # absent in experiments from before it existed
+    test_folds: list[Proportions] | None = None
 
 
 def folds_fingerprint(ids: np.ndarray, folds: np.ndarray) -> str:
@@ -62,18 +62,6 @@ def is_complete(path: str | os.PathLike[str]) -> bool:
         and not path.name.startswith(".")
         and all((path / name).is_file() for name in REQUIRED_FILES)
     )
-
-
-def predicted_otherwise(path: str | os.PathLike[str], config: dict) -> list[int]:
-    """The folds of experiment ``path`` whose recorded prediction hash is not ``config``'s:
-    predicted under other ``predict`` settings, or by an earlier working of one
-    (``config.REVISED``). Folds that recorded none are taken as they are."""
-    wanted, stale = prediction_hash(config), []
-    for done in sorted((Path(path) / "folds").glob("fold*/done.json")):
-        recorded = json.loads(done.read_text()).get("prediction")
-        if recorded is not None and recorded != wanted:
-            stale.append(int(done.parent.name.removeprefix("fold")))
-    return stale
 
 
 def load_experiment(path: str | os.PathLike[str]) -> Experiment:
@@ -98,6 +86,11 @@ def load_experiment(path: str | os.PathLike[str]) -> Experiment:
         raise ArtifactError(f"{path / 'oof.csv'}: no 'fold' column")
     if "data_fingerprint" not in meta:
         raise ArtifactError(f"{path / 'meta.json'}: no data_fingerprint")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path}: artifact format {meta.get('format_version', 1)}, this code reads "
+            f"{FORMAT_VERSION}: retrain it (train.py --force)"
+        )
     return Experiment(path.name, path, oof, test, meta, config, scores, test_folds)
 
 
@@ -201,7 +194,11 @@ def write_experiment(
     """
     if oof.folds is None:
         raise ArtifactError("OOF predictions need a fold per sample")
-    meta = {**meta, "folds_fingerprint": folds_fingerprint(oof.ids, oof.folds)}
+    meta = {
+        **meta,
+        "format_version": FORMAT_VERSION,
+        "folds_fingerprint": folds_fingerprint(oof.ids, oof.folds),
+    }
     dest = Path(dest)
     with atomic_dir(dest) as tmp:
         write_proportions(tmp / "oof.csv", oof.ids, oof.values, folds=oof.folds)

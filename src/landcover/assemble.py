@@ -18,9 +18,9 @@ import torch
 from . import distributed
 from .artifacts import write_experiment
 from .cache import PreparedData
-from .config import config_hash, prediction_hash
 from .fold_plan import FoldPlan, plan_for
 from .fold_predict import predict_fold
+from .freshness import config_hash, prediction_hash
 from .members import member_for
 from .metric import kl_divergence
 from .provenance import provenance

@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from . import distributed
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -66,7 +68,5 @@ def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 def _only_the_writer(path: str | os.PathLike[str]) -> None:
     """In a distributed job only rank 0 writes: any other rank writing is a bug, stopped here."""
-    from . import distributed
-
     if not distributed.is_writer():
         raise RuntimeError(f"rank {distributed.rank()} tried to write {path}: only rank 0 writes")

@@ -61,13 +61,14 @@ def draw_augment(
         radiometry["gamma"] = torch.exp(augment["gamma"] * torch.randn(n, generator=g))
     if augment["season"]:
         radiometry["season"] = torch.rand(n, generator=g) * augment["season"]
-    if augment["shift"]:
-        radiometry["shift"] = _draw_shift(g, n, channels, augment["shift"])
+    if augment["radiometric_shift"]:
+        radiometry["shift"] = _draw_shift(g, n, channels, augment["radiometric_shift"])
     return Draws(top, left, views, radiometry)
 
 
 AIRLIGHT = (1800.0, 1600.0, 1500.0, 1400.0)  # haze reflectance x 1e4: brightest in blue (B,G,R,N)
-# The shift test's ranges (landcover/shift.py says why), which augment.shift trains under too:
+# The shift test's ranges (landcover/shift.py says why), which augment.radiometric_shift trains
+# under too:
 GAIN = (0.85, 1.15)  # per-band gain
 OFFSET = 300.0  # per-band offset up to this (x 1e4: 0.03 reflectance)
 HAZE = (0.1, 0.3)  # haze fraction t
@@ -121,7 +122,7 @@ def reflectance_augment(radiometry: dict):
 
 def apply_augment(image: torch.Tensor, radiometry: dict, augment: dict) -> torch.Tensor:
     """Radiometric augmentation of a normalised (B, C, h, w) batch, on its device. With the
-    relative channels after the bands (``normalize.relative``: 2C), a band's jitter scales its
+    relative channels after the bands (``normalize.patch_relative``: 2C), a band's jitter scales its
     relative channel too, and its shift, which the image's own mean takes out, leaves it."""
     if "jitter" in radiometry:
         noise = radiometry["jitter"]

@@ -73,7 +73,7 @@ class TensorBatches:
         bound: np.ndarray | None = None,
     ) -> None:
         """``bound`` (bands,): each sample dark-level corrected onto it, after its changes, as
-        prediction corrects a patch (``train.corrected_training``); None: as they are."""
+        prediction corrects a patch (``train.dark_corrected``); None: as they are."""
         self.normalizer, self.augment, self.device = normalizer, augment, device
         self.generator = torch.Generator().manual_seed(seed)
         self.rows = np.sort(np.asarray(rows))

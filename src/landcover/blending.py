@@ -26,8 +26,8 @@ snow), the floor is at least ``MIN_FLOOR`` and its target holds a uniform share 
 what new ground needs: a class the labels lack gets exact zeros from the LightGBM member and
 ~1e-10 from the blend, and the metric charges y * log(y / 1e-8) for it. A predictor perfect on
 every other class scores 0.129 on the rest of the full official y_train that way, 0.040 under
-the least floor, which costs the sample's nested CV 10% (``src/benchmarks/unseen_classes.py``;
-README, "Classes the training ground lacks").
+the least floor, which costs the sample's nested CV 10% (docs/blending.md, "Classes the
+training ground lacks").
 
 The models' proportions contain exact zeros (argmax pixel counts), hence TINY = 1e-12 inside the
 log: a zero share becomes about TINY ** (1 / T) of a share near 1, i.e. 1e-24 at T = 0.5 but 1e-6
@@ -64,10 +64,7 @@ FLOOR_UNIFORM = 0.5  # the floor target's uniform share then (blend.py --floor-u
 MAX_FLOOR = 0.5  # a larger minimum would let the target outweigh the models
 BIAS_RANGE = (-2.0, 2.0)  # log of a class's multiplier
 POWER_RANGE = (0.5, 2.0)  # a class's power
-# the L2 pull of the class calibration toward none: with the bias alone, on the sample-cpu
-# OOF, nested CV 0.01386 without it, 0.01395 at 1e-3, 0.01436 at 3e-3 (README, "A power and a
-# multiplier per class")
-CALIBRATION_PENALTY = 1e-3
+CALIBRATION_PENALTY = 1e-3  # the L2 pull of the class calibration toward none (docs/blending.md)
 N_SCORED = len(SCORED_CLASSES)
 
 

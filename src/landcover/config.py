@@ -1,5 +1,6 @@
 """Experiment configs: ``configs/base.yaml`` + a short ``configs/models/<exp>.yaml`` diff,
-then the profile's overrides, then command-line ``key.path=value`` overrides.
+then the profile's scale settings (``profiles.py``), then command-line ``key.path=value``
+overrides. Whether a trained experiment still matches its config: ``freshness.py``.
 
 Every key must exist in the base and keep its type (an int is accepted for a float), so a
 typo or a wrong type is an error, not a silent default. A base value of ``{}`` is a free-form
@@ -9,9 +10,6 @@ mapping (model parameters passed through to the library).
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -19,22 +17,12 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .provenance import REPO_ROOT
+from .losses import WEIGHT_POWERS
+from .members import member_class
+from .profiles import load_profile
+from .yaml_files import CONFIG_DIR, read_yaml
 
-CONFIG_DIR = REPO_ROOT / "configs"
-
-
-def read_yaml(path: str | os.PathLike[str]) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML ({err})") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
+__all__ = ["CONFIG_DIR", "load_config", "read_yaml"]
 
 
 def _type_name(value: Any) -> str:
@@ -101,80 +89,6 @@ def model_config_path(name_or_path: str) -> Path:
     return CONFIG_DIR / "models" / f"{name_or_path}.yaml"
 
 
-MAP = {"rows": 3, "cols": 3, "overlap": 64}  # notebooks/predict.ipynb's mosaic, by default
-
-
-def map_settings(given: dict, where: Path) -> dict:
-    """The profile's ``map`` over ``MAP``: positive tile counts, an overlap of 0 or more."""
-    unknown = set(given) - set(MAP)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) under map: {sorted(unknown)}")
-    out = {**MAP, **given}
-    for key, value in out.items():
-        low = 0 if key == "overlap" else 1
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ConfigError(f"{where}: map.{key} must be an integer >= {low}, got {value!r}")
-    return out
-
-
-SHIFT_TEST = {  # what src/shift_test.py runs by default (run_all.sh runs it under the profile)
-    "tta": 1,  # test-time views
-    "gbm_stride": 0,  # LightGBM members' pixels from every N-th one (0: their own)
-    "pixel_stride": 8,  # class-mix: the networks' pixels from every N-th one
-    "band_rows": 10,  # class-mix: raster rows a region of the label table spans
-    "region_min": 200,  # class-mix: the fewest labelled patches a region holds
-    "every_region": 1,  # class-mix: every N-th region
-}
-
-
-def shift_test_settings(given: dict, where: Path) -> dict:
-    """The profile's ``shift_test`` over ``SHIFT_TEST``: known keys, positive integers."""
-    unknown = set(given) - set(SHIFT_TEST)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) under shift_test: {sorted(unknown)}")
-    out = {**SHIFT_TEST, **given}
-    for key, value in out.items():
-        low = 0 if key == "gbm_stride" else 1
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ConfigError(
-                f"{where}: shift_test.{key} must be an integer >= {low}, got {value!r}"
-            )
-    return out
-
-
-def load_profile(name: str | None) -> dict:
-    """A profile: ``experiments`` (default list), ``overrides`` applied to each of them,
-    ``experiment_overrides`` (name -> overrides) applied after those to one experiment, and
-    ``map`` (the mosaic ``run_all.sh`` maps: ``rows``, ``cols``, ``overlap``; see ``MAP``)."""
-    if not name:
-        return {
-            "experiments": [],
-            "overrides": {},
-            "experiment_overrides": {},
-            "map": dict(MAP),
-            "shift_test": dict(SHIFT_TEST),
-        }
-    path = (
-        Path(name) if name.endswith((".yaml", ".yml")) else CONFIG_DIR / "profiles" / f"{name}.yaml"
-    )
-    if not path.is_file():
-        known = sorted(p.stem for p in (CONFIG_DIR / "profiles").glob("*.yaml"))
-        raise ConfigError(f"{path}: unknown profile {name!r} (known: {', '.join(known)})")
-    data = read_yaml(path)
-    known = {"experiments", "overrides", "experiment_overrides", "description", "map", "shift_test"}
-    unknown = set(data) - known
-    if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}")
-    return {
-        "map": map_settings(data.get("map") or {}, path),
-        "shift_test": shift_test_settings(data.get("shift_test") or {}, path),
-        "experiments": list(data.get("experiments") or []),
-        "overrides": data.get("overrides") or {},
-        "experiment_overrides": data.get("experiment_overrides") or {},
-        "path": str(path),
-    }
-
-
 def data_settings(profile: str | None = None, overrides: list[str] | None = None) -> dict:
     """The ``data`` section (the fold plan) of the base config under a profile and
     ``data.*`` overrides, without a model."""
@@ -233,8 +147,6 @@ def load_config(
 
 def validate(config: dict) -> None:
     """Checks that need more than a type: allowed names and ranges."""
-    from .losses import WEIGHT_POWERS
-
     choices = {
         ("train", "optimizer"): ("adam", "adamw"),
         ("train", "scheduler"): ("cosine", "none"),
@@ -257,104 +169,4 @@ def validate(config: dict) -> None:
         raise ConfigError(
             "'train.early_stopping' stops on the validation fold, so it needs train.select: best"
         )
-    from .members import member_class  # the kinds register there
-
     member_class(config["model"]["kind"]).validate(config)
-
-
-NOT_RESULTS = ("run", "profile")  # where and how it ran, not what it computes
-
-
-def config_differences(
-    trained: dict, current: dict, prefix: str = "", base: dict | None = None
-) -> list[str]:
-    """Key paths whose values differ between a trained experiment's config and ``current``.
-
-    Keys the trained config does not have are settings added to the base since it was trained:
-    they count only where ``current`` sets them otherwise than the base's default, so adding a
-    setting (with a default that keeps the old behaviour) does not make every finished
-    experiment stale, while turning it on does.
-    """
-    if base is None and not prefix:
-        base = read_yaml(CONFIG_DIR / "base.yaml")
-    base = base if isinstance(base, dict) else {}
-    differ = []
-    for key, value in trained.items():
-        if not prefix and key in NOT_RESULTS:
-            continue
-        name = f"{prefix}{key}"
-        if key not in current:
-            differ.append(name)
-        elif isinstance(value, dict) and isinstance(current[key], dict) and value:
-            differ += config_differences(value, current[key], f"{name}.", base.get(key))
-        elif value != current[key]:
-            differ.append(name)
-    for key, value in current.items():
-        if key not in trained and not (not prefix and key in NOT_RESULTS):
-            if value != base.get(key, value):  # a key the base lacks: the model file's own
-                differ.append(f"{prefix}{key}")
-    return differ
-
-
-def _hash(value: object) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16]
-
-
-PREDICTION = "predict"  # how trained fold models predict: a change re-predicts, never retrains
-LATER_SWITCHES = {  # keys added later, per section: at their off value they leave hashes as before
-    PREDICTION: {"dark_level": False, "class_adjust": 0.0},
-    "train": {"corrected_training": False},
-    "normalize": {"relative": False},
-    "gbm": {
-        "relative": False,
-        "relative_context": False,
-        "dark_relative": False,
-        "feature_fraction": 0.8,
-        "min_data_in_leaf": 50,
-        "lambda_l2": 1.0,
-        "corrected_training": False,
-        "bags": 1,
-    },
-}
-REVISED = {"dark_level": 2}  # switches whose working changed: on, the revision joins the hash
-
-
-def _without_later(section: str, settings: object) -> object:
-    """A config section less its later switches at their off value (``LATER_SWITCHES``)."""
-    later = LATER_SWITCHES.get(section)
-    if not later or not isinstance(settings, dict):
-        return settings
-    return {k: v for k, v in settings.items() if not (k in later and v == later[k])}
-
-
-def _prediction(config: dict) -> dict:
-    """The ``predict`` settings, less the later switches at their off value (experiments made
-    before those keys existed keep their hashes, and are not re-predicted for nothing), and,
-    for a switch that is on and whose working changed since (``REVISED``; ``dark_level`` 2: it
-    comes before the region's alignment), its revision (experiments predicted the old way
-    are re-predicted, never retrained)."""
-    settings = config[PREDICTION]
-    revised = {f"{k}_revision": n for k, n in REVISED.items() if settings.get(k)}
-    return {**_without_later(PREDICTION, settings), **revised}
-
-
-def config_hash(config: dict) -> str:
-    """Hash of what determines the results (not where it runs or what folds are shown)."""
-    return _hash(
-        {
-            k: _prediction(config) if k == PREDICTION else _without_later(k, v)
-            for k, v in config.items()
-            if k not in NOT_RESULTS
-        }
-    )
-
-
-def training_hash(config: dict) -> str:
-    """Hash of what determines the trained fold models (not how they then predict)."""
-    return _hash(
-        {k: _without_later(k, v) for k, v in config.items() if k not in (*NOT_RESULTS, PREDICTION)}
-    )
-
-
-def prediction_hash(config: dict) -> str:
-    return _hash(_prediction(config))

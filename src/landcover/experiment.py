@@ -1,11 +1,12 @@
 """The one fold loop: train every fold of an experiment, assemble OOF and test predictions.
 
 Each fold works in ``<oof_dir>/.work/<exp>/fold<k>/`` and in nothing else: its key (data,
-fold plan, training config) says what it belongs to, and a fold whose key differs is reset
-on its own, so folds of one experiment can run at once in separate processes (``--folds``,
-Ray tasks) and resume where they stopped. Whoever finds every fold done assembles
-``<oof_dir>/<exp>/`` atomically, under a lock. Changing only the ``predict`` settings of a
-trained experiment re-predicts it from its fold models, without retraining.
+fold plan, training config; ``freshness.fold_key``) says what it belongs to, and a fold whose
+key differs is reset on its own, so folds of one experiment can run at once in separate
+processes (``--folds``, Ray tasks) and resume where they stopped. Whoever finds every fold done
+assembles ``<oof_dir>/<exp>/`` atomically, under a lock. Changing only the ``predict`` settings
+of a trained experiment re-predicts it from its fold models, without retraining; a complete
+experiment trained otherwise is replaced only with ``force`` (``freshness.staleness``).
 """
 
 from __future__ import annotations
@@ -23,46 +24,19 @@ import numpy as np
 import torch
 
 from . import distributed
-from .artifacts import is_complete, predicted_otherwise, read_json, read_yaml_mapping
+from .artifacts import is_complete
 from .assemble import assemble, repredict
 from .atomic import write_json
 from .cache import PreparedData
-from .config import PREDICTION, config_differences, prediction_hash, training_hash
 from .errors import ConfigError
 from .fold_plan import FoldPlan, plan_for
 from .fold_predict import predict_fold
+from .freshness import fold_key, folds_done, prediction_hash, staleness
 from .members import FoldData, member_for
 from .metric import kl_divergence
 from .progress import Reporter
 from .runtime import resolve_device
 from .trainer import write_history
-
-
-def experiment_state(oof_dir: Path, config: dict, data: PreparedData) -> str:
-    """'complete' (same data, fold plan and config), 'repredict' (only ``predict`` settings
-    differ: re-predicted from the fold models), 'stale' (trained otherwise) or 'absent'."""
-    exp_dir = Path(oof_dir) / config["experiment"]
-    if not is_complete(exp_dir):
-        return "absent"
-    meta = read_json(exp_dir / "meta.json")
-    trained = read_yaml_mapping(exp_dir / "config.yaml")
-    same = (
-        meta.get("data_fingerprint") == data.fingerprint
-        and meta.get("fold_plan") == plan_for(data, config["data"]).fingerprint()
-    )
-    differ = config_differences(trained, config)
-    if not same or any(not d.startswith(f"{PREDICTION}.") for d in differ):
-        return "stale"
-    revised = predicted_otherwise(exp_dir, config)  # same settings, a switch's working changed
-    return "repredict" if differ or revised else "complete"
-
-
-def fold_key(config: dict, data: PreparedData, plan: FoldPlan) -> dict:
-    return {
-        "data_fingerprint": data.fingerprint,
-        "fold_plan": plan.fingerprint(),
-        "training": training_hash(config),
-    }
 
 
 def _fold_dir(work: Path, fold: int, key: dict, force: bool) -> Path:
@@ -185,18 +159,6 @@ def assembly_lock(oof_dir: Path, name: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def folds_done(work: Path, n_folds: int, key: dict, prediction: str) -> list[int]:
-    """The folds whose work is done for this key and these ``predict`` settings."""
-    ok = []
-    for k in range(n_folds):
-        fold_dir = work / f"fold{k}"
-        key_file, done = fold_dir / "key.json", fold_dir / "done.json"
-        if key_file.is_file() and done.is_file() and json.loads(key_file.read_text()) == key:
-            if json.loads(done.read_text()).get("prediction") == prediction:
-                ok.append(k)
-    return ok
-
-
 def run_experiment(
     config: dict,
     data: PreparedData,
@@ -211,10 +173,14 @@ def run_experiment(
     oof_dir = Path(oof_dir)
     name = config["experiment"]
     exp_dir = oof_dir / name
-    state = experiment_state(oof_dir, config, data)
+    state, why = staleness(exp_dir, config, data)
     if state == "complete" and not force:
         log(f"{name}: already complete for this data and config, skipped ({exp_dir})")
         return exp_dir
+    if state == "stale" and not force:
+        raise ConfigError(
+            f"{exp_dir}: holds {name} {why}; --force replaces it, --artifacts DIR keeps both"
+        )
     member_for(config).check()  # fail now, not after data work, on a bad model or weights
     if config["run"]["threads"]:
         torch.set_num_threads(config["run"]["threads"])

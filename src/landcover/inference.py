@@ -1,21 +1,16 @@
-"""Inference, in one place: network forward passes with test-time views, and the predictions of
-a trained experiment's fold models for anything that needs them (OOF, test, the notebooks'
-mask figures, re-prediction). Plotting code only draws what this returns.
+"""Inference, in one place: network forward passes with test-time views (proportions, per-pixel
+probabilities, masks). Loading a trained experiment's fold models: ``fold_models.py``.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import torch
-import yaml
 
 from .losses import hard_proportions, soft_proportions
 from .pixels import TTA_VIEWS, Normalizer, d4_invert, d4_views, pixels_to_tensor
 from .progress import bar
-from .runtime import autocast, resolve_device, to_layout
+from .runtime import autocast, to_layout
 
 
 def network_inputs(
@@ -145,34 +140,3 @@ def predict_masks(
     """Per-pixel argmax of the TTA-averaged softmax, (n, H, W) uint8 (segmentation models)."""
     probs = predict_probabilities(model, images, normalizer, config, device, tta)
     return probs.argmax(axis=1).astype(np.uint8)
-
-
-def experiment_config(exp_dir: str | os.PathLike[str]) -> dict:
-    return yaml.safe_load((Path(exp_dir) / "config.yaml").read_text())
-
-
-def load_fold(exp_dir: str | os.PathLike[str], fold: int, device: str = "cpu"):
-    """The ``members.FoldModel`` of fold ``fold`` of a complete experiment."""
-    from .members import member_for
-
-    config = experiment_config(exp_dir)
-    fold_dir = Path(exp_dir) / "folds" / f"fold{fold}"
-    return member_for(config).load(fold_dir, resolve_device(device))
-
-
-def predict_oof_masks(
-    exp_dir: str | os.PathLike[str], images: np.ndarray, folds: np.ndarray, *, device: str = "auto"
-) -> np.ndarray | None:
-    """Masks of ``images`` (n, 4, H, W), each predicted by the model of its own ``folds`` entry,
-    i.e. the model that did not train on it; None for a member that predicts no masks."""
-    from .members import member_for
-
-    if not member_for(experiment_config(exp_dir)).predicts_masks:
-        return None
-    folds = np.asarray(folds)
-    masks = np.zeros((len(images), *images.shape[-2:]), dtype=np.uint8)
-    for fold in np.unique(folds):
-        rows = np.flatnonzero(folds == fold)
-        model = load_fold(exp_dir, int(fold), device)
-        masks[rows] = model.predict_masks(np.asarray(images[rows]))
-    return masks

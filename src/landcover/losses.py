@@ -69,12 +69,11 @@ def segmentation_ce(
     logits: torch.Tensor,
     masks: torch.Tensor,
     weights: torch.Tensor,
-    smoothing: float = 0.0,
     total_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Weighted pixel cross-entropy, averaged over the weight of the pixels in the batch (a batch
     of only cloud pixels gives 0, not NaN); ``total_weight``: of the global batch instead."""
-    per_pixel = F.cross_entropy(logits.float(), masks, reduction="none", label_smoothing=smoothing)
+    per_pixel = F.cross_entropy(logits.float(), masks, reduction="none")
     w = weights.to(logits.device)[masks]
     return (per_pixel * w).sum() / (w.sum() if total_weight is None else total_weight).clamp_min(
         1.0
@@ -96,9 +95,7 @@ def total_loss(
         total = None
         if global_batch is not None:
             total = weights.to(logits.device)[global_batch["mask"]].sum()
-        loss = loss + loss_cfg["ce_weight"] * segmentation_ce(
-            logits, batch["mask"], weights, loss_cfg["label_smoothing"], total
-        )
+        loss = loss + loss_cfg["ce_weight"] * segmentation_ce(logits, batch["mask"], weights, total)
     if loss_cfg["kl_weight"]:
         kl = kl_loss(batch["target"], soft_proportions(logits))
         kl = kl.mean() if global_batch is None else kl.sum() / len(global_batch["target"])

@@ -31,7 +31,7 @@ class Normalizer:
     """Per-band standardisation (optionally of log1p reflectance): with the statistics fitted
     on the training folds, or (``per_image``) with each image's own, which takes out a scene's
     overall brightness and contrast per band (haze, season, calibration) and keeps its texture.
-    ``relative``: four more channels after the standardised bands, each band less the image's
+    ``patch_relative``: four more channels after the standardised bands, each band less the image's
     own mean of it (in the training folds' units): a per-band gain of the whole image, in log
     space a constant, is gone from them, while the first four keep the absolute level.
     """
@@ -40,7 +40,7 @@ class Normalizer:
     std: list[float]
     log: bool
     per_image: bool = False
-    relative: bool = False
+    patch_relative: bool = False
     _on: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __call__(
@@ -60,7 +60,7 @@ class Normalizer:
             mean = x.mean(dim=(2, 3), keepdim=True)
             return (x - mean) / x.std(dim=(2, 3), keepdim=True).clamp_min(1e-3)
         mean, std = self._stats(x.device)
-        if self.relative:
+        if self.patch_relative:
             own = x.mean(dim=(2, 3), keepdim=True)
             return torch.cat([(x - mean) / std, (x - own) / std], dim=1)
         return (x - mean) / std
@@ -79,7 +79,7 @@ class Normalizer:
             "std": self.std,
             "log": self.log,
             "per_image": self.per_image,
-            "relative": self.relative,
+            "patch_relative": self.patch_relative,
         }
 
 
@@ -91,7 +91,7 @@ def fit_normalizer(
     max_images: int = 512,
     seed: int = 0,
     per_image: bool = False,
-    relative: bool = False,
+    patch_relative: bool = False,
 ) -> Normalizer:
     """Band mean and std over (a seeded subsample of) the training images."""
     rng = np.random.default_rng(seed)
@@ -106,7 +106,7 @@ def fit_normalizer(
         std=std.tolist(),
         log=log,
         per_image=per_image,
-        relative=relative,
+        patch_relative=patch_relative,
     )
 
 

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .artifacts import is_complete, load_experiment, predicted_otherwise
+from .artifacts import is_complete, load_experiment
 from .blending import BlendParams, Stack, blend, describe_calibration
 from .constants import N_CLASSES, OFFICIAL_ROW_WIDTH, PATCH_SIZE
 from .errors import ArtifactError
+from .freshness import predicted_otherwise
 from .members import FoldModel, member_for
 from .radiometry import FoldRadiometry
 from .runtime import resolve_device
@@ -113,9 +114,9 @@ class Predictor:
             stale = predicted_otherwise(exp.path, exp.config)
             if stale:
                 raise ArtifactError(
-                    f"{exp.path}: folds {stale} were predicted by an earlier working of its "
-                    "predict settings; re-run train.py on this experiment to re-predict it "
-                    "(nothing is retrained)"
+                    f"{exp.path}: folds {stale} were predicted under other predict settings "
+                    "than its config.yaml's; re-run train.py on this experiment to re-predict "
+                    "it (nothing is retrained)"
                 )
             member = member_for(exp.config)
             n_folds = int(exp.oof.folds.max()) + 1

@@ -16,6 +16,8 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from . import distributed
+
 
 def terminal() -> TextIO:
     """The process's own stderr (the terminal, even inside a notebook kernel)."""
@@ -62,8 +64,6 @@ class Reporter:
         self.fold_started = self.started
 
     def _write(self, text: str) -> None:
-        from . import distributed
-
         if not distributed.is_writer():  # one line per epoch, not one per process
             return
         stream = terminal()

@@ -22,10 +22,11 @@ from pathlib import Path
 import torch
 
 from .cache import PreparedData, prepare_data
-from .errors import LandcoverError
-from .experiment import _fold_dir, experiment_state, finish, fold_key, folds_done, run_fold
+from .errors import ConfigError, LandcoverError
+from .experiment import _fold_dir, finish, run_fold
 from .experiment import run_experiment as run_locally
 from .fold_plan import plan_for
+from .freshness import fold_key, folds_done, prediction_hash, staleness
 from .members import member_for
 from .progress import Reporter
 from .provenance import REPO_ROOT
@@ -78,7 +79,12 @@ def run_on_ray(
     oof_dir, written, pending, jobs = Path(oof_dir), {}, {}, {}
     for config in configs:
         name = config["experiment"]
-        state = experiment_state(oof_dir, config, data)
+        state, why = staleness(oof_dir / name, config, data)
+        if state == "stale" and not force:
+            raise ConfigError(
+                f"{oof_dir / name}: holds {name} {why}; --force replaces it, --artifacts DIR "
+                "keeps both"
+            )
         if state in ("complete", "repredict") and not force:  # nothing (much) to schedule
             written[name] = run_locally(config, data, oof_dir=oof_dir, log=log)
             continue
@@ -88,7 +94,7 @@ def run_on_ray(
         wanted = [
             k
             for k in range(plan.n_folds)
-            if force or k not in folds_done(work, plan.n_folds, key, _prediction(config))
+            if force or k not in folds_done(work, plan.n_folds, key, prediction_hash(config))
         ]
         if force:  # the driver resets the folds once; the tasks (and their retries) resume
             for k in wanted:
@@ -120,12 +126,6 @@ def run_on_ray(
             config, plan, device = jobs[name]
             written[name] = finish(config, data, plan, oof_dir, torch.device(device), log)
     return written
-
-
-def _prediction(config: dict) -> str:
-    from .config import prediction_hash
-
-    return prediction_hash(config)
 
 
 def _cluster(ray) -> str:

@@ -19,6 +19,7 @@ import numpy as np
 import rasterio
 
 from .constants import CLASS_COLORS, CLASSES, N_CLASSES
+from .members import member_for
 from .predictor import Predictor
 from .progress import bar
 from .sites import Regions
@@ -251,6 +252,4 @@ def proportions_table(
 
 
 def _has_pixels(member) -> bool:
-    from .members import member_for
-
     return member_for(member.config).predicts_masks

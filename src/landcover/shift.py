@@ -60,7 +60,7 @@ def randomised(
 ) -> np.ndarray:
     """``images`` (n, 4, H, W) uint16, each under one change of ``kinds`` drawn with its
     ranges above from a generator seeded by (seed, copy, the patch's row): the LightGBM
-    member's shifted training copies (``gbm.shifted_copies``, ``gbm.shifted_kinds``). By
+    member's changed training copies (``gbm.radiometric_copies``, ``gbm.radiometric_kinds``). By
     default the season change is left out: the shift test's season column then measures a
     change training never saw."""
     if not kinds or any(k not in CHANGES for k in kinds):

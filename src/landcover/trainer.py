@@ -44,7 +44,7 @@ def build_ema(net: torch.nn.Module, decay: float):
     is ``min(decay, 1 - (1 + s)^(-2/3))``, so the first update copies the weights and the
     average only reaches ``decay`` after enough steps. Without it an average starts from the
     random initial weights and keeps ``decay^steps`` of them: at 0.99 over the 240 steps of a
-    sample fold (30 epochs of 8 batches), 9% (README, "At GPU scale, on the sample")."""
+    sample fold (30 epochs of 8 batches), 9% (docs/decisions.md)."""
     from timm.utils import ModelEmaV3
 
     return ModelEmaV3(net, decay=decay, use_warmup=True)
@@ -115,7 +115,7 @@ def fit(
 ) -> list[dict]:
     """Train ``model`` (built, on ``device``) on ``train_rows``, validate on ``val_rows`` each
     epoch; returns the history. ``seed`` seeds the batches (the caller seeds model init).
-    ``bound`` (``train.corrected_training``): the training samples, after their changes, and
+    ``bound`` (``train.dark_corrected``): the training samples, after their changes, and
     the validation patches dark-level corrected onto it, as prediction corrects patches.
 
     Under torchrun the ranks train one model together (DistributedDataParallel; SyncBatchNorm
@@ -144,7 +144,7 @@ def fit(
     )
     weights = class_weights(masks, config["loss"]["class_weights"], rows=train_rows)
     if config["loss"]["class_weights"] != "none" and distributed.is_writer():
-        # kept beside the fold's model for predict.class_adjust (members/network.py)
+        # kept beside the fold's model for predict.logit_adjustment (members/network.py)
         write_json(
             work / CLASS_WEIGHTS_FILE,
             {"mode": config["loss"]["class_weights"], "weights": weights.tolist()},

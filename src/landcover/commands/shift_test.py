@@ -2,30 +2,26 @@
 the blend hold up on ground they never saw, measured on the spatial validation folds.
 
     python src/shift_test.py submissions/<name>.json [more.json ...] [--tests radiometric,class-mix]
-        [--profile P] [--tta 1] [--gbm-stride 8] [--hard] [--dark-level on|off]
-        [--prior-adaptation off|em|em-calibrated|bbse] [--adapt] [--per-region R]
-        [--shifts none,gain,...]
+        [--profile P] [--tta 1] [--gbm-stride 8] [--hard [a,b]] [--dark-level on|off]
+        [--adapt] [--per-region R] [--shifts none,gain,...]
         [--mix-labels train_labels_full.csv] [--band-rows 10] [--every-region N]
         [--[no-]class-calibration] [--[no-]temperatures] [--[no-]floor]
-        [--[no-]class-mix-weights] [--trials N]
-        [--device auto] [--threads 2] [--json out.json]
+        [--[no-]class-mix-weights] [--trials N] [--device auto] [--threads 2] [--json out.json]
 
 radiometric: each held-out fold under changes of radiometry (``landcover/shift.py`` states
 the ranges and why), drawn per patch, or with ``--per-region R`` once a fold (a region's
 patches share one acquisition), R draws, each column then the mean KL over them. Transductive
 levers are played on each held-out fold's images: the networks' BatchNorm adapted to them
 (``--adapt``), each patch's dark level first brought within the training patches'
-(``--dark-level``).
+(``--dark-level``). The blend row applies the sidecar's blend.
 
 class-mix: the held-out patches resampled to the class mix of each band of ``--band-rows``
 raster rows of ``--mix-labels`` (by default the full official y_train beside the labels when
-there is one, else the labels themselves), each region played as a test region (with
-``--prior-adaptation`` its class prior re-estimated from the members' posteriors, without
-labels); the blend is re-tuned as blend.py tunes it, each
-fold's rows blended by the blend tuned without that fold (``landcover/newground.py``,
-``landcover/classmix.py``). Reported: each region's mix, the effective sample size of its
-weights and the distinct patches drawn, every member's and the blend's KL there; then the mean
-over regions and the mean of the worst tenth.
+there is one, else the labels themselves; ``landcover/classmix.py``), the blend re-tuned as
+blend.py tunes it and each fold's rows blended by the blend tuned without that fold
+(``landcover/newground.py``). Reported: each region's mix, the effective sample size of its
+weights and the distinct patches drawn, every member's and the blend's KL there; then the held-
+out folds as they are, the mean over regions and the mean of the worst tenth.
 
 Settings not given are each member's own (``--dark-level``), or the profile's (``--profile``:
 its ``shift_test`` settings), or the defaults shown. ``--tta 1`` (the default) predicts one
@@ -45,19 +41,14 @@ import torch
 
 from landcover.artifacts import load_experiment
 from landcover.cache import prepare_data
-from landcover.classmix import (
-    mix_table,
-    region_row_weights,
-    regions_from_table,
-)
+from landcover.classmix import mix_table, region_row_weights, regions_from_table
 from landcover.cli import Parser
-from landcover.config import load_profile
-from landcover.errors import cli_errors, positive_int
+from landcover.errors import ArtifactError, cli_errors, positive_int
 from landcover.fold_plan import plan_for
 from landcover.metric import kl_divergence, scored_proportions
-from landcover.newground import MemberPixels, class_mix_test
+from landcover.newground import class_mix_test
 from landcover.predictor import Predictor
-from landcover.priors import METHODS
+from landcover.profiles import load_profile
 from landcover.radiometry import FoldRadiometry
 from landcover.shift import SHIFTS, shifted_oof
 from landcover.submission import load_submitted
@@ -69,11 +60,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = Parser(__doc__)
     add = parser.add_argument
     add("sidecar", nargs="+", help="submissions/<name>.json (several: their members once each)")
-    add("--tests", default=",".join(TESTS), help=f"which tests (default: {','.join(TESTS)})")
-    add("--shifts", default=",".join(SHIFTS), help="radiometric: the changes (default: all)")
+    add("--tests", default=",".join(TESTS), help="which tests, comma-separated")
     add("--profile", help="take what is not given from the profile's shift_test settings")
+    add("--shifts", default=",".join(SHIFTS), help="radiometric: the changes")
     add("--tta", type=positive_int, help="test-time views (default: 1)")
-    add("--adapt", action="store_true", help="radiometric: adapt BatchNorm to each fold")
+    add("--gbm-stride", type=int, help="LightGBM pixels from every N-th one (default 0: own)")
+    add("--hard", nargs="?", const="all", metavar="A,B", help="argmax counts: all, or these")
     add(
         "--dark-level",
         choices=["on", "off"],
@@ -81,64 +73,31 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         const="on",
         help="each patch's dark level for every member (default: each member's own)",
     )
-    add(
-        "--prior-adaptation",
-        choices=["off", *METHODS],
-        default="off",
-        help="class-mix: re-estimate each region's class prior: EM from the posteriors as they "
-        "are or calibrated on held-out pixels first, or BBSE (default: off)",
-    )
+    add("--adapt", action="store_true", help="radiometric: adapt BatchNorm to each fold")
     add("--per-region", type=int, default=0, metavar="R", help="radiometric: R draws a fold")
-    add(
-        "--hard",
-        nargs="?",
-        const="all",
-        metavar="NAMES",
-        help="argmax pixel counts: every member, or these (a,b)",
-    )
-    add(
-        "--gbm-stride",
-        type=int,
-        help="LightGBM members' pixels from every N-th one (default 0: their own setting)",
-    )
-    add("--pixel-stride", type=positive_int, help="class-mix: network pixels' stride (default: 8)")
     add("--mix-labels", help="class-mix: the label table whose regions are played")
-    add("--band-rows", type=positive_int, help="class-mix: rows a region (default: 10)")
+    add("--band-rows", type=positive_int, help="class-mix: raster rows a region (default: 10)")
+    add("--region-min", type=positive_int, help="class-mix: fewest patches a region (default: 200)")
     add("--every-region", type=positive_int, help="class-mix: every N-th region (default: 1)")
-    add(
-        "--region-min",
-        type=positive_int,
-        help="class-mix: the fewest labelled patches a region holds (default: 200)",
-    )
-    add(
-        "--class-calibration",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="class-mix: re-tune the blend with or without it (default: as the sidecar)",
-    )
+    for flag, what in (
+        ("class-calibration", "a power and a multiplier per class"),
+        ("floor", "a floor"),
+        ("class-mix-weights", "the rows weighted for the average region"),
+    ):
+        add(
+            f"--{flag}",
+            action=argparse.BooleanOptionalAction,
+            help=f"class-mix: re-tune the blend with or without {what} (default: as the sidecar)",
+        )
     add(
         "--temperatures",
         action=argparse.BooleanOptionalAction,
         default=True,
         help="class-mix: re-tune the blend with a temperature per member, or all at 1",
     )
-    add(
-        "--floor",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="class-mix: re-tune the blend with or without a floor (default: as the sidecar)",
-    )
-    add(
-        "--class-mix-weights",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="class-mix: re-tune the blend for the average region or the folds as they are "
-        "(default: as the sidecar)",
-    )
     add("--trials", type=positive_int, help="class-mix: the blend's trials (default: sidecar's)")
-    add("--device", default="auto", help="cpu, cuda, cuda:1 (default: auto)")
-    add("--threads", type=int, default=2, help="torch threads (default: 2)")
-    add("--pixel-cache", help="class-mix: keep each member's held-out pixels in this folder")
+    add("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
+    add("--threads", type=int, default=2, help="torch threads")
     add("--json", help="write the results here too")
     args = parser.parse_args(argv)
     for key, value in load_profile(args.profile)["shift_test"].items():
@@ -151,7 +110,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 class Setup:
-    """The blends' members, the data, the folds and the settings every test shares."""
+    """The blends' members, the data, the folds and the settings both tests share."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
@@ -161,8 +120,10 @@ class Setup:
         self.folds = load_experiment(first.path).oof.select(self.data.train_ids).folds
         self.plan = plan_for(self.data, first.config["data"])
         self.width = int(first.meta["fold_scheme"]["row_width"])  # raster rows, the regions
+        self.radiometry: dict[int, FoldRadiometry] = {}  # each fold's, read once
+        self.clean: dict[Path, np.ndarray] = {}  # each member's OOF as predicted, once
         self.names: dict[Path, str] = {}  # one row per experiment, though several blends hold it
-        for member in self.members():
+        for member in (m for p in self.predictors for m in p.members):
             if member.path.resolve() not in self.names:
                 taken = member.name in self.names.values()
                 self.names[member.path.resolve()] = (
@@ -189,34 +150,41 @@ class Setup:
                     fold.stride = args.gbm_stride
         return predictors
 
-    def members(self):
-        return (m for p in self.predictors for m in p.members)
+    def dark_corrected(self, changed: np.ndarray, ids: np.ndarray, fold: int) -> np.ndarray:
+        """Patches as fold ``fold`` prepares its inputs: each one's dark level within the
+        training patches'."""
+        if fold not in self.radiometry:
+            rows = self.plan.train_rows(fold)
+            self.radiometry[fold] = FoldRadiometry.of_fold(self.data.train_images, rows, True)
+        return self.radiometry[fold].prepared(changed)
 
-    def unique_members(self) -> list:
-        seen, out = set(), []
-        for m in self.members():
-            if m.path.resolve() not in seen:
-                seen.add(m.path.resolve())
-                out.append(m)
-        return out
-
-    def dark_level(self, member) -> bool:
+    def predicted(self, member, kind: str = "none", draw: int | None = None, adapt=None):
+        """(n, 10) ``member``'s held-out predictions under the change ``kind``."""
+        key = member.path.resolve()
+        if kind == "none" and adapt is None and key in self.clean:
+            return self.clean[key]
         given = self.args.dark_level
-        return bool(member.config["predict"]["dark_level"]) if given is None else given == "on"
+        dark = member.config["predict"]["dark_level"] if given is None else given == "on"
+        data = self.data
+        out = shifted_oof(
+            member.folds,
+            data.train_images,
+            data.train_ids,
+            self.folds,
+            kind,
+            adapt,
+            draw,
+            self.dark_corrected if dark else None,
+        )
+        if kind == "none" and adapt is None:
+            self.clean[key] = out
+        return out
 
 
 def radiometric(setup: Setup) -> dict:
-    args, data, folds = setup.args, setup.data, setup.folds
+    args, truth = setup.args, setup.data.labels
     kinds = args.shifts.split(",")
-    truth, ids, images = data.labels, data.train_ids, data.train_images
     table: dict[str, dict[str, float]] = {}
-    radiometry: dict[int, FoldRadiometry] = {}  # each fold's, read once
-
-    def dark_corrected(changed, patch_ids, fold):  # as the pipeline prepares a fold's patches
-        if fold not in radiometry:
-            rows = setup.plan.train_rows(fold)
-            radiometry[fold] = FoldRadiometry.of_fold(images, rows, dark_level=True)
-        return radiometry[fold].prepared(changed)
 
     def adapt(model, changed):
         if hasattr(model, "adapt_batchnorm"):
@@ -233,17 +201,7 @@ def radiometric(setup: Setup) -> dict:
             for member in (m for p in predictors for m in p.members):
                 key = member.path.resolve()
                 if key not in oof:
-                    dark = setup.dark_level(member)
-                    oof[key] = shifted_oof(
-                        member.folds,
-                        images,
-                        ids,
-                        folds,
-                        kind,
-                        adapt if args.adapt else None,
-                        draw,
-                        dark_corrected if dark else None,
-                    )
+                    oof[key] = setup.predicted(member, kind, draw, adapt if args.adapt else None)
                     name = setup.names[key]
                     sums[name] = sums.get(name, 0) + kl_divergence(truth, oof[key])
             for sidecar, predictor in zip(args.sidecar, predictors, strict=True):
@@ -263,10 +221,31 @@ def radiometric(setup: Setup) -> dict:
     return {"shifts": {k: SHIFTS[k] for k in kinds}, "kl": table}
 
 
+def blend_settings(sidecar: dict, args: argparse.Namespace) -> dict:
+    """How blend.py tuned the sidecar's blend, as ``fit_blend`` takes it, with the flags'
+    changes."""
+    settings = sidecar["settings"]
+
+    def given(flag: str, recorded: str, default: bool) -> bool:
+        value = getattr(args, flag)
+        return settings.get(recorded, default) if value is None else value
+
+    return {
+        "trials": args.trials or settings.get("trials", 200),
+        "seed": settings.get("seed", 0),
+        "use_floor": given("floor", "floor", True),
+        "min_floor": settings.get("min_floor_applied", 0.0) or settings.get("min_floor", 0.0),
+        "floor_uniform": settings.get("floor_uniform", 0.5),
+        "polish": settings.get("polish", True),
+        "class_calibration": given("class_calibration", "class_calibration", False),
+        "temperatures": args.temperatures,
+    }
+
+
 def class_mix(setup: Setup) -> dict:
     args, data = setup.args, setup.data
     if len(setup.predictors) != 1:
-        raise SystemExit("shift_test.py: the class-mix test takes one blend at a time")
+        raise ArtifactError("the class-mix test takes one blend at a time")
     sub = load_submitted(setup.predictors[0].source)
     table_path = mix_table(sub.inputs.labels_path, args.mix_labels)
     mixes = regions_from_table(
@@ -278,54 +257,24 @@ def class_mix(setup: Setup) -> dict:
         args.every_region,
     )
     members = setup.predictors[0].members
-    views = [
-        MemberPixels(
-            m,
-            data.train_images,
-            setup.folds,
-            setup.plan,
-            m.folds[0].stride if hasattr(m.folds[0], "stride") else args.pixel_stride,
-            setup.dark_level(m),
-            None if args.pixel_cache is None else Path(args.pixel_cache),
-        )
-        for m in members
-    ]
-    settings = sub.sidecar["settings"]
-    blend_settings = {
-        "trials": args.trials or settings.get("trials", 200),
-        "seed": settings.get("seed", 0),
-        "use_floor": settings.get("floor", True) if args.floor is None else args.floor,
-        "temperatures": args.temperatures,
-        "min_floor": settings.get("min_floor_applied", 0.0) or settings.get("min_floor", 0.0),
-        "floor_uniform": settings.get("floor_uniform", 0.5),
-        "polish": settings.get("polish", True),
-        "class_calibration": settings.get("class_calibration", False)
-        if args.class_calibration is None
-        else args.class_calibration,
-    }
+    settings = blend_settings(sub.sidecar, args)
     weighted = args.class_mix_weights
     if weighted is None:
-        weighted = bool(settings.get("class_mix_weights"))
+        weighted = bool(sub.sidecar["settings"].get("class_mix_weights"))
     if weighted:
-        blend_settings["row_weights"] = region_row_weights(mixes)
+        settings["row_weights"] = region_row_weights(mixes)
     result = class_mix_test(
-        views,
-        [m.hard for m in members],
+        np.stack([setup.predicted(m) for m in members]),
         data.labels,
         setup.folds,
-        data.train_ids,
-        setup.plan,
         mixes,
-        prior_adaptation=None if args.prior_adaptation == "off" else args.prior_adaptation,
-        masks=data.train_masks,
-        blend_settings=blend_settings,
+        blend_settings=settings,
         names=[setup.names[m.path.resolve()] for m in members],
     )
-    classes = ["artificial", "cultivated", "broadleaf", "coniferous", "herbaceous", "water"]
-    short = [c[:5] for c in classes]
-    at = [0, 1, 2, 3, 4, 7]
+    at = [0, 1, 2, 3, 4, 7]  # artificial, cultivated, broadleaf, coniferous, herbaceous, water
     print(f"\nclass-mix shift test ({table_path.name}, bands of {args.band_rows} raster rows)")
-    head = f"{'region':12s}" + "".join(f"{s:>6s}" for s in short) + "   ess  drawn"
+    head = f"{'region':12s}" + "".join(f"{c:>6s}" for c in ("artif", "culti", "broad", "conif"))
+    head += "".join(f"{c:>6s}" for c in ("herba", "water")) + "   ess  drawn"
     print(head + "".join(f"{n[:14]:>15s}" for n in result.names))
     for j, r in enumerate(result.regions):
         mix = "".join(f"{r.target[i]:6.2f}" for i in at)
@@ -342,7 +291,7 @@ def class_mix(setup: Setup) -> dict:
     return {
         "labels": str(table_path),
         "band_rows": args.band_rows,
-        "blend_settings": {k: v for k, v in blend_settings.items() if k != "row_weights"},
+        "blend_settings": {k: v for k, v in settings.items() if k != "row_weights"},
         "class_mix_weights": weighted,
         "regions": [
             {
@@ -377,7 +326,6 @@ def main(argv: list[str] | None = None) -> None:
     out: dict = {
         "setting": {
             "dark_level": args.dark_level,
-            "prior_adaptation": args.prior_adaptation,
             "adapt": args.adapt,
             "per_region": args.per_region,
             "tta": args.tta,
@@ -385,11 +333,11 @@ def main(argv: list[str] | None = None) -> None:
         }
     }
     tests = args.tests.split(",")
+    if "class-mix" in tests:  # first: its clean predictions are the radiometric "none" column
+        out["class_mix"] = class_mix(setup)
     if "radiometric" in tests:
         out["radiometric"] = radiometric(setup)
         out["kl"] = out["radiometric"]["kl"]  # the radiometric table, where it always was
-    if "class-mix" in tests:
-        out["class_mix"] = class_mix(setup)
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
 

@@ -26,8 +26,9 @@ from landcover.cache import prepare_data
 from landcover.cli import Parser
 from landcover.config import load_config, load_profile
 from landcover.errors import ConfigError, cli_errors
-from landcover.experiment import experiment_state, run_experiment
+from landcover.experiment import run_experiment
 from landcover.fold_plan import plan_for
+from landcover.freshness import staleness
 from landcover.members import member_for
 from landcover.runtime import resolve_device
 
@@ -137,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
     data = prepare_data(args.data, cache_dir=args.cache_dir)
     if args.status:
         for config in configs:
-            print(experiment_state(oof_dir, config, data))
+            state, why = staleness(oof_dir / config["experiment"], config, data)
+            print(f"{state}: {why}" if why else state)
         return
     if args.engine == "ray":
         if folds is not None:

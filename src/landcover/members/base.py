@@ -25,16 +25,6 @@ import torch
 
 from ..errors import ConfigError
 
-PIXEL_CHUNK = 16  # patches a forward pass of ``predict_pixels``
-
-
-def on_grid(array, stride: int):
-    """The pixels of (..., H, W) ``array`` on the grid ``predict_pixels`` reads: every
-    ``stride``-th pixel of every ``stride``-th row, from the centre of the first cell (as the
-    LightGBM member's features are computed)."""
-    first = stride // 2
-    return array[..., first::stride, first::stride]
-
 
 @dataclass(frozen=True)
 class FoldData:
@@ -73,25 +63,6 @@ class FoldModel(ABC):
         """Class probabilities of (n, 4, H, W) images: (n, 10, H, W) per pixel, or (n, 10) per
         image (the default: a kind without pixels contributes one vector per image)."""
         return self.predict_proportions(images, np.arange(len(images)))
-
-    def predict_pixels(self, images: np.ndarray, rows: np.ndarray, stride: int) -> np.ndarray:
-        """(len(rows), P, 10) float32 class probabilities of ``images[rows]`` on the grid of
-        every ``stride``-th pixel of every ``stride``-th row (``on_grid``; P pixels a patch,
-        P = 1 for a kind without pixels): what a region's prior is re-estimated from
-        (``priors.py``)."""
-        out = []
-        for start in range(0, len(rows), PIXEL_CHUNK):
-            probs = self.predict_probabilities(
-                np.asarray(images[rows[start : start + PIXEL_CHUNK]])
-            )
-            probs = np.asarray(probs, dtype=np.float32)
-            if probs.ndim == 4:
-                grid = on_grid(probs, stride)
-                probs = grid.reshape(*grid.shape[:2], -1).transpose(0, 2, 1)
-            else:
-                probs = probs[:, None, :]
-            out.append(probs)
-        return np.concatenate(out) if out else np.zeros((0, 1, 10), np.float32)
 
 
 class Member(ABC):

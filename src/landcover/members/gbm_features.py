@@ -2,7 +2,8 @@
 
 Each pixel is described by its four log reflectances, three spectral indices and the local mean
 of the log bands at two scales (context a pixel alone lacks); ``gbm.per_image``,
-``gbm.texture``, ``gbm.relative``, ``gbm.relative_context`` and ``gbm.dark_relative`` change
+``gbm.texture``, ``gbm.patch_relative``, ``gbm.patch_relative_context`` and
+``gbm.above_dark_level`` change
 the set
 (``FeatureSpec``). Two stores are kept beside a
 prepared cache's arrays (``cache/<data>/gbm-*``), built on first use in parallel processes and
@@ -10,7 +11,7 @@ then memory-mapped by every fold, experiment and re-run:
 
 - ``gbm-samples-v*-p<P>-s<seed><tag>[-c<N>]``: for every train patch, ``P`` pixels drawn with a
   generator seeded by the patch's row and the seed, their features and classes (then ``P`` more
-  from each of ``N`` radiometrically changed copies of the patch: ``gbm.shifted_copies``). A
+  from each of ``N`` radiometrically changed copies of the patch: ``gbm.radiometric_copies``). A
   fold trains on the samples of its training rows: a patch's features are computed once, not
   once per fold.
 - ``gbm-features-v*-s<stride><tag>``: the features of every ``stride``-th pixel of every patch
@@ -51,35 +52,34 @@ class FeatureSpec:
     are). ``texture``: also the local standard deviation of the log brightness at 5 and 17
     pixels (rough in towns, smooth in fields; a per-band gain does not change it in log
     space), the NDVI's local mean at 17 and 51 pixels and its local deviation at 5, and the
-    log bands' local mean at 51 pixels: the context that a pixel alone lacks. ``relative``:
-    also each log band less the patch's own mean of it, beside the bands as they are (a
-    per-band gain of the whole patch taken out: a new region's calibration, a patch's own).
-    ``relative_context``: also each local mean of the log bands (5 and 17 pixels, and 51 with
-    ``texture``) less the patch's own mean of the band: the neighbourhood's brightness against
-    the patch's, which a per-band gain of the whole patch leaves where it was.
-    ``dark_relative``: also each band above the patch's own dark level (``align.dark_levels``,
-    its 1st percentile), in log, less the patch's mean of that: dark-object subtraction, then
-    the patch's gain taken out. A per-band change ``a x + b`` of the whole patch (gain, offset,
-    the affine part of haze, a seasonal gain) leaves it where it was, up to rounding and the
-    ``log1p``'s +1.
+    log bands' local mean at 51 pixels: the context that a pixel alone lacks.
+    ``patch_relative``: also each log band less the patch's own mean of it, beside the bands
+    as they are (a per-band gain of the whole patch taken out: a new region's calibration, a
+    patch's own). ``patch_relative_context``: also each local mean of the log bands (5 and 17
+    pixels, and 51 with ``texture``) less the patch's own mean of the band: the
+    neighbourhood's brightness against the patch's, which a per-band gain of the whole patch
+    leaves where it was. ``above_dark_level``: also each band above the patch's own dark level
+    (``radiometry.dark_levels``, its 1st percentile), in log, less the patch's mean of that:
+    dark-object subtraction, then the patch's gain taken out. A per-band change ``a x + b`` of
+    the whole patch (gain, offset, the affine part of haze, a seasonal gain) leaves it where it
+    was, up to rounding and the ``log1p``'s +1.
     """
 
     per_image: bool = False
     texture: bool = False
-    relative: bool = False
-    relative_context: bool = False
-    dark_relative: bool = False
+    patch_relative: bool = False
+    patch_relative_context: bool = False
+    above_dark_level: bool = False
 
     @classmethod
     def from_config(cls, gcfg: dict) -> FeatureSpec:
-        """From a ``gbm`` section; a key that an older experiment's config lacks means the
-        basic set it was trained with."""
+        """From a ``gbm`` section."""
         return cls(
-            per_image=bool(gcfg.get("per_image")),
-            texture=bool(gcfg.get("texture")),
-            relative=bool(gcfg.get("relative")),
-            relative_context=bool(gcfg.get("relative_context")),
-            dark_relative=bool(gcfg.get("dark_relative")),
+            per_image=gcfg["per_image"],
+            texture=gcfg["texture"],
+            patch_relative=gcfg["patch_relative"],
+            patch_relative_context=gcfg["patch_relative_context"],
+            above_dark_level=gcfg["above_dark_level"],
         )
 
     @property
@@ -88,9 +88,9 @@ class FeatureSpec:
         return (
             "-relative" * self.per_image
             + "-texture" * self.texture
-            + "-rel" * self.relative
-            + "-relctx" * self.relative_context
-            + "-drel" * self.dark_relative
+            + "-rel" * self.patch_relative
+            + "-relctx" * self.patch_relative_context
+            + "-drel" * self.above_dark_level
         )
 
     @property
@@ -121,9 +121,9 @@ class FeatureSpec:
         return (
             *basic,
             *texture * self.texture,
-            *relative * self.relative,
-            *context * self.relative_context,
-            *dark * self.dark_relative,
+            *relative * self.patch_relative,
+            *context * self.patch_relative_context,
+            *dark * self.above_dark_level,
         )
 
 
@@ -160,7 +160,7 @@ def pixel_features(images: np.ndarray, stride: int = 1, spec: FeatureSpec = BASI
     ndwi = (green - nir) / (green + nir + 1.0)
     bright = np.log1p(raw.mean(axis=1))
     patch_mean = x.mean(axis=(2, 3), keepdims=True)
-    relative = x - patch_mean if spec.relative else None
+    relative = x - patch_mean if spec.patch_relative else None
     if spec.per_image:
         x = x - patch_mean
         bright = bright - bright.mean(axis=(1, 2), keepdims=True)
@@ -172,13 +172,13 @@ def pixel_features(images: np.ndarray, stride: int = 1, spec: FeatureSpec = BASI
         parts += [_local_std(bright, 5), _local_std(bright, 17), _local_std(ndvi, 5)]
         parts += [_local(ndvi, 17), _local(ndvi, WIDE)]
         parts += list(smooth[WIDE].transpose(1, 0, 2, 3))
-    if spec.relative:
+    if spec.patch_relative:
         parts += list(relative.transpose(1, 0, 2, 3))
-    if spec.relative_context:
+    if spec.patch_relative_context:
         centre = 0.0 if spec.per_image else patch_mean  # per_image took it out of x already
         for size in spec.context_sizes:
             parts += list((smooth[size] - centre).transpose(1, 0, 2, 3))
-    if spec.dark_relative:
+    if spec.above_dark_level:
         parts += list(_above_dark(raw, images).transpose(1, 0, 2, 3))
     feats = np.stack(parts, axis=-1)
     offset = stride // 2
@@ -276,7 +276,7 @@ def training_samples(
     radiometrically changed copies (each under one of the changes ``kinds``): memory-mapped
     stores beside a cache, or computed here for arrays in memory. ``bound`` (bands,): each
     patch and copy first dark-level corrected onto it (``align.dark_corrected``), as a fold
-    corrects the patches it predicts (``gbm.corrected_training``); a store per bound."""
+    corrects the patches it predicts (``train.dark_corrected``); a store per bound."""
     filename = getattr(images, "filename", None)
     if filename is None:
         return _sample_job_arrays(images, masks, 0, per_image, seed, spec, copies, kinds, bound)

@@ -1,13 +1,12 @@
 """What the torch-network kinds share: per-band normaliser, the training loop (``trainer.py``),
 the weights chosen by ``train.select``, and inference with test-time views (``inference.py``).
-A network kind only says how to build its ``nn.Module``. With ``train.corrected_training`` a
+A network kind only says how to build its ``nn.Module``. With ``train.dark_corrected`` a
 fold trains (and validates each epoch) on crops dark-level corrected onto its training patches'
 bound after their changes, as ``predict.dark_level`` corrects the patches it predicts.
 
-A fold directory holds ``model.pt`` (the weights it predicts with), ``normalizer.json``, the
-other checkpoint choice for ``benchmarks/checkpoint_choice.py`` (``best_epoch.pt`` when
-``train.select`` is last, ``last_epoch.pt`` when it is best), and with ``loss.class_weights``
-the weights its cross-entropy used (``class_weights.json``), which ``predict.class_adjust``
+A fold directory holds ``model.pt`` (the weights it predicts with), ``normalizer.json``, and
+with ``loss.class_weights``
+the weights its cross-entropy used (``class_weights.json``), which ``predict.logit_adjustment``
 takes back out of its logits (``AdjustedLogits``) in every prediction made from the fold
 directory (OOF, test, maps); the per-epoch validation curve is of the logits as trained.
 """
@@ -104,7 +103,7 @@ class NetworkFoldModel(FoldModel):
 def fold_normalizer(config: dict, images: np.ndarray, rows: np.ndarray, seed: int) -> Normalizer:
     """The normaliser a network's fold trains and predicts with (``normalize``): a fixed scale,
     what pretrained weights expect (ssl4eo: / 10000), or statistics fitted on the fold's
-    training rows, with the relative channels where asked."""
+    training rows, with the patch-relative channels where asked."""
     ncfg = config["normalize"]
     if ncfg["scale"] > 0:
         return Normalizer(mean=[0.0] * 4, std=[ncfg["scale"]] * 4, log=False)
@@ -114,7 +113,7 @@ def fold_normalizer(config: dict, images: np.ndarray, rows: np.ndarray, seed: in
         log=ncfg["log"],
         seed=seed,
         per_image=ncfg["per_image"],
-        relative=bool(ncfg.get("relative")),
+        patch_relative=ncfg["patch_relative"],
     )
 
 
@@ -123,8 +122,6 @@ class NetworkMember(Member):
     kept_files: ClassVar[tuple[str, ...]] = (
         "model.pt",
         "normalizer.json",
-        "best_epoch.pt",
-        "last_epoch.pt",
         CLASS_WEIGHTS_FILE,
     )
 
@@ -133,38 +130,38 @@ class NetworkMember(Member):
         weights.check(config)
         host_transforms(config["augment"]["albumentations"])  # every name known, or one line
         ncfg = config["normalize"]
-        if ncfg.get("relative") and (ncfg["per_image"] or ncfg["scale"] > 0):
+        if ncfg["patch_relative"] and (ncfg["per_image"] or ncfg["scale"] > 0):
             raise ConfigError(
-                "normalize.relative adds channels to bands standardised with the training "
+                "normalize.patch_relative adds channels to bands standardised with the training "
                 "folds' statistics: it needs normalize.per_image: false and normalize.scale: 0"
             )
-        if ncfg.get("relative") and weights.source(config["model"]["pretrained"]) not in (
+        if ncfg["patch_relative"] and weights.source(config["model"]["pretrained"]) not in (
             None,
             "imagenet",
         ):
             raise ConfigError(
-                "normalize.relative makes 8 input channels: a 4-band state dict (ssl4eo or a "
+                "normalize.patch_relative makes 8 input channels: a 4-band state dict (ssl4eo or a "
                 "file) cannot be loaded into them; use model.pretrained: imagenet or false"
             )
         require_dark_level(
             config,
-            "train.corrected_training",
+            "train.dark_corrected",
             "crops dark-level corrected as predicted patches are",
         )
-        adjust = config["predict"].get("class_adjust", 0.0)
+        adjust = config["predict"]["logit_adjustment"]
         if not 0.0 <= adjust <= 1.0:
-            raise ConfigError(f"'predict.class_adjust' must be in [0, 1], got {adjust}")
+            raise ConfigError(f"'predict.logit_adjustment' must be in [0, 1], got {adjust}")
         if adjust and config["loss"]["class_weights"] == "none":
             raise ConfigError(
-                "predict.class_adjust takes a class weighting back out of the logits: it needs "
+                "predict.logit_adjustment takes a class weighting back out of the logits: it needs "
                 "loss.class_weights (none is set)"
             )
 
     @property
     def in_channels(self) -> int:
-        """The network's input channels: the four bands, and with ``normalize.relative`` each
+        """The network's input channels: the four bands, and with ``normalize.patch_relative`` each
         band less the image's own mean of it too (``pixels.Normalizer``)."""
-        return N_BANDS * (2 if self.config["normalize"].get("relative") else 1)
+        return N_BANDS * (2 if self.config["normalize"]["patch_relative"] else 1)
 
     @abstractmethod
     def build(self) -> nn.Module:
@@ -186,7 +183,7 @@ class NetworkMember(Member):
             write_json(work / "normalizer.json", normalizer.to_dict())
         history_file = work / "history.csv"  # epochs done before an interruption, if any
         resumed = len(history_file.read_text().splitlines()) - 1 if history_file.is_file() else 0
-        corrected = self.config["train"].get("corrected_training")
+        corrected = self.config["train"]["dark_corrected"]
         bound = dark_bound(fold.train_images, fold.train_rows) if corrected else None
         seed_everything(seed)  # model init, then the training loop's draws
         history = fit(
@@ -206,27 +203,19 @@ class NetworkMember(Member):
             bound=bound,
         )
         chosen = selected_checkpoint(self.config, work)
-        other, name = (
-            (work / "final.pt", "last_epoch.pt")
-            if chosen.name == "best.pt"
-            else (work / "best.pt", "best_epoch.pt")
-        )
         if distributed.is_writer():
-            for source, target in ((chosen, "model.pt"), (other, name)):
-                with atomic_path(work / target) as tmp:
-                    shutil.copyfile(source, tmp)
+            with atomic_path(work / "model.pt") as tmp:
+                shutil.copyfile(chosen, tmp)
         distributed.barrier()
         return FitResult(history, extra={"resumed_after_epoch": resumed})
 
-    def load(
-        self, fold_dir: Path, device: torch.device, weights: str = "model.pt"
-    ) -> NetworkFoldModel:
-        """The fold's model; ``weights`` best_epoch.pt / last_epoch.pt load the other choice."""
+    def load(self, fold_dir: Path, device: torch.device) -> NetworkFoldModel:
+        """The fold's model (``model.pt``, the weights ``train.select`` chose)."""
         model = self.prepare(device)
-        state = torch.load(Path(fold_dir) / weights, map_location=device, weights_only=True)
+        state = torch.load(Path(fold_dir) / "model.pt", map_location=device, weights_only=True)
         model.load_state_dict(state)
         norm = json.loads((Path(fold_dir) / "normalizer.json").read_text())
-        alpha = self.config["predict"].get("class_adjust", 0.0)
+        alpha = self.config["predict"]["logit_adjustment"]
         if alpha:
             model = AdjustedLogits(model, self._class_weights(Path(fold_dir)), alpha).to(device)
         return NetworkFoldModel(model.eval(), Normalizer(**norm), self.config, device)
@@ -238,7 +227,7 @@ class NetworkMember(Member):
         mode = self.config["loss"]["class_weights"]
         if not path.is_file():
             raise ConfigError(
-                f"{path}: missing; predict.class_adjust needs the class weights the fold "
+                f"{path}: missing; predict.logit_adjustment needs the class weights the fold "
                 "trained with (written by training since this option exists): retrain it"
             )
         saved = json.loads(path.read_text())

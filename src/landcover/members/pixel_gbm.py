@@ -4,8 +4,8 @@ very different family from the networks (settings in the config's ``gbm`` sectio
 Each pixel is described by its four log reflectances, three spectral indices and the local mean
 of the log bands at two scales (``gbm_features.py``, computed once per dataset on every core); a
 multiclass LightGBM learns the mask class from pixels sampled in the training folds (with
-``gbm.shifted_copies``, also from radiometrically changed copies of their patches: robustness to
-new ground's radiometry; with ``gbm.corrected_training``, every training patch and copy first
+``gbm.radiometric_copies``, also from radiometrically changed copies of their patches: robustness
+to new ground's radiometry; with ``train.dark_corrected``, every training patch and copy first
 dark-level corrected onto the fold's bound, as the patches it predicts are under
 ``predict.dark_level``), on every core when ``run.threads`` is 0. A patch's proportions are
 the mean of the per-pixel class probabilities over a regular grid (every ``predict_stride``-th
@@ -124,10 +124,10 @@ def fold_pixels(
     at ``seed`` (the config's by default)."""
     gcfg = config["gbm"]
     spec = FeatureSpec.from_config(gcfg)
-    per_image, copies = gcfg["pixels_per_image"], int(gcfg.get("shifted_copies") or 0)
-    kinds = tuple(gcfg["shifted_kinds"])
+    per_image, copies = gcfg["pixels_per_image"], gcfg["radiometric_copies"]
+    kinds = tuple(gcfg["radiometric_kinds"])
     # trained as predicted: the fold's bound, as predict_fold computes it (align.FoldRadiometry)
-    bound = dark_bound(images, train_rows) if gcfg.get("corrected_training") else None
+    bound = dark_bound(images, train_rows) if config["train"]["dark_corrected"] else None
     x_all, y_all = training_samples(
         images,
         masks,
@@ -215,12 +215,11 @@ def fit_fold(
     """Train a fixed number of rounds on pixels of the training rows, once a bag.
 
     The multiclass log loss on pixels of the validation rows is recorded for every round (the
-    bags' mean; its best round goes in the history, for ``benchmarks/checkpoint_choice.py``)
-    but chooses nothing: early stopping on the rows the OOF scores would flatter it. Bag k
-    (``gbm.bags``) draws its pixels at the config's seed + k and seeds LightGBM with ``seed`` +
-    1000 k (``experiment.fold_seed`` at the config's seed + k), and is saved in ``work`` as
-    ``bag_files(k)``: its model and the class of each output. Returns the validation rows'
-    proportions and a one-row history.
+    bags' mean; its best round goes in the history) but chooses nothing: early stopping on the
+    rows the OOF scores would flatter it. Bag k (``gbm.bags``) draws its pixels at the config's
+    seed + k and seeds LightGBM with ``seed`` + 1000 k (``experiment.fold_seed`` at the config's
+    seed + k), and is saved in ``work`` as ``bag_files(k)``: its model and the class of each
+    output. Returns the validation rows' proportions and a one-row history.
     """
     gcfg = config["gbm"]
     threads = config["run"]["threads"] or cores()
@@ -306,19 +305,6 @@ class GbmFoldModel(FoldModel):
         probs = pixel_probabilities(self.bags, flat, None, self.threads or cores())
         return probs.astype(np.float32).reshape(n, h, w, N_CLASSES).transpose(0, 3, 1, 2)
 
-    def predict_pixels(self, images: np.ndarray, rows: np.ndarray, stride: int) -> np.ndarray:
-        """(len(rows), P, 10) float32 probabilities on the grid of every ``stride``-th pixel
-        (the features computed at that stride, as for proportions)."""
-        out = []
-        for start in range(0, len(rows), 64):
-            feats = pixel_features(np.asarray(images[rows[start : start + 64]]), stride, self.spec)
-            n, h, w, f = feats.shape
-            probs = pixel_probabilities(
-                self.bags, feats.reshape(-1, f), None, self.threads or cores()
-            )
-            out.append(probs.astype(np.float32).reshape(n, h * w, N_CLASSES))
-        return np.concatenate(out) if out else np.zeros((0, 1, N_CLASSES), np.float32)
-
     def predict_masks(self, images: np.ndarray) -> np.ndarray:
         """(n, H, W) uint8 argmax masks at full resolution."""
         return self.predict_probabilities(images).argmax(axis=1).astype(np.uint8)
@@ -340,12 +326,14 @@ class PixelGbmMember(Member):
         bags = config["gbm"].get("bags", 1)
         if not isinstance(bags, int) or isinstance(bags, bool) or bags < 1:
             raise ConfigError(f"'gbm.bags' must be a whole number of at least 1, got {bags!r}")
-        kinds = config["gbm"]["shifted_kinds"]
+        kinds = config["gbm"]["radiometric_kinds"]
         if not kinds or any(k not in CHANGES for k in kinds):
-            raise ConfigError(f"'gbm.shifted_kinds' must be some of {list(CHANGES)}, got {kinds}")
+            raise ConfigError(
+                f"'gbm.radiometric_kinds' must be some of {list(CHANGES)}, got {kinds}"
+            )
         require_dark_level(
             config,
-            "gbm.corrected_training",
+            "train.dark_corrected",
             "pixels dark-level corrected as predicted ones are",
         )
 
