@@ -16,37 +16,10 @@ from rasterio.transform import from_origin
 
 from landcover.blend_io import load_inputs, write_outputs
 from landcover.blending import BlendParams, fit_blend
-from landcover.config import load_config
-from landcover.experiment import run_experiment
 from landcover.tables import read_proportions
 from landcover.tiff import read_image
 
-SETTINGS = {
-    "train": {"epochs": 1, "steps_per_epoch": 2, "batch_size": 8},
-    "predict": {"tta": 1},
-    "data": {"n_folds": 2},
-    "gbm": {"n_estimators": 10, "pixels_per_image": 64},
-    "run": {"threads": 1, "device": "cpu"},
-}
-MEMBERS = ("unet_regnety_002", "pixel_lightgbm", "classifier_resnet18")  # each kind of output
-ORIGIN = (500_000.0, 5_000_000.0)  # a made-up UTM 31N corner, 10 m pixels
-
-
-@pytest.fixture(scope="module")
-def blend(demo_data, tmp_path_factory) -> Path:
-    """A blend of per-pixel, LightGBM and image-level members, trained (smoke) on the
-    generated data."""
-    tmp = tmp_path_factory.mktemp("predict")
-    for name in MEMBERS:
-        config = load_config(name, profile="demo", overrides=SETTINGS)
-        run_experiment(config, demo_data, oof_dir=tmp / "oof", log=lambda _: None)
-    inputs = load_inputs(tmp / "oof")
-    fit = fit_blend(inputs.oof, inputs.truth, inputs.folds, trials=10, seed=0)
-    # every member in the blend (weights spread, T != 1, a floor), so all paths are used
-    params = BlendParams(np.array([0.5, 0.3, 0.2]), np.array([0.8, 1.3, 2.0]), 0.01)
-    return write_outputs(
-        tmp / "subs" / "blend.csv", inputs, dataclasses.replace(fit, params=params), {}
-    )
+pytest_plugins = ("demo_blend",)  # the session's trained demo blend: the ``blend`` fixture
 
 
 def test_patches_reproduce_the_blends_own_submission(blend: Path, demo_dir: Path, tmp_path):
@@ -65,6 +38,8 @@ def test_patches_reproduce_the_blends_own_submission(blend: Path, demo_dir: Path
 def mosaic(sample_dir: Path, path: Path, top_left: int = 1, rows: int = 2) -> list[int]:
     """Tiles top_left, +1 (and below them, +45, +46: the tile below is id + 45) as one
     georeferenced GeoTIFF of 256 * rows x 512 pixels."""
+    from demo_blend import ORIGIN
+
     ids = [top_left + 45 * r + c for r in range(rows) for c in range(2)]
     images = [read_image(sample_dir / "dataset/train/images" / f"{i}.tif", i) for i in ids]
     scene = np.block([[images[2 * r], images[2 * r + 1]] for r in range(rows)])
@@ -161,6 +136,8 @@ def test_cells_agree_with_the_patch_predictions(mapped: dict):
 
 def test_a_polygon_over_one_tile_gives_that_tiles_cell(mapped: dict, blend: Path):
     tmp = mapped["tmp"]
+    from demo_blend import ORIGIN
+
     x0, y0 = ORIGIN
     square = [[x0 + 2560, y0], [x0 + 5120, y0], [x0 + 5120, y0 - 2560], [x0 + 2560, y0 - 2560]]
     site = {"type": "Feature", "properties": {"id": "tile2"}, "geometry": {"type": "Polygon",
@@ -224,6 +201,8 @@ def test_the_shift_test_scores_every_member_and_the_blend(blend: Path, tmp_path:
     scored (its clean column is its own OOF KL, predicted the same way), the blend's clean
     column is the blend's own OOF KL, and each change moves the scores; with ``--dark-level``
     and one draw a fold, the offset column is scored with each patch's dark level corrected."""
+    from demo_blend import MEMBERS
+
     from landcover.metric import kl_divergence
     from landcover.predictor import Predictor
 
@@ -283,6 +262,8 @@ def test_the_class_mix_test_plays_regions_of_other_mixes(blend: Path, tmp_path: 
     in every region; at the experiments' own views, each member's held-out-fold column is its
     own OOF KL, and the blend's a nested CV of the blend re-tuned (fit_blend's nested_oof);
     a region's KL is its drawn patches' KLs, weighted by their draws."""
+    from demo_blend import MEMBERS
+
     from landcover.classmix import regions_from_table
     from landcover.metric import kl_divergence, kl_per_sample, scored_proportions
 

@@ -1,18 +1,20 @@
-"""A trained model, ready to apply to new imagery: one experiment (``oof/<exp>``) or the blend
-a submission sidecar describes (``submissions/<name>.json``), with every fold model.
+"""A trained model, ready to apply to new imagery: one experiment (``oof/<exp>``), the blend
+a submission sidecar describes (``submissions/<name>.json``) or a bundle of either
+(``bundle.py``), with every fold model.
 
 Proportions of a region are computed the way the pipeline computes them for a test patch:
 each fold model's proportions are the mean of its per-pixel probabilities (argmax counts for a
 ``predict.mode: hard`` member; one vector per window for an image-level member), each member's
 temperature is applied per fold model, the fold models are averaged, and the members are
-weighted and floored toward the training prior (``blending.blend``). The class map is the
-argmax of the weighted per-pixel probabilities. A ``predict.dark_level`` member sees each
-patch (each window of a scene) with its dark level first brought within the fold's training
-patches' (``radiometry.py``).
+weighted and floored toward the training prior (``blending.blend``). The class map's
+per-pixel probabilities go through the same blend (``map_blend.py``). A
+``predict.dark_level`` member sees each patch (each window of a scene) with its dark level
+first brought within the fold's training patches' (``radiometry.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -21,15 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .artifacts import is_complete, load_experiment
 from .blending import BlendParams, Stack, blend, describe_calibration
+from .bundle import is_archive, is_bundle, read_bundle, unpacked
 from .constants import N_CLASSES, OFFICIAL_ROW_WIDTH, PATCH_SIZE
 from .errors import ArtifactError
 from .freshness import predicted_otherwise
 from .members import FoldModel, member_for
+from .model_source import MemberFiles, ModelSource, source_of
 from .radiometry import FoldRadiometry
 from .runtime import resolve_device
-from .submission import load_submitted
 
 
 @dataclass
@@ -68,6 +70,37 @@ def _radiometry(path: Path, n_folds: int, config: dict) -> list[FoldRadiometry] 
     return out
 
 
+def _load_member(files: MemberFiles, device: torch.device) -> Member:
+    """A member's fold models, refused if its folds were predicted under other settings than
+    its config's. Built without pretrained encoder weights: each fold's saved weights replace
+    every one of them, and a machine that predicts need not fetch what training started from."""
+    stale = predicted_otherwise(files.path, files.config)
+    if stale:
+        raise ArtifactError(
+            f"{files.path}: folds {stale} were predicted under other predict settings "
+            "than its config.yaml's; re-run train.py on this experiment to re-predict "
+            "it (nothing is retrained)"
+        )
+    model = files.config["model"]
+    kind = member_for(
+        {**files.config, "model": {**model, "pretrained": False}}
+        if "pretrained" in model
+        else files.config
+    )
+    folds = [kind.load(files.path / "folds" / f"fold{k}", device) for k in range(files.n_folds)]
+    radiometry = _radiometry(files.path, files.n_folds, files.config)
+    return Member(
+        files.name,
+        files.path,
+        files.config,
+        files.meta,
+        files.weight,
+        files.temperature,
+        folds,
+        radiometry,
+    )
+
+
 class Predictor:
     def __init__(
         self,
@@ -84,50 +117,36 @@ class Predictor:
     def load(
         cls, model: str | os.PathLike[str], device: str = "auto", every_member: bool = False
     ) -> Predictor:
-        """From a sidecar ``<name>.json`` or a complete experiment directory.
-        ``every_member``: members the blend gave no weight are loaded too (to score them
-        alone; they change no blended figure)."""
+        """From a sidecar ``<name>.json``, a complete experiment directory, or a bundle
+        (``bundle.py``: a folder, or a .tar unpacked to a temporary directory for as long as
+        loading takes). ``every_member``: members the blend gave no weight are loaded too (to
+        score them alone; they change no blended figure)."""
         path, dev = Path(model), resolve_device(device)
-        if path.suffix == ".json":
-            sub = load_submitted(path)
-            entries = [
-                (exp, float(w), float(t))
-                for exp, w, t in zip(
-                    sub.inputs.experiments,
-                    sub.params.weights,
-                    sub.params.temperatures,
-                    strict=True,
-                )
-                if w > 0 or every_member  # without weight it changes nothing: not loaded
-            ]
-            floor, prior = sub.params.floor, sub.prior
-            calibration = (sub.params.bias, sub.params.power)
-        elif is_complete(path):
-            entries, floor, prior = [(load_experiment(path), 1.0, 1.0)], 0.0, np.zeros(8)
-            calibration = (None, None)
-        else:
-            raise ArtifactError(
-                f"{path}: not a submission sidecar (<name>.json) nor a complete experiment"
+        if is_archive(path):
+            with unpacked(path) as folder:
+                return cls.of(read_bundle(folder, shown=str(path)), dev, path)
+        if is_bundle(path):
+            return cls.of(read_bundle(path), dev, path)
+        return cls.of(source_of(path, every_member), dev, path)
+
+    @classmethod
+    def of(cls, source: ModelSource, device: torch.device, shown: Path) -> Predictor:
+        """Every fold model of ``source``'s members, on ``device``."""
+        members = [_load_member(m, device) for m in source.members]
+        return cls(members, source.floor, source.prior, shown, source.calibration)
+
+    def with_fold(self, fold: int) -> Predictor:
+        """This blend with fold model ``fold`` of each member only: what predicts the
+        training tiles of that fold held out (the other fold models trained on them)."""
+        members = [
+            dataclasses.replace(
+                m,
+                folds=[m.folds[fold % len(m.folds)]],
+                radiometry=None if m.radiometry is None else [m.radiometry[fold % len(m.folds)]],
             )
-        members = []
-        for exp, weight, temperature in entries:
-            stale = predicted_otherwise(exp.path, exp.config)
-            if stale:
-                raise ArtifactError(
-                    f"{exp.path}: folds {stale} were predicted under other predict settings "
-                    "than its config.yaml's; re-run train.py on this experiment to re-predict "
-                    "it (nothing is retrained)"
-                )
-            member = member_for(exp.config)
-            n_folds = int(exp.oof.folds.max()) + 1
-            folds = [member.load(exp.path / "folds" / f"fold{k}", dev) for k in range(n_folds)]
-            radiometry = _radiometry(exp.path, n_folds, exp.config)
-            members.append(
-                Member(
-                    exp.name, exp.path, exp.config, exp.meta, weight, temperature, folds, radiometry
-                )
-            )
-        return cls(members, floor, prior, path, calibration)
+            for m in self.members
+        ]
+        return Predictor(members, self.floor, self.prior, self.source, (self.bias, self.power))
 
     @property
     def params(self) -> BlendParams:

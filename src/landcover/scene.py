@@ -2,23 +2,29 @@
 and written one strip of windows at a time, so memory does not grow with the scene.
 
 Windows of ``size`` pixels start every ``size - overlap`` pixels (the last one flush with the
-edge). Each window's per-pixel probabilities are weighted by a separable taper that falls
-linearly to ~0 over ``overlap`` pixels at its borders, divided by the sum of the tapers of
-every window covering the pixel, so weights sum to 1 everywhere and a pixel's probabilities
-change smoothly from one window to the next: no seams. Because the normalised weights are
-known before anything is predicted, each window adds its share straight into the map strip
-and into the region sums, and no per-member image is ever held.
+edge). Each window's per-pixel values (its members' probabilities blended as its proportions
+are: ``map_blend.py``) are weighted by a separable taper that falls linearly to ~0 over
+``overlap`` pixels at its borders, divided by the sum of the tapers of every window covering
+the pixel, so weights sum to 1 everywhere and a pixel's values change smoothly from one
+window to the next: no seams. Because the normalised weights are known before anything is
+predicted, each window adds its share straight into the map strip and into the region sums
+(of the raw probabilities: a region's proportions are blended from its own means), and no
+per-member image is ever held.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import rasterio
 
-from .constants import CLASS_COLORS, CLASSES, N_CLASSES
+from .constants import CLASSES, N_CLASSES
+from .errors import DataError
+from .map_blend import window_values
+from .map_outputs import describe_class_band, write_qml
 from .members import member_for
 from .predictor import Predictor
 from .progress import bar
@@ -60,9 +66,28 @@ class SceneResult:
     outputs: list[Path] = field(default_factory=list)
 
 
-def _colormap() -> dict[int, tuple[int, int, int, int]]:
-    colours = {i: (*bytes.fromhex(c[1:]), 255) for i, c in enumerate(CLASS_COLORS)}
-    return {**colours, PALETTE_NODATA: (0, 0, 0, 0)}
+DEFAULT_OVERLAP = 64  # px: a quarter of the challenge's 256 px patches
+
+
+def window_settings(
+    patch_size: int, window: int | None, overlap: int | None
+) -> tuple[int, int, str]:
+    """(window, overlap, a line saying where they come from): the window defaults to the
+    patches the members trained on, the overlap to ``DEFAULT_OVERLAP`` clipped to a quarter
+    of the window; an overlap given beyond half the window is an error."""
+    size = window or patch_size
+    said = f"windows of {size} px" + ("" if window else " (the members' training patches)")
+    if overlap is None:
+        overlap = min(DEFAULT_OVERLAP, size // 4)
+        clipped = " clipped to a quarter of the window" if overlap < DEFAULT_OVERLAP else ""
+        return size, overlap, f"{said}, overlap {overlap} px (default {DEFAULT_OVERLAP}{clipped})"
+    check_overlap(size, overlap)
+    return size, overlap, f"{said}, overlap {overlap} px"
+
+
+def check_overlap(size: int, overlap: int) -> None:
+    if not 0 <= overlap <= size // 2:
+        raise DataError(f"--overlap {overlap}: windows of {size} px allow 0 to {size // 2} px")
 
 
 def predict_scene(
@@ -76,10 +101,10 @@ def predict_scene(
     probabilities_path: Path | None = None,
     batch: int = 8,
 ) -> SceneResult:
-    """Predict every window of ``scene``; write the class map (and per-class probabilities,
-    uint8, value / 255) as Cloud-Optimized GeoTIFFs; return the region sums."""
-    if not 0 <= overlap < size // 2 + 1:
-        raise ValueError(f"overlap must be in 0..{size // 2}, got {overlap}")
+    """Predict every window of ``scene``; write the class map (and the map's per-class values,
+    uint8, value / 255: ``map_blend.py``) as Cloud-Optimized GeoTIFFs, the map's QGIS style
+    beside it; return the region sums."""
+    check_overlap(size, overlap)
     height, width = scene.shape
     step = size - overlap
     rows_at, cols_at = window_starts(height, size, step), window_starts(width, size, step)
@@ -92,19 +117,15 @@ def predict_scene(
     members = predictor.members
     sums = np.zeros((len(members), predictor.n_folds, len(regions), N_CLASSES))
     valid_pixels, scene_pixels = np.zeros(len(regions)), np.zeros(len(regions))
-    prior = np.zeros(N_CLASSES, dtype=np.float32)
-    prior[2:] = predictor.prior
     work = [p.with_name(f".{p.name}.work.tif") for p in (map_path, probabilities_path) if p]
     sinks = []
     if map_path:
         sinks.append(rasterio.open(work[0], "w", **class_map_profile(scene)))
-        sinks[0].write_colormap(1, _colormap())
-        sinks[0].update_tags(1, **{str(i): name for i, name in enumerate(CLASSES)})
-        sinks[0].set_band_description(1, "land cover class (" + ", ".join(CLASSES) + ")")
+        describe_class_band(sinks[0])
     if probabilities_path:
         probs_sink = rasterio.open(work[-1], "w", **class_map_profile(scene, N_CLASSES))
         for i, name in enumerate(CLASSES, start=1):
-            probs_sink.set_band_description(i, f"probability of {name} x 255")
+            probs_sink.set_band_description(i, f"map value of {name} x 255 (map_blend.py)")
         sinks.append(probs_sink)
 
     acc = np.zeros((N_CLASSES, size, canvas[1]), dtype=np.float32)  # the current strip
@@ -134,20 +155,15 @@ def predict_scene(
                 n_windows += len(keep)
                 images = np.stack([pixels[:, :, lefts[j] : lefts[j] + size] for j in keep])
                 grounds = np.stack([valid[:, lefts[j] : lefts[j] + size] for j in keep])
-                for m, member in enumerate(members):
-                    for k in range(len(member.folds)):
-                        probs = predictor.pixel_probabilities(member, k, images, grounds)
-                        for j, p in zip(keep, probs, strict=True):
-                            left = lefts[j]
-                            w = weights[j] * valid[:, left : left + size]
-                            share = (p[:, :, :] if p.ndim == 3 else p[:, None, None]) * w
-                            scale = (1 - predictor.floor) * member.weight / len(member.folds)
-                            acc[:, :, left : left + size] += scale * share
-                            for i, mask in masks[j]:
-                                sums[m, k, i] += share[:, mask].sum(axis=1)
+                shares = [weights[j] * valid[:, lefts[j] : lefts[j] + size] for j in keep]
+                found = [masks[j] for j in keep]
+                count = functools.partial(_region_sums, sums, found, shares)
+                values = window_values(predictor, images, grounds, count)
+                for j, v, w in zip(keep, values, shares, strict=True):
+                    acc[2:, :, lefts[j] : lefts[j] + size] += v * w
             last = r == len(rows_at) - 1
             final = height if last else rows_at[r + 1]
-            _write_rows(sinks, acc, valid, prior, predictor.floor, done_to, final, top, width)
+            _write_rows(sinks, acc, valid, done_to, final, top, width)
             done_to = final
             if not last:  # slide the strip down to the next window row
                 shift = rows_at[r + 1] - top
@@ -166,7 +182,17 @@ def predict_scene(
         finish_cog(tmp, out)
         tmp.unlink()
         outputs.append(out)
+    if map_path:
+        write_qml(map_path)
     return SceneResult(sums, valid_pixels, scene_pixels, n_windows, outputs=outputs)
+
+
+def _region_sums(sums, found, shares, m: int, k: int, probs: np.ndarray) -> None:
+    """Add fold model ``k`` of member ``m``'s weighted probabilities to the region sums."""
+    for regions, p, w in zip(found, probs, shares, strict=True):
+        share = (p if p.ndim == 3 else p[:, None, None]) * w
+        for i, mask in regions:
+            sums[m, k, i] += share[:, mask].sum(axis=1)
 
 
 def _read_strip(scene: Scene, top: int, size: int, canvas: tuple[int, int]):
@@ -182,14 +208,15 @@ def _read_strip(scene: Scene, top: int, size: int, canvas: tuple[int, int]):
     return pixels, valid
 
 
-def _write_rows(sinks, acc, valid, prior, floor, start, stop, top, width) -> None:
-    """Finish rows ``start .. stop`` (scene rows; the strip begins at ``top``) and write them."""
+def _write_rows(sinks, acc, valid, start, stop, top, width) -> None:
+    """Finish rows ``start .. stop`` (scene rows; the strip begins at ``top``) and write them:
+    the class is the argmax of the scored classes' values (``map_blend.py``)."""
     if stop <= start or not sinks:
         return
-    part = acc[:, start - top : stop - top, :width] + floor * prior[:, None, None]
+    part = acc[:, start - top : stop - top, :width]
     ok = valid[start - top : stop - top, :width]
     window = rasterio.windows.Window(0, start, width, stop - start)
-    classes = np.where(ok, part.argmax(axis=0), PALETTE_NODATA).astype(np.uint8)
+    classes = np.where(ok, part[2:].argmax(axis=0) + 2, PALETTE_NODATA).astype(np.uint8)
     if sinks and sinks[0].count == 1:
         sinks[0].write(classes[None], window=window)
     if sinks[-1].count == N_CLASSES:

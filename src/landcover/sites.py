@@ -32,10 +32,25 @@ class Regions:
         """Per-region columns for the CSV besides the proportions (area, bounds, notes)."""
         return {}
 
+    def geometries(self) -> list:
+        """Each region's polygon (shapely), in the raster's CRS: the proportions as a layer."""
+        raise NotImplementedError
+
+
+def _bounds(scene: Scene):
+    from shapely import box
+
+    height, width = scene.shape
+    return box(*windows.bounds(windows.Window(0, 0, width, height), scene.dataset.transform))
+
 
 class WholeScene(Regions):
     def __init__(self, scene: Scene):
         self.names = [scene.path.stem]
+        self.scene = scene
+
+    def geometries(self) -> list:
+        return [_bounds(self.scene)]
 
     def members(self, top: int, left: int, size: int) -> list[tuple[int, np.ndarray]]:
         return [(0, np.ones((size, size), dtype=bool))]
@@ -80,6 +95,16 @@ class Grid(Regions):
                 out["inside_share"].append(inside_rows * inside_cols)
         return out
 
+    def geometries(self) -> list:
+        """Whole cells (a cell along the raster's right or bottom edge reaches past it)."""
+        from shapely import box
+
+        table = self.table()
+        return [
+            box(x, y - self.metres, x + self.metres, y)
+            for x, y in zip(table["x_min"], table["y_max"], strict=True)
+        ]
+
 
 class Polygons(Regions):
     """The polygons of a GeoJSON or GeoPackage file, in the raster's CRS; each pixel whose
@@ -87,7 +112,7 @@ class Polygons(Regions):
 
     def __init__(self, scene: Scene, path: str | os.PathLike[str]):
         import geopandas as gpd
-        from shapely import STRtree, box
+        from shapely import STRtree
 
         path = Path(path)
         try:
@@ -106,9 +131,8 @@ class Polygons(Regions):
             )
         if frame.crs is not None and crs is not None and frame.crs != crs:
             frame = frame.to_crs(crs)
-        height, width = scene.shape
         self.transform = scene.dataset.transform
-        bounds = box(*windows.bounds(windows.Window(0, 0, width, height), self.transform))
+        bounds = _bounds(scene)
         inside = frame.geometry.intersection(bounds).area / frame.geometry.area
         label = next((c for c in ("id", "name", "site") if c in frame.columns), None)
         names = [str(v) for v in (frame[label] if label else frame.index)]
@@ -118,9 +142,9 @@ class Polygons(Regions):
                 f"{path}: polygon {outside[0]} lies outside the raster {scene.path.name} "
                 f"(bounds {tuple(round(v) for v in bounds.bounds)} in {crs})"
             )
-        self.names, self.geometries = names, list(frame.geometry)
+        self.names, self.polygons = names, list(frame.geometry)
         self.areas, self.inside = list(frame.geometry.area), list(inside)
-        self.tree = STRtree(self.geometries)
+        self.tree = STRtree(self.polygons)
 
     def members(self, top: int, left: int, size: int) -> list[tuple[int, np.ndarray]]:
         from shapely import box
@@ -131,7 +155,7 @@ class Polygons(Regions):
         out = []
         for i in sorted(int(j) for j in found):
             mask = features.geometry_mask(
-                [self.geometries[i]], (size, size), transform, invert=True
+                [self.polygons[i]], (size, size), transform, invert=True
             )
             if mask.any():
                 out.append((i, mask))
@@ -139,3 +163,6 @@ class Polygons(Regions):
 
     def table(self) -> dict[str, list]:
         return {"area_m2": self.areas, "inside_share": self.inside}
+
+    def geometries(self) -> list:
+        return list(self.polygons)

@@ -197,14 +197,16 @@ def class_map_profile(scene: Scene, count: int = 1, dtype: str = "uint8") -> dic
 
 
 def finish_cog(work: Path, out: Path) -> None:
-    """Compress ``work`` into a Cloud-Optimized GeoTIFF at ``out`` (atomically)."""
+    """Compress ``work`` into a Cloud-Optimized GeoTIFF at ``out`` (atomically): 256 px tiles
+    and overviews (nearest: class values stay classes) down to one tile, so a GIS shows any
+    zoom of it fast."""
     with atomic_path(out) as tmp:
         rio_copy(
             str(work),
             str(tmp),
             driver="COG",
             COMPRESS="DEFLATE",
-            BLOCKSIZE=512,
+            BLOCKSIZE=256,
             OVERVIEW_RESAMPLING="NEAREST",
         )
 
