@@ -164,6 +164,10 @@ def test_the_model_card_holds_the_runs_figures(run_copy: Path, tmp_path: Path):
     written = write_model_card(run_copy)
     assert written == card_path(run_copy) and written.name == "blend.model_card.md"
     assert written.read_text() == text  # nothing left out: the same card
+    written.unlink()
+    done = run_cli("src/export.py", "--model", str(run_copy), "--card-only")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == str(written) and written.read_text() == text
 
 
 def test_console_scripts_run_from_any_folder(tmp_path: Path):
@@ -176,3 +180,17 @@ def test_console_scripts_run_from_any_folder(tmp_path: Path):
         'landcover-export = "landcover.commands.export:main"'
         in (REPO / "pyproject.toml").read_text()
     )
+
+
+def test_one_experiment_exports_too(blend: Path, demo_data, tmp_path: Path):
+    """An experiment directory alone: weight 1, T 1, no floor; its card gives its own OOF KL."""
+    exp = blend.parents[1] / "oof" / "pixel_lightgbm"
+    bundle, _ = export_bundle(exp, tmp_path / "gbm")
+    images = np.asarray(demo_data.test_images)
+    mine = Predictor.load(bundle, device="cpu").patch_proportions(images)
+    theirs = Predictor.load(exp, device="cpu").patch_proportions(images)
+    np.testing.assert_array_equal(mine, theirs)
+    scores = json.loads((exp / "scores.json").read_text())
+    text = (bundle / CARD).read_text()
+    assert f"OOF KL {scores['oof_kl']:.5f} (each row predicted by the fold model" in text
+    assert "| pixel_lightgbm | pixel_gbm, per-pixel | 1.0000 | 1.000 | 2 |" in text

@@ -78,6 +78,7 @@ def export_bundle(
     source = kept_weights(source_of(model, every_member=True), min_weight)
     if is_archive(out):
         stem = out.name.removesuffix(next(s for s in ARCHIVES if out.name.endswith(s)))
+        out.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=".bundle-", dir=out.parent) as tmp:
             _write(Path(tmp) / stem, source)
             with atomic_path(out) as part, tarfile.open(part, _tar_mode(out)) as tar:

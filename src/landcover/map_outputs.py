@@ -48,9 +48,7 @@ def write_qml(map_path: str | os.PathLike[str]) -> Path:
     ET.SubElement(renderer, "rasterTransparency")
     palette = ET.SubElement(renderer, "colorPalette")
     for i, (name, colour) in enumerate(zip(CLASSES, CLASS_COLORS, strict=True)):
-        ET.SubElement(
-            palette, "paletteEntry", value=str(i), color=colour, label=name, alpha="255"
-        )
+        ET.SubElement(palette, "paletteEntry", value=str(i), color=colour, label=name, alpha="255")
     ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
     ET.SubElement(root, "blendMode").text = "0"
     ET.indent(root)
@@ -81,8 +79,7 @@ def write_class_map(classes: np.ndarray, scene: Scene, path: str | os.PathLike[s
 def check_table_path(path: str | os.PathLike[str]) -> None:
     if Path(path).suffix.lower() not in TABLE_SUFFIXES:
         raise DataError(
-            f"{path}: --proportions is written as .csv, or with the polygons as .gpkg or "
-            ".geojson"
+            f"{path}: --proportions is written as .csv, or with the polygons as .gpkg or .geojson"
         )
 
 

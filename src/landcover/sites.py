@@ -154,9 +154,7 @@ class Polygons(Regions):
         found = self.tree.query(box(*windows.bounds(window, self.transform)))
         out = []
         for i in sorted(int(j) for j in found):
-            mask = features.geometry_mask(
-                [self.polygons[i]], (size, size), transform, invert=True
-            )
+            mask = features.geometry_mask([self.polygons[i]], (size, size), transform, invert=True)
             if mask.any():
                 out.append((i, mask))
         return out
