@@ -209,11 +209,12 @@ papermill --log-level ERROR notebooks/predict.ipynb "$runs/predict.ipynb" \
 shift_json=""
 if $shift_test; then
     stage "shift tests: radiometry and class mix (src/shift_test.py -> $runs/shift.log)"
-    shift_json="$runs/shift.json"
+    shift_json="${sidecar%.json}.shift.json"  # beside the sidecar: its model card reads it
     smoke_shift=()
     $smoke && smoke_shift=(--shifts none,gain --band-rows 1 --region-min 5 --trials 5)
     python src/shift_test.py "$sidecar" --profile "$profile" --json "$shift_json" \
         ${smoke_shift[@]+"${smoke_shift[@]}"} > "$runs/shift.log"
+    python src/export.py --model "$sidecar" --card-only > /dev/null  # the card with its figures
 fi
 
 stage "check the submission (src/score.py --check-submission)"

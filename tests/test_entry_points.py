@@ -165,7 +165,7 @@ def _not_a_raster(d: Path) -> list[str]:
 
 
 PREDICT: dict[str, tuple[Setup, str]] = {
-    "no such model": (lambda d: _predict(d), "not a submission sidecar (<name>.json) nor a"),
+    "no such model": (lambda d: _predict(d), "not a submission sidecar (<name>.json), a"),
     "no such sidecar": (lambda d: _predict(d, model="s.json"), "s.json: submission sidecar not"),
     "band out of range": (lambda d: _predict(d, "--bands", "1,2,3,7"), "asks for band 7"),
     "three bands": (lambda d: _predict(d, "--bands", "1,2,3"), "must name 4 bands"),

@@ -34,8 +34,9 @@ def test_benchmark_unet_has_the_official_parameter_count():
 def test_model_config_forward_backward(name: str):
     config = load_config(name)
     torch.manual_seed(0)
-    model = member_for(config).build()
-    x = torch.randn(2, 4, 64, 64)
+    member = member_for(config)
+    model = member.build()
+    x = torch.randn(2, member.in_channels, 64, 64)  # 8 with normalize.patch_relative
     masks = torch.randint(2, 10, (2, 64, 64))
     target = torch.nn.functional.one_hot(masks.flatten(1), 10).float().mean(dim=1)
     logits = model(x)

@@ -344,7 +344,7 @@ def test_select_best_and_last_predict_with_different_weights(demo_data, tmp_path
 def test_new_predict_settings_repredict_without_training(demo_data, tmp_path: Path, monkeypatch):
     """Changing only how a finished experiment predicts (TTA views) re-predicts OOF and test
     from its fold models: nothing is trained, the OOF changes, the experiment is rewritten."""
-    from landcover import experiment
+    from landcover.freshness import experiment_state
     from landcover.members import network
 
     config = load_config(
@@ -361,7 +361,7 @@ def test_new_predict_settings_repredict_without_training(demo_data, tmp_path: Pa
     more_views = load_config(
         "unet_regnety_002", profile="demo", overrides={**SMOKE, "predict": {"tta": 4}}
     )
-    assert experiment.experiment_state(tmp_path, more_views, demo_data) == "repredict"
+    assert experiment_state(tmp_path, more_views, demo_data) == "repredict"
     messages = []
     assert run_experiment(more_views, demo_data, oof_dir=tmp_path, log=messages.append) == exp_dir
     assert "re-predicting" in messages[0]
@@ -369,7 +369,21 @@ def test_new_predict_settings_repredict_without_training(demo_data, tmp_path: Pa
     assert after.config["predict"]["tta"] == 4
     assert not np.allclose(after.oof.values, before.oof.values)
     assert (exp_dir / "folds" / "fold0" / "model.pt").read_bytes() == weights
-    assert experiment.experiment_state(tmp_path, more_views, demo_data) == "complete"
+    assert experiment_state(tmp_path, more_views, demo_data) == "complete"
+
+    # another recipe under the same name is refused, not silently replacing this one
+    longer = load_config(
+        "unet_regnety_002",
+        profile="demo",
+        overrides={**SMOKE, "train": {**SMOKE["train"], "epochs": 3}},
+    )
+    with pytest.raises(ConfigError, match=r"trained otherwise \(train\.epochs\); --force"):
+        run_experiment(longer, demo_data, oof_dir=tmp_path, log=lambda _: None)
+    assert load_experiment(exp_dir).config["train"]["epochs"] == after.config["train"]["epochs"]
+    meta = json.loads((exp_dir / "meta.json").read_text())
+    (exp_dir / "meta.json").write_text(json.dumps({**meta, "format_version": 1}))
+    with pytest.raises(ConfigError, match="artifact format 1; this code writes 2"):
+        run_experiment(more_views, demo_data, oof_dir=tmp_path, log=lambda _: None)
     assert after.scores["oof_kl"] != before.scores["oof_kl"]
 
 

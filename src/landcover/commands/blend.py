@@ -40,8 +40,9 @@ from landcover.blend_io import (
 from landcover.blending import FLOOR_UNIFORM, MAX_FLOOR, MIN_FLOOR, fit_blend
 from landcover.classmix import mix_table, region_row_weights, regions_from_table
 from landcover.cli import Parser
-from landcover.errors import cli_errors, number_in, positive_int
+from landcover.errors import DataError, cli_errors, number_in, positive_int
 from landcover.metric import scored_proportions
+from landcover.model_card import write_model_card
 
 
 @cli_errors
@@ -84,9 +85,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--class-mix-weights",
         action=argparse.BooleanOptionalAction,
-        default=False,
+        default=True,
         help="tune for the average region of --mix-labels: each OOF row weighted by its mean "
-        "weight in the class-mix shift test's regions (landcover/classmix.py; default: off)",
+        "weight in the class-mix shift test's regions (landcover/classmix.py; default: on; "
+        "--no-class-mix-weights: for the training region's own mix)",
     )
     parser.add_argument(
         "--mix-labels",
@@ -122,9 +124,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.class_mix_weights:
         table = mix_table(inputs.labels_path, args.mix_labels)
         width = int(inputs.experiments[0].meta["fold_scheme"]["row_width"])
-        regions = regions_from_table(table, scored_proportions(inputs.truth), width)
-        weights = region_row_weights(regions)
-        log(f"tuning for the average of {len(regions)} regions of {table}")
+        try:
+            regions = regions_from_table(table, scored_proportions(inputs.truth), width)
+        except DataError as err:  # a small set: no region of the label table to tune for
+            log(f"warning: {err}; tuning for the OOF rows as they are")
+            table = None
+        else:
+            weights = region_row_weights(regions)
+            log(f"tuning for the average of {len(regions)} regions of {table}")
     log(f"experiments: {', '.join(inputs.names)}; labels: {inputs.labels_path}")
     fit = fit_blend(
         inputs.oof,
@@ -148,11 +155,12 @@ def main(argv: list[str] | None = None) -> None:
         "floor_uniform": args.floor_uniform,
         "polish": args.polish,
         "class_calibration": args.class_calibration,
-        "class_mix_weights": args.class_mix_weights,
+        "class_mix_weights": table is not None,
         "mix_labels": None if table is None else str(table),
         "experiments_requested": names,
     }
     path = write_outputs(out, inputs, fit, settings)
+    write_model_card(path.with_suffix(".json"))
     print(format_table(inputs, fit))
     print(path)
 

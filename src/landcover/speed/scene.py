@@ -26,7 +26,7 @@ from rasterio.windows import Window
 
 from landcover.cache import prepare_data
 from landcover.predictor import Predictor
-from landcover.scene import predict_scene
+from landcover.scene import predict_scene, window_settings
 from landcover.sites import Grid
 from landcover.tiff import open_scene
 
@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="data whose patches tile the scene")
     parser.add_argument("--size", type=int, default=10980, help="scene width and height, pixels")
     parser.add_argument("--folds", type=int, default=0, help="fold models per member (0: all)")
-    parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--overlap", type=int, help="window overlap (default: the members')")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
@@ -77,6 +77,8 @@ def run(args: argparse.Namespace) -> None:
             for member in predictor.members:
                 member.folds = member.folds[: args.folds]
         print(predictor.describe())
+        size, overlap, said = window_settings(predictor.patch_size, None, args.overlap)
+        print(said)
         base = peak_rss_mib()
         scene = open_scene(scratch / "scene.tif")
         started = time.perf_counter()
@@ -84,8 +86,8 @@ def run(args: argparse.Namespace) -> None:
             predictor,
             scene,
             Grid(scene, 2560.0),
-            size=data.size,
-            overlap=args.overlap,
+            size=size,
+            overlap=overlap,
             map_path=scratch / "map.tif",
             batch=args.batch,
         )
