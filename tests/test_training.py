@@ -291,9 +291,9 @@ def test_each_fold_trains_on_its_plan_rows_only(demo_data, tmp_path: Path, monke
     seen = {}
     real_fit, real_normalizer = network.fit, network.fit_normalizer
 
-    def spy(config, model, images, masks, train_rows, val_rows, *args, **kwargs):
-        seen[kwargs["desc"]] = (np.asarray(train_rows), np.asarray(val_rows))
-        return real_fit(config, model, images, masks, train_rows, val_rows, *args, **kwargs)
+    def spy(config, model, images, masks, train_rows, *args, **kwargs):
+        seen[kwargs["desc"]] = (np.asarray(train_rows), np.asarray(kwargs["evaluator"].rows))
+        return real_fit(config, model, images, masks, train_rows, *args, **kwargs)
 
     def spy_normalizer(images, rows, **kwargs):
         seen.setdefault("normalizer", []).append(np.asarray(rows))
@@ -339,6 +339,66 @@ def test_select_best_and_last_predict_with_different_weights(demo_data, tmp_path
         assert same == (history["val_kl"].idxmin() == len(history) - 1)
     with pytest.raises(ConfigError, match=r"needs train\.select: best"):
         load_config("unet_regnety_002", overrides=["train.early_stopping=3"])
+
+
+def test_the_trainer_selects_stops_and_resumes_by_the_evaluators_metric(demo_data, tmp_path):
+    """``fit`` knows no metric: a scripted evaluator where higher is better picks ``best.pt``
+    (its best epoch's weights), stops early after ``train.early_stopping`` epochs without a
+    better score, and a resumed run stops where it did; the callbacks' files are kept beside
+    the weights and their hook hears every epoch."""
+    import torch
+
+    from landcover.evaluation import EpochHook, Evaluator, SaveJson
+    from landcover.pixels import Normalizer
+    from landcover.trainer import fit
+
+    class Scripted(Evaluator):
+        metric, lower_is_better = "val_score", False
+
+        def __init__(self, scores: list[float]) -> None:
+            self.scores, self.weights = scores, []
+
+        def score(self, model: torch.nn.Module) -> dict[str, float]:
+            self.weights.append({k: v.clone() for k, v in model.state_dict().items()})
+            return {"val_score": self.scores[len(self.weights) - 1], "val_other": 0.0}
+
+    train = {"epochs": 6, "steps_per_epoch": 1, "batch_size": 4, "select": "best"}
+    config = load_config(
+        "unet_regnety_002", profile="demo", overrides={"train": {**train, "early_stopping": 2}}
+    )
+    evaluator, heard = Scripted([0.1, 0.7, 0.3, 0.2, 0.9, 1.0]), []
+    torch.manual_seed(0)
+    model = torch.nn.Conv2d(4, 10, 1)
+
+    def run(evaluator: Evaluator) -> list[dict]:
+        return fit(
+            config,
+            model,
+            demo_data.train_images,
+            demo_data.train_masks,
+            np.arange(12),
+            Normalizer(mean=[0.0] * 4, std=[1000.0] * 4, log=False),
+            tmp_path,
+            torch.device("cpu"),
+            evaluator=evaluator,
+            loss_weights=torch.ones(10),
+            callbacks=[SaveJson("kept.json", {"mode": "test"}), EpochHook(heard.append)],
+            seed=0,
+        )
+
+    history = run(evaluator)
+    assert [row["val_score"] for row in history] == [0.1, 0.7, 0.3, 0.2]  # 2 epochs after 0.7
+    columns = ["epoch", "lr", "train_loss", "val_score", "val_other", "seconds"]
+    assert heard == history and list(history[0]) == columns
+    assert evaluator.best_row(history)["epoch"] == 2
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    final = torch.load(tmp_path / "final.pt", weights_only=True)
+    assert all(torch.equal(best[k], evaluator.weights[1][k]) for k in best)
+    assert all(torch.equal(final[k], evaluator.weights[3][k]) for k in final)
+    assert json.loads((tmp_path / "kept.json").read_text()) == {"mode": "test"}
+    assert pd.read_csv(tmp_path / "history.csv").columns.tolist() == columns
+    again = Scripted([])
+    assert run(again) == history and again.weights == []  # resumed: stopped, nothing scored
 
 
 def test_new_predict_settings_repredict_without_training(demo_data, tmp_path: Path, monkeypatch):
@@ -435,10 +495,11 @@ def test_dark_corrected_training_corrects_onto_the_bound_the_fold_predicts_with(
 
     from landcover import trainer
     from landcover.fold_plan import plan_for
+    from landcover.members import kl_evaluator
     from landcover.radiometry import dark_bound, dark_corrected, dark_levels
 
     seen = {}
-    real_batches, real_predict = trainer.training_batches, trainer.predict_modes
+    real_batches, real_predict = trainer.training_batches, kl_evaluator.predict_modes
 
     def batches(*args, **kwargs):
         seen["bound"] = kwargs["bound"]
@@ -449,7 +510,7 @@ def test_dark_corrected_training_corrects_onto_the_bound_the_fold_predicts_with(
         return real_predict(model, images, rows, *args, **kwargs)
 
     monkeypatch.setattr(trainer, "training_batches", batches)
-    monkeypatch.setattr(trainer, "predict_modes", predict)
+    monkeypatch.setattr(kl_evaluator, "predict_modes", predict)
     on = {"train": {**SMOKE["train"], "dark_corrected": True}, "predict": {"dark_level": True}}
     config = load_config("unet_regnety_002", profile="demo", overrides={**SMOKE, **on})
     run_experiment(config, demo_data, oof_dir=tmp_path, folds_to_run=[0], log=lambda _: None)

@@ -124,11 +124,10 @@ def run_fold(
     model = member.load(fold_dir, device)
     val, test, aligned = predict_fold(model, config, data, plan, fold, val)
     history = record["history"]
-    best = min(history, key=lambda row: row["val_kl"])
     summary = {
         "fold": fold,
         "kl": kl_divergence(data.labels[fold_data.val_rows], val),
-        "best_epoch": best["epoch"],
+        "best_epoch": record["extra"].get("best_epoch", history[-1]["epoch"]),  # by its evaluator
         "epochs_run": len(history),
         **record["extra"],
         "train_seconds": round(sum(row["seconds"] for row in history), 1),

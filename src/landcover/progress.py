@@ -80,10 +80,11 @@ class Reporter:
         per_epoch = (now - self.fold_started) / max(1, row["epoch"] - self._resumed_from(row))
         left_fold = per_epoch * (self.epochs - row["epoch"])
         left = left_fold + per_epoch * self.epochs * (len(self.folds) - self.done_folds - 1)
+        name, score = next((k, v) for k, v in row.items() if k.startswith("val_"))  # the metric
         self._write(
             f"{self.name} | fold {self.current + 1}/{self.n_folds} | epoch "
-            f"{row['epoch']}/{self.epochs} | loss {row['train_loss']:.4f} | val KL "
-            f"{row['val_kl']:.5f} | {row['seconds']:.0f}s/epoch | elapsed "
+            f"{row['epoch']}/{self.epochs} | loss {row['train_loss']:.4f} | {name} "
+            f"{score:.5f} | {row['seconds']:.0f}s/epoch | elapsed "
             f"{duration(now - self.started)} | left ~{duration(left)}"
         )
 

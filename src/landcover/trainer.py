@@ -1,8 +1,10 @@
-"""Train one network on one fold's rows. Knows nothing about folds, experiments or kinds of
-model: it gets a built network and its data (inference lives in ``inference.py``).
+"""Train one network on one fold's rows. Knows nothing about folds, experiments, kinds of
+model nor their metric: it gets a built network, its training data, and from the member an
+``Evaluator`` (the per-epoch validation score, and which score is better) and ``Callback``
+objects (files kept beside the weights, per-epoch hooks); see ``evaluation.py``.
 
 Resumable: ``last.pt`` (model, optimiser, scheduler, epoch, history, RNG states) is written
-atomically after every epoch, ``best.pt`` whenever the validation KL improves, ``final.pt``
+atomically after every epoch, ``best.pt`` whenever the evaluator's score improves, ``final.pt``
 (the weights after the last epoch) when training ends; calling ``fit`` again on the same work
 directory continues where it stopped. ``selected_checkpoint`` names the one to predict with.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 import csv
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,16 +22,14 @@ import torch
 
 from . import distributed
 from .atomic import atomic_path, write_json
-from .batches import training_batches, upload
-from .inference import center_crop, predict_modes
-from .losses import class_weights, total_loss
-from .metric import kl_divergence
-from .pixels import Normalizer, mask_proportions
+from .batches import training_batches
+from .evaluation import Callback, Evaluator
+from .losses import total_loss
+from .pixels import Normalizer
 from .progress import bar
-from .radiometry import FoldRadiometry
 from .runtime import autocast, to_layout
 
-HISTORY_FIELDS = ("epoch", "lr", "train_loss", "val_kl", "val_kl_soft", "seconds")
+LOOP_FIELDS = ("epoch", "lr", "train_loss")  # a history row: these, the evaluator's, "seconds"
 
 
 def build_optimizer(config: dict, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -48,9 +48,6 @@ def build_ema(net: torch.nn.Module, decay: float):
     from timm.utils import ModelEmaV3
 
     return ModelEmaV3(net, decay=decay, use_warmup=True)
-
-
-CLASS_WEIGHTS_FILE = "class_weights.json"  # the cross-entropy's class weights, when weighted
 
 
 def _schedule(config: dict, total_steps: int, steps_per_epoch: int):
@@ -102,25 +99,26 @@ def fit(
     images: np.ndarray,
     masks: np.ndarray,
     train_rows: np.ndarray,
-    val_rows: np.ndarray,
-    val_labels: np.ndarray,
     normalizer: Normalizer,
     work: Path,
     device: torch.device,
     *,
+    evaluator: Evaluator,
+    loss_weights: torch.Tensor,
+    callbacks: Sequence[Callback] = (),
     seed: int,
     desc: str = "",
-    on_epoch: Callable[[dict], None] | None = None,
     bound: np.ndarray | None = None,
 ) -> list[dict]:
-    """Train ``model`` (built, on ``device``) on ``train_rows``, validate on ``val_rows`` each
-    epoch; returns the history. ``seed`` seeds the batches (the caller seeds model init).
-    ``bound`` (``train.dark_corrected``): the training samples, after their changes, and
-    the validation patches dark-level corrected onto it, as prediction corrects patches.
+    """Train ``model`` (built, on ``device``) on ``train_rows``, score it with ``evaluator``
+    after each epoch; returns the history. ``loss_weights``: the cross-entropy's class weights.
+    ``seed`` seeds the batches (the caller seeds model init). ``bound``
+    (``train.dark_corrected``): the training samples dark-level corrected onto it, after
+    their changes, as prediction corrects patches.
 
     Under torchrun the ranks train one model together (DistributedDataParallel; SyncBatchNorm
-    on GPUs): every rank draws the same global batch and trains on its slice, validation rows
-    are shared out and gathered so every rank sees the same scores, and rank 0 writes."""
+    on GPUs): every rank draws the same global batch and trains on its slice, the evaluator
+    gives every rank the same scores, and rank 0 writes."""
     work.mkdir(parents=True, exist_ok=True)
     tcfg = config["train"]
     if device.type == "cuda":
@@ -142,28 +140,15 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, _schedule(config, steps * tcfg["epochs"], steps)
     )
-    weights = class_weights(masks, config["loss"]["class_weights"], rows=train_rows)
-    if config["loss"]["class_weights"] != "none" and distributed.is_writer():
-        # kept beside the fold's model for predict.logit_adjustment (members/network.py)
-        write_json(
-            work / CLASS_WEIGHTS_FILE,
-            {"mode": config["loss"]["class_weights"], "weights": weights.tolist()},
-        )
-    weights = weights.to(device)
-    val_target = val_labels
-    if tcfg["val_crop"]:  # checkpoint selection on central crops: the crop's own proportions
-        crops = center_crop(np.asarray(masks[val_rows]), tcfg["val_crop"])
-        val_target = np.stack([mask_proportions(m) for m in crops]).astype(np.float64)
-
-    val_images, val_index = images, val_rows
-    if bound is not None:  # as prediction corrects them (in memory, as predict_fold does)
-        val_images = FoldRadiometry(bound=bound).prepared(images, val_rows)
-        val_index = np.arange(len(val_rows))
-    if batches.resident:  # validation patches on the device too: no host work per epoch
-        val_images, val_index = upload(val_images, val_index, device), np.arange(len(val_rows))
+    if distributed.is_writer():
+        for callback in callbacks:
+            for name, content in callback.files_to_save().items():
+                write_json(work / name, content)
+    weights = loss_weights.to(device)
+    evaluator.prepare(data_on_device=batches.resident)
 
     history: list[dict] = []
-    best_kl, start_epoch = math.inf, 0
+    start_epoch = 0
     last = work / "last.pt"
     if last.is_file():
         state = torch.load(last, map_location=device, weights_only=False)
@@ -172,12 +157,12 @@ def fit(
             ema.module.load_state_dict(state["ema"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        history, best_kl, start_epoch = state["history"], state["best_kl"], state["epoch"] + 1
+        history, start_epoch = state["history"], state["epoch"] + 1
         torch.set_rng_state(state["torch_rng"])
         batches.set_state(state["batch_rng"])
 
     for epoch in range(start_epoch, tcfg["epochs"]):
-        if _stale_epochs(history, best_kl) >= tcfg["early_stopping"] > 0:
+        if evaluator.stale_epochs(history) >= tcfg["early_stopping"] > 0:
             break
         started = time.perf_counter()
         model.train()
@@ -198,39 +183,23 @@ def fit(
         if world > 1:  # each rank holds world x its share of the batch loss
             torch.distributed.all_reduce(loss_sum)
         loss_sum /= world
-        val = predict_modes(
-            kept,
-            val_images,
-            distributed.my_rows(val_index),
-            normalizer,
-            config,
-            device,
-            tta=1,
-            modes=("hard", "soft") if config["predict"]["mode"] == "hard" else ("soft",),
-            crop=tcfg["val_crop"],
-        )
-        val = {mode: distributed.gather_rows(v, len(val_index)) for mode, v in val.items()}
-        val_kl = kl_divergence(val_target, val[config["predict"]["mode"]])
-        val_soft = kl_divergence(val_target, val["soft"])
+        best = evaluator.best_score(history)
+        scores = evaluator.score(kept)
         history.append(
             {
                 "epoch": epoch + 1,
                 "lr": scheduler.get_last_lr()[0],
                 "train_loss": loss_sum.item() / steps,
-                "val_kl": val_kl,
-                "val_kl_soft": val_soft,
+                **scores,
                 "seconds": round(time.perf_counter() - started, 2),
             }
         )
-        improved = val_kl < best_kl
-        best_kl = min(best_kl, val_kl)
+        improved = evaluator.better(scores[evaluator.metric], best)
         if distributed.is_writer():
-            _save_epoch(
-                work, net, kept, optimizer, scheduler, batches, history, epoch, best_kl, improved
-            )
+            _save_epoch(work, net, kept, optimizer, scheduler, batches, history, epoch, improved)
         distributed.barrier()
-        if on_epoch is not None:
-            on_epoch(history[-1])
+        for callback in callbacks:
+            callback.on_epoch_end(history[-1])
     if distributed.is_writer():
         with atomic_path(work / "final.pt") as tmp:
             torch.save(kept.state_dict(), tmp)
@@ -238,7 +207,7 @@ def fit(
     return history
 
 
-def _save_epoch(work, net, kept, optimizer, scheduler, batches, history, epoch, best_kl, improved):
+def _save_epoch(work, net, kept, optimizer, scheduler, batches, history, epoch, improved):
     """After an epoch: ``best.pt`` if it improved, ``last.pt`` (to resume), the history.
     ``kept`` is the model that predicts: ``net``, or its moving average."""
     if improved:
@@ -252,7 +221,6 @@ def _save_epoch(work, net, kept, optimizer, scheduler, batches, history, epoch, 
                 "scheduler": scheduler.state_dict(),
                 "epoch": epoch,
                 "history": history,
-                "best_kl": best_kl,
                 "torch_rng": torch.get_rng_state(),
                 "batch_rng": batches.state(),
                 **({"ema": kept.state_dict()} if kept is not net else {}),
@@ -264,21 +232,16 @@ def _save_epoch(work, net, kept, optimizer, scheduler, batches, history, epoch, 
 
 def selected_checkpoint(config: dict, work: Path) -> Path:
     """The weights a fold predicts with: ``final.pt`` (train.select last: a fixed schedule,
-    nothing chosen on the validation fold) or ``best.pt`` (best validation KL)."""
+    nothing chosen on the validation fold) or ``best.pt`` (the evaluator's best epoch)."""
     return work / ("best.pt" if config["train"]["select"] == "best" else "final.pt")
 
 
-def _stale_epochs(history: list[dict], best_kl: float) -> int:
-    """Epochs since the best validation KL."""
-    for back, row in enumerate(reversed(history)):
-        if row["val_kl"] <= best_kl:
-            return back
-    return len(history)
-
-
 def write_history(path: Path, history: list[dict]) -> None:
+    """Any member's history as CSV: the loop's columns, the validation columns (``val_*``),
+    ``seconds``, then whatever else the rows hold."""
+    keys = list(dict.fromkeys(key for row in history for key in row))
+    first = [*LOOP_FIELDS, *(key for key in keys if key.startswith("val_")), "seconds"]
     with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
-        extra = [key for key in (history[0] if history else {}) if key not in HISTORY_FIELDS]
-        writer = csv.DictWriter(handle, fieldnames=[*HISTORY_FIELDS, *extra])
+        writer = csv.DictWriter(handle, fieldnames=[*first, *(k for k in keys if k not in first)])
         writer.writeheader()
         writer.writerows(history)

@@ -41,9 +41,14 @@ class FoldData:
 
 @dataclass
 class FitResult:
-    history: list[dict]  # one row per epoch (or one row): epoch, lr, train_loss, val_kl, ...
+    """``history``: one row per epoch (or one row): epoch, lr, train_loss, the validation
+    columns (``val_*``, the member's metric first), seconds. ``extra`` is recorded in the
+    fold's ``done.json``; ``best_epoch`` there is the epoch the weights come from (the last
+    row's when a member does not say)."""
+
+    history: list[dict]
     val: np.ndarray | None = None  # (len(val_rows), 10) if training already predicted them
-    extra: dict = field(default_factory=dict)  # recorded in the fold's done.json
+    extra: dict = field(default_factory=dict)
 
 
 class FoldModel(ABC):

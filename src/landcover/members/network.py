@@ -1,14 +1,16 @@
-"""What the torch-network kinds share: per-band normaliser, the training loop (``trainer.py``),
-the weights chosen by ``train.select``, and inference with test-time views (``inference.py``).
-A network kind only says how to build its ``nn.Module``. With ``train.dark_corrected`` a
-fold trains (and validates each epoch) on crops dark-level corrected onto its training patches'
+"""What the torch-network kinds share: per-band normaliser, the training loop (``trainer.py``)
+with what it validates by and keeps (``evaluator``: the validation KL, ``kl_evaluator.py``;
+``callbacks``), the weights chosen by ``train.select``, and inference with test-time views
+(``inference.py``). A network kind only says how to build its ``nn.Module``; one with another
+metric also returns its own ``evaluation.Evaluator``. With ``train.dark_corrected`` a fold
+trains (and validates each epoch) on crops dark-level corrected onto its training patches'
 bound after their changes, as ``predict.dark_level`` corrects the patches it predicts.
 
 A fold directory holds ``model.pt`` (the weights it predicts with), ``normalizer.json``, and
-with ``loss.class_weights``
-the weights its cross-entropy used (``class_weights.json``), which ``predict.logit_adjustment``
-takes back out of its logits (``AdjustedLogits``) in every prediction made from the fold
-directory (OOF, test, maps); the per-epoch validation curve is of the logits as trained.
+with ``loss.class_weights`` the weights its cross-entropy used (``class_weights.json``), which
+``predict.logit_adjustment`` takes back out of its logits (``AdjustedLogits``) in every
+prediction made from the fold directory (OOF, test, maps); the per-epoch validation curve is
+of the logits as trained.
 """
 
 from __future__ import annotations
@@ -28,12 +30,17 @@ from ..atomic import atomic_path, write_json
 from ..augment import host_transforms
 from ..constants import N_BANDS, N_CLASSES
 from ..errors import ConfigError
+from ..evaluation import Callback, EpochHook, Evaluator, SaveJson
 from ..inference import network_inputs, predict_masks, predict_probabilities, predict_proportions
+from ..losses import class_weights
 from ..pixels import Normalizer, fit_normalizer
 from ..radiometry import dark_bound
 from ..runtime import seed_everything
-from ..trainer import CLASS_WEIGHTS_FILE, fit, selected_checkpoint
+from ..trainer import fit, selected_checkpoint
 from .base import FitResult, FoldData, FoldModel, Member, require_dark_level
+from .kl_evaluator import ValidationKL
+
+CLASS_WEIGHTS_FILE = "class_weights.json"  # the cross-entropy's class weights, when weighted
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -177,6 +184,33 @@ class NetworkMember(Member):
             model = model.to(memory_format=torch.channels_last)
         return model
 
+    def evaluator(
+        self,
+        fold: FoldData,
+        normalizer: Normalizer,
+        device: torch.device,
+        bound: np.ndarray | None,
+    ) -> Evaluator:
+        """What scores each epoch, picks ``best.pt`` and stops early: the validation KL."""
+        return ValidationKL(
+            self.config,
+            fold.train_images,
+            fold.train_masks,
+            fold.val_rows,
+            fold.labels[fold.val_rows],
+            normalizer,
+            device,
+            bound,
+        )
+
+    def callbacks(self, fold: FoldData, loss_weights: torch.Tensor) -> list[Callback]:
+        """The class weights, kept beside the fold's model for ``predict.logit_adjustment``
+        when the loss is weighted; the fold loop's per-epoch hook."""
+        mode = self.config["loss"]["class_weights"]
+        kept = {"mode": mode, "weights": loss_weights.tolist()}
+        saved = [SaveJson(CLASS_WEIGHTS_FILE, kept)] if mode != "none" else []
+        return saved + ([EpochHook(fold.on_epoch)] if fold.on_epoch else [])
+
     def fit_fold(self, fold: FoldData, work: Path, device: torch.device, seed: int) -> FitResult:
         normalizer = fold_normalizer(self.config, fold.train_images, fold.train_rows, seed)
         if distributed.is_writer():
@@ -185,6 +219,9 @@ class NetworkMember(Member):
         resumed = len(history_file.read_text().splitlines()) - 1 if history_file.is_file() else 0
         corrected = self.config["train"]["dark_corrected"]
         bound = dark_bound(fold.train_images, fold.train_rows) if corrected else None
+        mode = self.config["loss"]["class_weights"]
+        loss_weights = class_weights(fold.train_masks, mode, rows=fold.train_rows)
+        evaluator = self.evaluator(fold, normalizer, device, bound)
         seed_everything(seed)  # model init, then the training loop's draws
         history = fit(
             self.config,
@@ -192,14 +229,14 @@ class NetworkMember(Member):
             fold.train_images,
             fold.train_masks,
             fold.train_rows,
-            fold.val_rows,
-            fold.labels[fold.val_rows],
             normalizer,
             work,
             device,
+            evaluator=evaluator,
+            loss_weights=loss_weights,
+            callbacks=self.callbacks(fold, loss_weights),
             seed=seed,
             desc=fold.desc,
-            on_epoch=fold.on_epoch,
             bound=bound,
         )
         chosen = selected_checkpoint(self.config, work)
@@ -207,7 +244,8 @@ class NetworkMember(Member):
             with atomic_path(work / "model.pt") as tmp:
                 shutil.copyfile(chosen, tmp)
         distributed.barrier()
-        return FitResult(history, extra={"resumed_after_epoch": resumed})
+        best = evaluator.best_row(history)["epoch"]
+        return FitResult(history, extra={"resumed_after_epoch": resumed, "best_epoch": best})
 
     def load(self, fold_dir: Path, device: torch.device) -> NetworkFoldModel:
         """The fold's model (``model.pt``, the weights ``train.select`` chose)."""
