@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from rasterio.transform import from_origin
 
-from landcover.blend_io import load_inputs, write_outputs
-from landcover.blending import BlendParams, fit_blend
+from landcover.blend_inputs import load_inputs
+from landcover.blend_model import BlendParams
+from landcover.blend_outputs import write_outputs
+from landcover.blend_tuning import fit_blend
 from landcover.config import load_config
 from landcover.experiment import run_experiment
 from landcover.tiff import write_scene

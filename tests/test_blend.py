@@ -11,10 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landcover import blending
+from landcover import blend_model, blend_tuning
 from landcover.artifacts import load_experiment, write_experiment
-from landcover.blend_io import load_inputs, write_outputs
-from landcover.blending import BlendParams, Problem, Stack, blend, fit_blend, tune
+from landcover.blend_inputs import load_inputs
+from landcover.blend_model import BlendParams, Stack, blend
+from landcover.blend_objective import Problem
+from landcover.blend_outputs import write_outputs
+from landcover.blend_tuning import fit_blend, tune
 from landcover.constants import SCORED_CLASSES
 from landcover.errors import ArtifactError, DataError
 from landcover.metric import kl_divergence, scored_proportions
@@ -74,16 +77,18 @@ def test_crumbs_of_weight_are_dropped_and_the_kl_rescored() -> None:
     preds = np.stack([q, power(q, 0.8), rng.dirichlet(np.ones(8), size=N)])
     problem = Problem.build(Stack.of(preds), truth, use_floor=False)
     crumbs = BlendParams(np.array([0.7, 0.3 - 7e-8, 7e-8]), np.array([1.0, 1.2, 0.9]), 0.0)
-    tuned = blending.Tuned(crumbs, problem.kl(crumbs), "polish", 1.0)
-    snapped = blending.snap_small_weights(problem, tuned)
+    tuned = blend_tuning.Tuned(crumbs, problem.kl(crumbs), "polish", 1.0)
+    snapped = blend_tuning.snap_small_weights(problem, tuned)
     np.testing.assert_array_equal(snapped.params.weights[2], 0.0)
     assert snapped.params.weights.sum() == pytest.approx(1.0, abs=1e-15)
     assert snapped.kl == problem.kl(snapped.params)  # the reported KL is the snapped blend's
-    assert snapped.kl == pytest.approx(tuned.kl, rel=blending.SNAP_TOLERANCE)
+    assert snapped.kl == pytest.approx(tuned.kl, rel=blend_tuning.SNAP_TOLERANCE)
     # a small weight that carries the blend stays: dropping it would cost more than the tolerance
     matters = BlendParams(np.array([0.0, 1 - 5e-4, 5e-4]), np.ones(3), 0.0)
     perfect = Problem.build(Stack.of(np.stack([q, q, truth])), truth, use_floor=False)
-    kept = blending.snap_small_weights(perfect, blending.Tuned(matters, perfect.kl(matters), "", 1))
+    kept = blend_tuning.snap_small_weights(
+        perfect, blend_tuning.Tuned(matters, perfect.kl(matters), "", 1)
+    )
     assert kept.params is matters
 
 
@@ -164,7 +169,7 @@ def test_class_calibration_finds_back_what_a_model_gets_wrong_on_every_row() -> 
         return np.abs(np.median(spread, axis=0))
 
     assert error(wrong)[:2].min() > 1.0
-    assert error(blending.calibrated(wrong, fixed.params.bias, fixed.params.power)).max() < 0.2
+    assert error(blend_model.calibrated(wrong, fixed.params.bias, fixed.params.power)).max() < 0.2
     # the others' power goes with the model's temperature (1.09 for 1.07-1.11 here)
     powers = fixed.params.power
     assert powers[1] / np.median(powers[2:]) == pytest.approx(0.5, rel=0.15)
@@ -175,7 +180,7 @@ def test_class_calibration_finds_back_what_a_model_gets_wrong_on_every_row() -> 
     lacking = fit_blend(wrong[None], truth, folds, class_calibration=True, **kwargs).params
     assert np.isnan(lacking.bias[7]) and not np.isnan(lacking.bias[:7]).any()
     assert np.isnan(lacking.power[7])
-    out = blending.calibrated(wrong, lacking.bias, lacking.power)
+    out = blend_model.calibrated(wrong, lacking.bias, lacking.power)
     np.testing.assert_allclose(out[:, 7], wrong[:, 7], rtol=1e-12)
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-12)
 
@@ -391,15 +396,15 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
 
 def test_kl_vs_temperature_has_its_minimum_near_the_undoing_temperature() -> None:
     q, truth = world(8, n=800)
-    grid = np.geomspace(*blending.T_RANGE, 25)
-    curve = blending.kl_vs_temperature(power(q, 0.5)[None], truth, grid)[0]
+    grid = np.geomspace(*blend_model.T_RANGE, 25)
+    curve = blend_tuning.kl_vs_temperature(power(q, 0.5)[None], truth, grid)[0]
     assert grid[np.argmin(curve)] == pytest.approx(2.0, rel=0.15)
 
 
 def test_temperatures_are_applied_per_fold_model_then_averaged(tmp_path: Path) -> None:
     """The blend tunes T on single-model OOF rows, so on test it tempers each fold model's
     predictions and then averages; tempering the fold mean would be another prediction."""
-    from landcover.blend_io import blend_test
+    from landcover.blend_outputs import blend_test
 
     oof_dir, _ = make_oof_dir(tmp_path)
     rng = np.random.default_rng(5)
@@ -474,16 +479,16 @@ def test_least_floor_only_where_the_labels_lack_a_class() -> None:
 
     fit = fit_blend(preds, lacking, folds, trials=15, seed=0)
     assert fit.lacking == ["natural"]
-    assert fit.min_floor == blending.MIN_FLOOR > 0
-    assert fit.params.floor >= blending.MIN_FLOOR
+    assert fit.min_floor == blend_model.MIN_FLOOR > 0
+    assert fit.params.floor >= blend_model.MIN_FLOOR
     pred = blend(Stack.of(preds), fit.params, fit.prior)
-    least = blending.MIN_FLOOR * blending.FLOOR_UNIFORM / 8
+    least = blend_model.MIN_FLOOR * blend_model.FLOOR_UNIFORM / 8
     assert pred[:, natural].min() >= least * (1 - 1e-9)
     assert fit.nested_oof[:, natural].min() >= least * (1 - 1e-9)  # inner fits floor it too
     # what it costs in-region, where natural never occurs: at most the mass it moves
     bare = fit_blend(preds, lacking, folds, trials=15, seed=0, min_floor=0.0, floor_uniform=0.0)
-    assert bare.params.floor < blending.MIN_FLOOR
-    assert bare.kl < fit.kl <= bare.kl - np.log(1 - 2 * blending.MIN_FLOOR)
+    assert bare.params.floor < blend_model.MIN_FLOOR
+    assert bare.kl < fit.kl <= bare.kl - np.log(1 - 2 * blend_model.MIN_FLOOR)
 
     every = fit_blend(preds, truth, folds, trials=15, seed=0)
     zero = fit_blend(preds, truth, folds, trials=15, seed=0, min_floor=0.0, floor_uniform=0.0)

@@ -19,8 +19,9 @@ from torch import nn
 
 from landcover import viz
 from landcover.artifacts import load_experiment
-from landcover.blend_io import load_inputs, write_outputs
-from landcover.blending import fit_blend
+from landcover.blend_inputs import load_inputs
+from landcover.blend_outputs import write_outputs
+from landcover.blend_tuning import fit_blend
 from landcover.config import load_config
 from landcover.constants import N_CLASSES
 from landcover.evaluation import Evaluator

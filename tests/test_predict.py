@@ -14,8 +14,10 @@ import rasterio
 from conftest import run_cli
 from rasterio.transform import from_origin
 
-from landcover.blend_io import load_inputs, write_outputs
-from landcover.blending import BlendParams, fit_blend
+from landcover.blend_inputs import load_inputs
+from landcover.blend_model import BlendParams
+from landcover.blend_outputs import write_outputs
+from landcover.blend_tuning import fit_blend
 from landcover.tables import read_proportions
 from landcover.tiff import read_image
 

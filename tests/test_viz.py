@@ -23,6 +23,14 @@ from landcover import eda, viz
 from landcover.artifacts import Experiment
 from landcover.config import CONFIG_DIR, load_config, read_yaml
 from landcover.constants import CLASS_COLORS, CLASSES, N_BANDS, N_CLASSES
+from landcover.log_axes import log_scale
+from landcover.palette import (
+    MASK_CMAP,
+    class_color,
+    class_legend_handles,
+    contrast_with_white,
+    is_light,
+)
 from landcover.tables import Proportions
 
 DARK = 3.0  # an edge or outline at least this contrasted with white is seen
@@ -77,7 +85,7 @@ def _class_figures() -> dict[str, plt.Figure]:
 def _dark_outline(artist) -> bool:
     return any(
         isinstance(effect, patheffects.Stroke)
-        and viz.contrast_with_white(effect._gc["foreground"]) >= DARK
+        and contrast_with_white(effect._gc["foreground"]) >= DARK
         for effect in artist.get_path_effects()
     )
 
@@ -89,7 +97,7 @@ def _unseen(fig: plt.Figure) -> tuple[list[str], set[str]]:
 
     def light(rgba) -> bool:
         rgba = to_rgba(rgba)
-        return rgba[3] > 0 and to_hex(rgba) in palette and viz.is_light(rgba)
+        return rgba[3] > 0 and to_hex(rgba) in palette and is_light(rgba)
 
     backgrounds = {id(fig.patch), *(id(ax.patch) for ax in fig.axes)}
     for artist in fig.findobj():
@@ -103,7 +111,7 @@ def _unseen(fig: plt.Figure) -> tuple[list[str], set[str]]:
                     unseen.append(f"line {artist.get_label()!r} in {to_hex(colour)}")
         elif isinstance(artist, Patch) and artist.get_fill() and light(artist.get_facecolor()):
             drawn.add(to_hex(artist.get_facecolor()))
-            edge_ok = viz.contrast_with_white(artist.get_edgecolor()) >= DARK
+            edge_ok = contrast_with_white(artist.get_edgecolor()) >= DARK
             if not (edge_ok and artist.get_edgecolor()[3] > 0.9 and artist.get_linewidth() >= 0.8):
                 unseen.append(f"patch {artist.get_label()!r} in {to_hex(artist.get_facecolor())}")
         elif isinstance(artist, PathCollection):
@@ -114,20 +122,20 @@ def _unseen(fig: plt.Figure) -> tuple[list[str], set[str]]:
                     drawn.add(to_hex(face[:3]))
                     edge = edges[i % len(edges)] if len(edges) else (0, 0, 0, 0)
                     if not (
-                        viz.contrast_with_white(edge) >= DARK and edge[3] > 0.9 and widths[i] >= 0.6
+                        contrast_with_white(edge) >= DARK and edge[3] > 0.9 and widths[i] >= 0.6
                     ):
                         unseen.append(f"point in {to_hex(face[:3])}")
     return unseen, drawn
 
 
 def test_the_light_class_colours_are_the_pale_ones() -> None:
-    light = {name for name, c in zip(CLASSES, CLASS_COLORS, strict=True) if viz.is_light(c)}
+    light = {name for name, c in zip(CLASSES, CLASS_COLORS, strict=True) if is_light(c)}
     assert {"snow", "cultivated"} <= light  # pale ice, yellow: outlined on white
     assert "water" not in light and "no_data" not in light
     for name, color in zip(CLASSES, CLASS_COLORS, strict=True):  # no colour is white on white
-        assert viz.contrast_with_white(color) > 1.4, name
-    assert viz.contrast_with_white("#ffffff") == pytest.approx(1.0)
-    assert viz.contrast_with_white("#000000") == pytest.approx(21.0)
+        assert contrast_with_white(color) > 1.4, name
+    assert contrast_with_white("#ffffff") == pytest.approx(1.0)
+    assert contrast_with_white("#000000") == pytest.approx(21.0)
 
 
 @pytest.mark.parametrize("name", CLASS_FIGURES)
@@ -150,9 +158,9 @@ def test_the_band_histogram_legend_keeps_the_outlines() -> None:
 
 def test_the_mask_palette_is_the_class_palette() -> None:
     """Masks, legends and bars draw ``constants.CLASS_COLORS`` (the GeoTIFF's palette too)."""
-    assert [to_hex(viz.MASK_CMAP(i)) for i in range(N_CLASSES)] == list(CLASS_COLORS)
-    assert [to_hex(h.get_facecolor()) for h in viz.class_legend_handles()] == list(CLASS_COLORS)
-    assert viz.class_color("snow") == viz.class_color(CLASSES.index("snow")) == CLASS_COLORS[8]
+    assert [to_hex(MASK_CMAP(i)) for i in range(N_CLASSES)] == list(CLASS_COLORS)
+    assert [to_hex(h.get_facecolor()) for h in class_legend_handles()] == list(CLASS_COLORS)
+    assert class_color("snow") == class_color(CLASSES.index("snow")) == CLASS_COLORS[8]
 
 
 # ---- log axes ----
@@ -217,7 +225,7 @@ RANGES = [
 def test_log_axes_labels_do_not_overlap(lo: float, hi: float, width: float) -> None:
     fig, ax = plt.subplots(figsize=(width, width * 0.75))
     ax.plot([lo, hi], [lo, hi])
-    viz.log_scale(ax, "xy")
+    log_scale(ax, "xy")
     ax.set(xlim=(lo, hi), ylim=(lo, hi), xlabel="x", ylabel="y")
     fig.tight_layout()
     assert not _overlapping(fig), (lo, hi, width)

@@ -34,8 +34,8 @@ import numpy as np
 
 from .artifacts import read_json, read_yaml_mapping
 from .atomic import atomic_dir, atomic_path
-from .blend_io import calibration_record
-from .blending import MIN_WEIGHT
+from .blend_outputs import calibration_record
+from .blend_tuning import MIN_WEIGHT
 from .constants import SCORED_CLASSES
 from .errors import ArtifactError, DataError
 from .model_card import card_facts, render_card

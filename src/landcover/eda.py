@@ -15,7 +15,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .constants import CLASS_COLORS, CLASSES, N_BANDS, N_CLASSES
-from .viz import bar_style, class_color, class_line_handles, log_scale, outline
+from .log_axes import log_scale
+from .palette import bar_style, class_color, class_line_handles, outline
 
 BAND_NAMES: tuple[str, ...] = ("blue", "green", "red", "near infrared")
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .blending import N_SCORED, Stack, calibrated
+from .blend_model import N_SCORED, Stack, calibrated
 from .constants import N_CLASSES
 from .predictor import Predictor
 

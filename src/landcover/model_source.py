@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import Experiment, is_complete, load_experiment
-from .blending import Stack, blend
+from .blend_model import Stack, blend
 from .errors import ArtifactError
 from .submission import Submitted, load_submitted
 

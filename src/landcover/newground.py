@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .blending import Stack, blend, fit_blend
+from .blend_model import Stack, blend
+from .blend_tuning import fit_blend
 from .classmix import Region
 from .constants import N_CLASSES
 from .metric import kl_per_sample

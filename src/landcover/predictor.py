@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .blending import BlendParams, Stack, blend, describe_calibration
+from .blend_model import BlendParams, Stack, blend, describe_calibration
 from .bundle import is_archive, is_bundle, read_bundle, unpacked
 from .constants import N_CLASSES, OFFICIAL_ROW_WIDTH, PATCH_SIZE
 from .errors import ArtifactError

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .blend_io import BlendInputs, load_inputs
-from .blending import BlendParams, Stack, blend
+from .blend_inputs import BlendInputs, load_inputs
+from .blend_model import BlendParams, Stack, blend
 from .constants import SCORED_CLASSES, SUBMISSION_COLUMNS
 from .errors import ArtifactError, DataError
 from .provenance import REPO_ROOT

@@ -1,176 +1,37 @@
 """Figures for the notebooks: patches, masks, learning curves and OOF scores.
 
 Every function returns its matplotlib Figure and needs no display (works with the Agg backend).
-Images are (4, H, W) reflectance arrays whose bands behave as B, G, R, NIR.
-
-Class colours all come from ``constants.CLASS_COLORS`` (the class map GeoTIFF's palette too).
-Those too light to see on white (clouds, snow, cultivated: ``is_light``) are drawn with a dark
-edge or outline wherever a class colour is used: bars, lines, points and legend entries. Log
-axes go through ``log_scale``: plain labels, as many as fit without touching.
+Images are (4, H, W) reflectance arrays whose bands behave as B, G, R, NIR. Class colours, and
+the edges of the light ones, come from ``palette``; log axes go through ``log_axes.log_scale``.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib import patheffects
-from matplotlib.axis import Axis
-from matplotlib.colors import BoundaryNorm, ListedColormap, to_rgb, to_rgba
+from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
-from matplotlib.font_manager import FontProperties
-from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+from matplotlib.ticker import MaxNLocator
 
 from .artifacts import Experiment
-from .constants import CLASS_COLORS, CLASSES, N_CLASSES, SCORED_CLASSES
+from .constants import SCORED_CLASSES
+from .log_axes import log_scale
 from .metric import kl_divergence, kl_terms, scored_proportions
+from .palette import (
+    MASK_CMAP,
+    MASK_EDGE,
+    MASK_NORM,
+    SCORED_COLORS,
+    bar_style,
+    class_legend_handles,
+    is_light,
+)
 from .tables import Proportions
-
-MASK_CMAP = ListedColormap(CLASS_COLORS, name="landcover")
-MASK_NORM = BoundaryNorm(np.arange(N_CLASSES + 1) - 0.5, N_CLASSES)
-SCORED_COLORS = CLASS_COLORS[N_CLASSES - len(SCORED_CLASSES) :]
-MASK_EDGE = "#444444"  # the edge or outline of every light class colour, and of every bar
-LIGHT_CONTRAST = 1.6  # a colour with less contrast than this against white is light
-
-
-def contrast_with_white(color) -> float:
-    """WCAG contrast ratio of ``color`` against white: 1 (white) to 21 (black)."""
-    srgb = np.asarray(to_rgb(color))
-    linear = np.where(srgb <= 0.04045, srgb / 12.92, ((srgb + 0.055) / 1.055) ** 2.4)
-    return 1.05 / (float(linear @ [0.2126, 0.7152, 0.0722]) + 0.05)
-
-
-def is_light(color) -> bool:
-    """Whether ``color`` needs a dark edge to be seen on white (white, snow's lavender, yellow)."""
-    return contrast_with_white(color) < LIGHT_CONTRAST
-
-
-def class_color(cls: int | str) -> str:
-    """The palette colour of a class, by index or name."""
-    return CLASS_COLORS[cls if isinstance(cls, int | np.integer) else CLASSES.index(cls)]
-
-
-def outline(color, lw: float = 1.3) -> list:
-    """Path effects for a line of width ``lw``: a dark outline if ``color`` is light, else none."""
-    if not is_light(color):
-        return []
-    return [patheffects.Stroke(linewidth=lw + 1.4, foreground=MASK_EDGE), patheffects.Normal()]
-
-
-def bar_style(colors: Sequence) -> dict:
-    """Keyword arguments for bars in ``colors``: a thin dark edge, thicker on light colours."""
-    return {
-        "color": list(colors),
-        "edgecolor": MASK_EDGE,
-        "linewidth": [1.0 if is_light(c) else 0.5 for c in colors],
-    }
-
-
-def class_line_handles(
-    classes: Sequence[int | str], labels: Sequence[str], lw: float = 1.3
-) -> list:
-    """Legend entries for lines in the class colours, outlined like the lines they stand for
-    (a legend drawn from ``stairs`` would lose the outline)."""
-    colors = [class_color(c) for c in classes]
-    return [
-        Line2D([], [], color=color, lw=lw, path_effects=outline(color, lw), label=label)
-        for color, label in zip(colors, labels, strict=True)
-    ]
-
-
-def _plain(value: float, _pos=None) -> str:
-    return f"{value:g}"
-
-
-class ReadableLogLocator(LogLocator):
-    """Major ticks of a log axis whose plain labels (``%g``) do not touch.
-
-    The densest of 1-2-5, 1-3 and 1 per decade that has room, every few decades on a long
-    range, and plain linear steps (0.8, 0.9, 1, ...) on an axis that spans too little of a
-    decade for two of those. Room is measured at draw time on the axis as laid out.
-    """
-
-    MANTISSAS = ((1, 2, 5), (1, 3), (1,))
-
-    def __init__(self) -> None:
-        super().__init__(base=10.0)
-
-    def __call__(self):
-        vmin, vmax = self.axis.get_view_interval()
-        return self.tick_values(vmin, vmax)
-
-    def _room(self) -> tuple[float, float, bool]:
-        """(axis length in points, tick label font size in points, horizontal axis)."""
-        axis: Axis | None = self.axis
-        if axis is None or axis.axes is None:
-            return 300.0, 10.0, True
-        horizontal = axis.axis_name == "x"
-        fig = axis.axes.figure
-        box = axis.axes.get_position()
-        inches = box.width * fig.get_figwidth() if horizontal else box.height * fig.get_figheight()
-        size = FontProperties(size=mpl.rcParams[f"{axis.axis_name}tick.labelsize"])
-        return inches * 72, size.get_size_in_points(), horizontal
-
-    def _fits(self, ticks: np.ndarray, vmin: float, vmax: float) -> bool:
-        """Whether the labels of ``ticks`` inside [vmin, vmax] leave a gap between neighbours."""
-        length, font, horizontal = self._room()
-        inside = ticks[(ticks >= vmin * (1 - 1e-9)) & (ticks <= vmax * (1 + 1e-9))]
-        if len(inside) < 2:
-            return False
-        if horizontal:  # digits are about 0.6 em wide; a label may spread half its width
-            need = 0.62 * font * max(len(_plain(t)) for t in inside) + 0.6 * font
-        else:
-            need = 1.8 * font
-        span = math.log10(vmax / vmin)
-        gaps = np.diff(np.log10(inside)) / span * length
-        return bool(gaps.min() >= need)
-
-    def tick_values(self, vmin: float, vmax: float) -> np.ndarray:
-        vmin, vmax = sorted((float(vmin), float(vmax)))
-        if vmax <= 0:
-            return np.array([])
-        vmin = max(vmin, vmax * 1e-12)
-        if vmax / vmin < 1 + 1e-9:
-            return np.array([vmin])
-        lo, hi = math.floor(math.log10(vmin)), math.ceil(math.log10(vmax))
-        decades = np.arange(lo, hi + 1)
-        for subs in self.MANTISSAS:
-            ticks = np.array([m * 10.0**e for e in decades for m in subs])
-            if self._fits(ticks, vmin, vmax):
-                return ticks
-        for stride in range(2, len(decades) + 1):
-            ticks = 10.0 ** np.arange(lo - lo % stride, hi + 1, stride)
-            if self._fits(ticks, vmin, vmax):
-                return ticks
-        for bins in (8, 6, 5, 4, 3, 2, 1):  # too short a span for two of the ticks above
-            ticks = MaxNLocator(nbins=bins, steps=[1, 2, 2.5, 5, 10]).tick_values(vmin, vmax)
-            ticks = ticks[ticks > 0]
-            if self._fits(ticks, vmin, vmax):
-                return ticks
-        return np.array([vmin, vmax])
-
-
-def log_scale(ax: plt.Axes, which: str = "x") -> None:
-    """Put the ``which`` axes of ``ax`` ("x", "y" or "xy") on a log scale with plain labels
-    that do not overlap (``ReadableLogLocator``), minor ticks unlabelled.
-
-    Matplotlib's own log labels (``2x10^-1``) label minor ticks too on an axis spanning less
-    than a decade, and those run into each other.
-    """
-    for name in which:
-        axis = {"x": ax.xaxis, "y": ax.yaxis}[name]
-        getattr(ax, f"set_{name}scale")("log")
-        axis.set_major_locator(ReadableLogLocator())
-        axis.set_major_formatter(FuncFormatter(_plain))
-        axis.set_minor_formatter(NullFormatter())
 
 
 def stretch(image: np.ndarray, bands: tuple[int, int, int], low: float = 2, high: float = 98):
@@ -194,19 +55,6 @@ def true_colour(image: np.ndarray) -> np.ndarray:
 def false_colour(image: np.ndarray) -> np.ndarray:
     """NIR, red, green (bands 3, 2, 1): vegetation shows red, water black."""
     return stretch(image, (3, 2, 1))
-
-
-def class_legend_handles(classes: tuple[str, ...] = CLASSES) -> list[Patch]:
-    """Legend entries in the fixed class palette, edged (thicker on the light colours)."""
-    return [
-        Patch(
-            facecolor=class_color(name),
-            edgecolor=MASK_EDGE,
-            linewidth=1.0 if is_light(class_color(name)) else 0.5,
-            label=name,
-        )
-        for name in classes
-    ]
 
 
 def show_mask(ax: plt.Axes, mask: np.ndarray) -> None:

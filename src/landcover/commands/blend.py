@@ -30,14 +30,10 @@ from pathlib import Path
 
 from landcover import cli
 from landcover.artifacts import incomplete_experiments
-from landcover.blend_io import (
-    default_out,
-    format_table,
-    load_inputs,
-    sidecar_paths,
-    write_outputs,
-)
-from landcover.blending import FLOOR_UNIFORM, MAX_FLOOR, MIN_FLOOR, fit_blend
+from landcover.blend_inputs import load_inputs
+from landcover.blend_model import FLOOR_UNIFORM, MAX_FLOOR, MIN_FLOOR
+from landcover.blend_outputs import default_out, format_table, sidecar_paths, write_outputs
+from landcover.blend_tuning import fit_blend
 from landcover.classmix import mix_table, region_row_weights, regions_from_table
 from landcover.cli import Parser
 from landcover.errors import DataError, cli_errors, number_in, positive_int

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import argparse
 
-from landcover.blending import MIN_WEIGHT
+from landcover.blend_tuning import MIN_WEIGHT
 from landcover.bundle import export_bundle
 from landcover.cli import Parser
 from landcover.errors import cli_errors, number_in

@@ -15,7 +15,9 @@ import time
 
 import numpy as np
 
-from landcover.blending import Problem, Stack, fit_blend, tune
+from landcover.blend_model import Stack
+from landcover.blend_objective import Problem
+from landcover.blend_tuning import fit_blend, tune
 from landcover.constants import N_CLASSES
 
 PIXELS = 256 * 256
