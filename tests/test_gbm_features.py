@@ -5,14 +5,8 @@ import numpy as np
 import pytest
 
 from landcover.config import CONFIG_DIR, read_yaml
-from landcover.members.gbm_features import (
-    BANDS,
-    BASIC,
-    FeatureSpec,
-    pixel_features,
-    strided_features,
-    training_samples,
-)
+from landcover.members.gbm_features import BANDS, BASIC, FeatureSpec, pixel_features
+from landcover.members.gbm_stores import strided_features, training_samples
 
 
 def _gbm(**changes) -> dict:

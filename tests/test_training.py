@@ -237,21 +237,21 @@ def test_pixel_gbm_caps_a_folds_training_pixels(demo_data, tmp_path: Path, monke
     """``gbm.max_train_pixels`` bounds the pixels a fold fits on (the first draws of every
     training patch); under the cap each patch gives all its ``pixels_per_image``."""
     from landcover.fold_plan import plan_for
-    from landcover.members import pixel_gbm
+    from landcover.members import gbm_fit
 
-    assert pixel_gbm.patch_share(100, 64, 0) == 64
-    assert pixel_gbm.patch_share(100, 64, 6400) == 64
-    assert pixel_gbm.patch_share(100, 64, 1000) == 10
-    assert pixel_gbm.patch_share(100, 64, 50) == 1
+    assert gbm_fit.patch_share(100, 64, 0) == 64
+    assert gbm_fit.patch_share(100, 64, 6400) == 64
+    assert gbm_fit.patch_share(100, 64, 1000) == 10
+    assert gbm_fit.patch_share(100, 64, 50) == 1
     fitted = []
-    real = pixel_gbm.lgb.Dataset
+    real = gbm_fit.lgb.Dataset
 
     def spy(data, label=None, **kwargs):
         if "reference" not in kwargs:  # the training set, not the validation curve's
             fitted.append(len(data))
         return real(data, label, **kwargs)
 
-    monkeypatch.setattr(pixel_gbm.lgb, "Dataset", spy)
+    monkeypatch.setattr(gbm_fit.lgb, "Dataset", spy)
     for cap in (0, 200):
         gbm = {"n_estimators": 3, "pixels_per_image": 64, "max_train_pixels": cap}
         config = load_config("pixel_lightgbm", profile="demo", overrides={**SMOKE, "gbm": gbm})
