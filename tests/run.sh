@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: lint (ruff) and the test suite (pytest), in .venv (created on first use).
 #   tests/run.sh               everything
+#   tests/run.sh --quick       the inner loop: no test that trains a model or runs a command
 #   tests/run.sh -k metric     extra arguments go to pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,5 +9,10 @@ source src/ensure_venv.sh
 echo "==> ruff"
 ruff check src tests notebooks
 ruff format --check src tests
+quick=()
+if [[ "${1:-}" == --quick ]]; then
+    quick=(-m "not slow")
+    shift
+fi
 echo "==> pytest"
-python -m pytest "$@"
+python -m pytest ${quick[@]+"${quick[@]}"} "$@"

@@ -24,6 +24,8 @@ from landcover.constants import CLASSES
 from landcover.tables import Proportions, write_proportions
 from landcover.tiff import read_mask, write_mask
 
+pytestmark = pytest.mark.slow  # trains models or runs commands: tests/run.sh --quick skips it
+
 
 @dataclass(frozen=True)
 class Case:

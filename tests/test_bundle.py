@@ -21,6 +21,8 @@ from landcover.model_card import card_path, write_model_card
 from landcover.predictor import Predictor
 from landcover.tables import read_proportions
 
+pytestmark = pytest.mark.slow  # trains models or runs commands: tests/run.sh --quick skips it
+
 pytest_plugins = ("demo_blend",)  # the session's trained demo blend: the ``blend`` fixture
 BIN = Path(sys.executable).parent  # the environment's console scripts
 

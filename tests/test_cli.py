@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, run_cli
 
+pytestmark = pytest.mark.slow  # trains models or runs commands: tests/run.sh --quick skips it
+
 ENTRY_POINTS = {  # each with what it requires, so that the unknown flag is what it answers
     "src/prepare.py": ["--data", "d"],
     "src/train.py": ["--check"],

@@ -15,6 +15,8 @@ from landcover.errors import LandcoverError
 from landcover.tables import read_ids, read_proportions
 from landcover.tiff import read_image, read_mask
 
+pytestmark = pytest.mark.slow  # trains models or runs commands: tests/run.sh --quick skips it
+
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"n_train": 12, "n_test": 4, "size": 32}
 

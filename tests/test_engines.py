@@ -20,6 +20,8 @@ from landcover.artifacts import load_experiment
 from landcover.config import load_config
 from landcover.experiment import run_experiment
 
+pytestmark = pytest.mark.slow  # trains models or runs commands: tests/run.sh --quick skips it
+
 SMOKE = [
     "data.n_folds=3",
     "train.epochs=2",

@@ -21,6 +21,8 @@ from test_bad_input import _experiments, _train
 from landcover.constants import CLASSES
 from landcover.tables import write_proportions
 
+pytestmark = pytest.mark.slow  # trains models or runs commands: tests/run.sh --quick skips it
+
 Setup = Callable[[Path], list[str]]
 
 

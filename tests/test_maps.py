@@ -16,6 +16,8 @@ from landcover.map_blend import window_values
 from landcover.predictor import Predictor
 from landcover.tiff import open_scene
 
+pytestmark = pytest.mark.slow  # trains models or runs commands: tests/run.sh --quick skips it
+
 pytest_plugins = ("demo_blend",)  # the session's trained demo blend: the ``blend`` fixture
 
 

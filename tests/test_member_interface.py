@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 import yaml
 from torch import nn
@@ -34,6 +35,8 @@ from landcover.members.network import NetworkMember
 from landcover.metric import kl_divergence
 from landcover.submission import load_submitted
 from landcover.tables import Proportions
+
+pytestmark = pytest.mark.slow  # trains models or runs commands: tests/run.sh --quick skips it
 
 
 class PriorFoldModel(FoldModel):

@@ -15,6 +15,8 @@ import pytest
 
 from landcover.artifacts import is_complete
 
+pytestmark = pytest.mark.slow  # trains models or runs commands: tests/run.sh --quick skips it
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
 EXPERIMENTS = ("unet_regnety_002", "classifier_resnet18", "benchmark_unet")

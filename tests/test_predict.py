@@ -21,6 +21,8 @@ from landcover.blend_tuning import fit_blend
 from landcover.tables import read_proportions
 from landcover.tiff import read_image
 
+pytestmark = pytest.mark.slow  # trains models or runs commands: tests/run.sh --quick skips it
+
 pytest_plugins = ("demo_blend",)  # the session's trained demo blend: the ``blend`` fixture
 
 

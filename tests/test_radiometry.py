@@ -20,6 +20,8 @@ from landcover.predictor import Predictor
 from landcover.radiometry import FoldRadiometry, dark_bound, dark_corrected, dark_levels
 from landcover.tables import read_proportions
 
+pytestmark = pytest.mark.slow  # trains models or runs commands: tests/run.sh --quick skips it
+
 SETTINGS = {
     "predict": {"tta": 1, "dark_level": True},
     "data": {"n_folds": 2},

@@ -6,12 +6,15 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
 from conftest import run_cli
 
 from landcover.cache import default_cache_dir
 from landcover.config import load_config, load_profile
 from landcover.demo import make_demo_dataset
 from landcover.experiment import run_experiment
+
+pytestmark = pytest.mark.slow  # trains models or runs commands: tests/run.sh --quick skips it
 
 
 def speed(*args: str) -> subprocess.CompletedProcess:

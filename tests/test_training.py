@@ -19,6 +19,8 @@ from landcover.errors import ConfigError
 from landcover.experiment import run_experiment
 from landcover.tables import read_proportions
 
+pytestmark = pytest.mark.slow  # trains models or runs commands: tests/run.sh --quick skips it
+
 SMOKE = {
     "train": {"epochs": 2, "steps_per_epoch": 2, "batch_size": 8},
     "predict": {"tta": 2},

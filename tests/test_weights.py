@@ -18,6 +18,8 @@ from landcover.errors import ConfigError
 from landcover.members import member_for
 from landcover.profiles import load_profile
 
+pytestmark = pytest.mark.slow  # trains models or runs commands: tests/run.sh --quick skips it
+
 
 def _resnet18_state(tmp_path: Path, bands: int, name: str = "w.pth") -> tuple[Path, dict]:
     """A timm resnet18 state dict with a ``bands``-band stem and a 1000-class head, as

@@ -1,7 +1,7 @@
 """The class map's per-pixel probabilities, blended as the proportions are, so that a map and
 the proportions of the same window tell one story.
 
-A window's proportions go through the blend (``blending.blend``) as a patch's do: each fold
+A window's proportions go through the blend (``blend_model.blend``) as a patch's do: each fold
 model's mean over the window's valid pixels, scored classes renormalised, each member's
 temperature, the weights, the class calibration, the floor. Temperature and calibration act
 on the window's mean, not on a pixel (that is what they were tuned on), so a pixel's values

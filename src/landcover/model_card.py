@@ -20,7 +20,7 @@ from .atomic import write_text
 from .constants import CLASSES, OFFICIAL_ROW_WIDTH, PATCH_SIZE, SCORED_CLASSES
 from .errors import DataError
 from .folds import FoldScheme
-from .members import member_for
+from .members.base import REGISTRY
 from .model_source import MemberFiles, ModelSource, source_of
 from .tables import align, read_proportions
 
@@ -32,10 +32,12 @@ CHALLENGE = (
 
 
 def _member(m: MemberFiles, oof_kl: float | None) -> dict:
-    kind = member_for(m.config)
+    kind = (m.config.get("model") or {}).get("kind")
+    if kind in REGISTRY:
+        kind = f"{kind}, {'per-pixel' if REGISTRY[kind].predicts_masks else 'image-level'}"
     return {
         "name": m.name,
-        "kind": f"{kind.kind}, {'per-pixel' if kind.predicts_masks else 'image-level'}",
+        "kind": kind or "not recorded",
         "weight": m.weight,
         "temperature": m.temperature,
         "folds": m.n_folds,

@@ -40,7 +40,7 @@ class ModelSource:
     members: list[MemberFiles]
     floor: float
     prior: np.ndarray  # (8,) the floor's target
-    bias: np.ndarray | None = None  # (8,) the class calibration (blending.py); None: none
+    bias: np.ndarray | None = None  # (8,) the class calibration (blend_model.py); None: none
     power: np.ndarray | None = None
     submitted: Submitted | None = None  # a sidecar's blend and its inputs
     experiment: Experiment | None = None  # a lone experiment

@@ -6,7 +6,7 @@ Proportions of a region are computed the way the pipeline computes them for a te
 each fold model's proportions are the mean of its per-pixel probabilities (argmax counts for a
 ``predict.mode: hard`` member; one vector per window for an image-level member), each member's
 temperature is applied per fold model, the fold models are averaged, and the members are
-weighted and floored toward the training prior (``blending.blend``). The class map's
+weighted and floored toward the training prior (``blend_model.blend``). The class map's
 per-pixel probabilities go through the same blend (``map_blend.py``). A
 ``predict.dark_level`` member sees each patch (each window of a scene) with its dark level
 first brought within the fold's training patches' (``radiometry.py``).
@@ -111,7 +111,7 @@ class Predictor:
         calibration: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
     ):
         self.members, self.floor, self.prior, self.source = members, floor, prior, source
-        self.bias, self.power = calibration  # the blend's class calibration (blending.py)
+        self.bias, self.power = calibration  # the blend's class calibration (blend_model.py)
 
     @classmethod
     def load(

@@ -119,9 +119,11 @@ def main(argv: list[str] | None = None) -> None:
     weights, table = None, None
     if args.class_mix_weights:
         table = mix_table(inputs.labels_path, args.mix_labels)
-        width = int(inputs.experiments[0].meta["fold_scheme"]["row_width"])
+        width = (inputs.experiments[0].meta.get("fold_scheme") or {}).get("row_width")
         try:
-            regions = regions_from_table(table, scored_proportions(inputs.truth), width)
+            if not width:
+                raise DataError("the experiments record no raster row width (fold_scheme)")
+            regions = regions_from_table(table, scored_proportions(inputs.truth), int(width))
         except DataError as err:  # a small set: no region of the label table to tune for
             log(f"warning: {err}; tuning for the OOF rows as they are")
             table = None
