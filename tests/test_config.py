@@ -56,8 +56,8 @@ def test_the_sample_and_gpu_profiles_run_the_new_ground_members_at_their_own_sca
     assert all(name.endswith("_newground") for name in members)
     for profile in ("sample-gpu", "full-gpu"):
         assert load_profile(profile)["experiments"] == members
-    cpu = load_config("unet_regnety_002_newground", profile="sample-cpu")
-    gpu = load_config("unet_regnety_002_newground", profile="sample-gpu", overrides=CPU)
+    cpu = load_config("unet_efficientnet_b0_newground", profile="sample-cpu")
+    gpu = load_config("unet_efficientnet_b0_newground", profile="sample-gpu", overrides=CPU)
     assert (cpu["train"]["crop"], cpu["train"]["epochs"]) == (128, 16)
     assert (gpu["train"]["crop"], gpu["train"]["epochs"]) == (0, 60)
     for section in ("model", "normalize", "loss", "augment"):
