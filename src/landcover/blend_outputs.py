@@ -74,6 +74,7 @@ def summary(inputs: BlendInputs, fit: BlendFit) -> dict:
         {
             "name": name,
             "path": str(exp.path),
+            **({"seeds": exp.meta["seed_paths"]} if exp.meta.get("seed_paths") else {}),
             "weight": float(w),
             "temperature": float(t),
             "oof_kl": float(raw),

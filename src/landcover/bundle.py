@@ -9,6 +9,7 @@ Layout, every path relative to the bundle's root::
     members/<name>/config.yaml, meta.json, scores.json
     members/<name>/folds/fold<k>/   the fold's files as training left them (weights or
                      boosters, normaliser, class weights, done.json with its dark_bound...)
+    members/<name>/seed<i>/...      instead, for a member averaged over seeds: each run's
 
 Members weighted under ``MIN_WEIGHT`` are left out and the others renormalised
 (``model_source.kept_weights``); with none left out the bundle predicts what its source does.
@@ -100,18 +101,23 @@ def _write(folder: Path, source: ModelSource) -> None:
     members = []
     for m in source.members:
         rel = PurePosixPath("members") / m.name
-        for name in MEMBER_FILES:
-            if (m.path / name).is_file():
-                _copy(m.path / name, folder / rel / name)
-        for k in range(m.n_folds):
-            fold = m.path / "folds" / f"fold{k}"
-            if not fold.is_dir():
-                raise ArtifactError(f"{fold}: missing; the experiment has {m.n_folds} folds")
-            shutil.copytree(fold, folder / rel / "folds" / f"fold{k}")
+        runs = (
+            {rel: m.path} if not m.seeds else {rel / f"seed{i}": p for i, p in enumerate(m.seeds)}
+        )
+        for where, run in runs.items():
+            for name in MEMBER_FILES:
+                if (run / name).is_file():
+                    _copy(run / name, folder / where / name)
+            for k in range(m.n_folds):
+                fold = run / "folds" / f"fold{k}"
+                if not fold.is_dir():
+                    raise ArtifactError(f"{fold}: missing; the experiment has {m.n_folds} folds")
+                shutil.copytree(fold, folder / where / "folds" / f"fold{k}")
         members.append(
             {
                 "name": m.name,
-                "path": str(rel),
+                "path": str(next(iter(runs))),
+                **({"seeds": [str(r) for r in runs]} if m.seeds else {}),
                 "weight": m.weight,
                 "temperature": m.temperature,
                 "n_folds": m.n_folds,
@@ -195,6 +201,7 @@ def _member(folder: Path, entry: dict, files: dict[str, str], shown: str) -> Mem
         if str(rel / name) not in files:
             raise ArtifactError(f"{shown}/{rel / name}: missing from the bundle")
     path = folder / rel
+    seeds = tuple(folder / _relative(r, f"{shown}/{MANIFEST}") for r in entry.get("seeds") or [])
     return MemberFiles(
         name=str(entry["name"]),
         path=path,
@@ -203,6 +210,7 @@ def _member(folder: Path, entry: dict, files: dict[str, str], shown: str) -> Mem
         weight=float(entry["weight"]),
         temperature=float(entry["temperature"]),
         n_folds=int(entry["n_folds"]),
+        seeds=seeds,
     )
 
 

@@ -113,6 +113,13 @@ SMOKE_OVERRIDES = {
 }
 
 
+def seeded_name(name: str, seed: int) -> str:
+    """An experiment's name at ``seed``: the model file's name, with ``_s<seed>`` for a seed other
+    than 0, so that runs at several seeds keep their own ``oof/<experiment>/`` (the blend can
+    average them: ``blend_inputs.seed_groups``)."""
+    return name if seed == 0 else f"{name}_s{seed}"
+
+
 def load_config(
     model: str,
     *,
@@ -139,7 +146,7 @@ def load_config(
     config = merge(config, extra, where="overrides")
     if smoke:
         config = merge(config, SMOKE_OVERRIDES, where="smoke mode")
-    config["experiment"] = config.get("experiment") or model_path.stem
+    config["experiment"] = config.get("experiment") or seeded_name(model_path.stem, config["seed"])
     config["profile"] = profile
     validate(config)
     return config

@@ -32,6 +32,7 @@ class MemberFiles:
     weight: float
     temperature: float
     n_folds: int
+    seeds: tuple[Path, ...] = ()  # every run's folder, for a member averaged over seeds
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,10 @@ class ModelSource:
 
 def _files(exp: Experiment, weight: float, temperature: float) -> MemberFiles:
     n_folds = int(exp.oof.folds.max()) + 1
-    return MemberFiles(exp.name, exp.path, exp.config, exp.meta, weight, temperature, n_folds)
+    seeds = tuple(Path(p) for p in exp.meta.get("seed_paths") or [])
+    return MemberFiles(
+        exp.name, exp.path, exp.config, exp.meta, weight, temperature, n_folds, seeds
+    )
 
 
 def source_of(model: str | os.PathLike[str], every_member: bool = False) -> ModelSource:

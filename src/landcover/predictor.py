@@ -28,7 +28,7 @@ from .bundle import is_archive, is_bundle, read_bundle, unpacked
 from .constants import N_CLASSES, OFFICIAL_ROW_WIDTH, PATCH_SIZE
 from .errors import ArtifactError
 from .freshness import predicted_otherwise
-from .members import FoldModel, member_for
+from .members import FoldModel, SeedAverage, member_for
 from .model_source import MemberFiles, ModelSource, source_of
 from .radiometry import FoldRadiometry
 from .runtime import resolve_device
@@ -87,7 +87,13 @@ def _load_member(files: MemberFiles, device: torch.device) -> Member:
         if "pretrained" in model
         else files.config
     )
-    folds = [kind.load(files.path / "folds" / f"fold{k}", device) for k in range(files.n_folds)]
+    runs = files.seeds or (files.path,)  # a member averaged over seeds: each run's fold models
+
+    def fold(k: int) -> FoldModel:
+        models = [kind.load(run / "folds" / f"fold{k}", device) for run in runs]
+        return models[0] if len(models) == 1 else SeedAverage(models)
+
+    folds = [fold(k) for k in range(files.n_folds)]
     radiometry = _radiometry(files.path, files.n_folds, files.config)
     return Member(
         files.name,

@@ -64,7 +64,8 @@ class Setup:
             counts = "all" in hard or member.name in hard
             if counts:
                 member.config["predict"]["mode"] = "hard"
-            for fold in member.folds:
+            runs = (m for f in member.folds for m in getattr(f, "models", [f]))  # seeds too
+            for fold in runs:
                 if counts and hasattr(fold, "hard"):
                     fold.hard = True
                 if args.gbm_stride and hasattr(fold, "stride"):  # the clean column too

@@ -59,16 +59,17 @@ def newest_sidecar(folder: str | os.PathLike[str]) -> Path:
 
 
 def _experiment_paths(sidecar: dict, where: Path) -> list[Path]:
-    """Each experiment's recorded path, as given (relative to the current directory) or
-    relative to the repository root."""
+    """Each experiment's recorded path (every seed's, for a member averaged over seeds), as
+    given (relative to the current directory) or relative to the repository root."""
     paths = []
     for model in sidecar["experiments"]:
-        recorded = Path(model["path"])
-        options = [recorded] if recorded.is_absolute() else [recorded, REPO_ROOT / recorded]
-        found = next((p for p in options if p.is_dir()), None)
-        if found is None:
-            raise ArtifactError(f"{where}: experiment {model['name']} not found at {recorded}")
-        paths.append(found)
+        for given in model.get("seeds") or [model["path"]]:
+            recorded = Path(given)
+            options = [recorded] if recorded.is_absolute() else [recorded, REPO_ROOT / recorded]
+            found = next((p for p in options if p.is_dir()), None)
+            if found is None:
+                raise ArtifactError(f"{where}: experiment {model['name']} not found at {recorded}")
+            paths.append(found)
     return paths
 
 

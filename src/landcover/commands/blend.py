@@ -92,6 +92,13 @@ def main(argv: list[str] | None = None) -> None:
         "train_labels_full.csv beside the labels if there is one, else the labels)",
     )
     parser.add_argument(
+        "--average-seeds",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the runs of one experiment at several seeds (<name>, <name>_s1, ...) as one "
+        "member, their predictions averaged before any weight is tuned (default: on)",
+    )
+    parser.add_argument(
         "--polish",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -114,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     if names is None:  # every complete experiment: say which directories are left out
         for path, missing in incomplete_experiments(oof_dir):
             log(f"warning: {path} is not a complete experiment (missing {missing}); left out")
-    inputs = load_inputs(oof_dir, names, args.labels)
+    inputs = load_inputs(oof_dir, names, args.labels, average_seeds=args.average_seeds)
 
     weights, table = None, None
     if args.class_mix_weights:
@@ -154,6 +161,7 @@ def main(argv: list[str] | None = None) -> None:
         "polish": args.polish,
         "class_calibration": args.class_calibration,
         "class_mix_weights": table is not None,
+        "average_seeds": args.average_seeds,
         "mix_labels": None if table is None else str(table),
         "experiments_requested": names,
     }

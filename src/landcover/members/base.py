@@ -70,6 +70,26 @@ class FoldModel(ABC):
         return self.predict_proportions(images, np.arange(len(images)))
 
 
+class SeedAverage(FoldModel):
+    """One fold of an experiment run at several seeds: its models' predictions averaged (what
+    the blend averaged: ``blend_inputs.averaged``)."""
+
+    def __init__(self, models: list[FoldModel]) -> None:
+        self.models = models
+
+    def predict_proportions(
+        self, images: np.ndarray, rows: np.ndarray, *, desc: str | None = None
+    ) -> np.ndarray:
+        return np.mean([m.predict_proportions(images, rows, desc=desc) for m in self.models], 0)
+
+    def predict_probabilities(self, images: np.ndarray) -> np.ndarray:
+        return np.mean([m.predict_probabilities(images) for m in self.models], axis=0)
+
+    def predict_masks(self, images: np.ndarray) -> np.ndarray | None:
+        probs = self.predict_probabilities(images)
+        return None if np.ndim(probs) != 4 else probs.argmax(axis=1).astype(np.uint8)
+
+
 class Member(ABC):
     """A kind of model, configured by an experiment's resolved config."""
 

@@ -38,6 +38,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: default)")
     parser.add_argument(
+        "--set",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides for every model, e.g. "
+        "'augment.albumentations=[{name: GaussNoise, p: 0.5}]'",
+    )
+    parser.add_argument(
         "--sync-debug",
         action="store_true",
         help="CUDA: warn at every implicit host-GPU synchronisation (there should be none "
@@ -59,13 +68,13 @@ def run(args: argparse.Namespace) -> None:
     header = ("model", "data only", "train real", "train synthetic", "ratio")
     print(f"{header[0]:22s}" + "".join(f"{h:>16s}" for h in header[1:]))
     for name in args.models.split(","):
-        config = load_config(
-            name,
-            overrides={
-                "train": {"batch_size": args.batch, "crop": args.crop},
-                "run": {"device": args.device},
-            },
-        )
+        overrides = [
+            f"train.batch_size={args.batch}",
+            f"train.crop={args.crop}",
+            f"run.device={args.device}",
+            *args.set,
+        ]
+        config = load_config(name, overrides=overrides)
         bench = Bench(config, data, device)
         got = [
             bench.data_rate(args.steps, args.warmup),
