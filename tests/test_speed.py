@@ -83,8 +83,9 @@ def test_scene(demo_data, demo_dir: Path, tmp_path: Path) -> None:
     scratch = Path(out[0].split("(")[-1].rstrip(")"))
     assert not scratch.exists()
     assert "pixel_lightgbm" in out[1]
-    assert " windows x 1 fold models in " in out[2] and "pixels/s" in out[2]
-    assert out[3].startswith("peak resident memory")
+    assert out[2].startswith("windows of 32 px")  # the members' training patch size
+    assert " windows x 1 fold models in " in out[3] and "pixels/s" in out[3]
+    assert out[4].startswith("peak resident memory")
 
 
 def test_estimate(demo_dir: Path) -> None:
