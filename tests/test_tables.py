@@ -71,3 +71,20 @@ def test_select_keeps_ids_with_their_rows():
     assert np.array_equal(picked.values, table.values[[2, 0]])
     with pytest.raises(DataError, match="missing sample_id 9"):
         table.select(np.array([9]))
+
+
+def test_atomic_writes_get_the_permissions_open_and_mkdir_give(tmp_path: Path):
+    """A submission handed to a teammate is readable as any file the user writes, not
+    owner-only as a temporary file is created."""
+    from landcover.atomic import write_text
+
+    write_text(tmp_path / "sub.csv", "x")
+    with atomic_dir(tmp_path / "exp") as tmp:
+        (tmp / "oof.csv").write_text("y")
+    (tmp_path / "plain.csv").write_text("x")
+    (tmp_path / "plain").mkdir()
+
+    def mode(name: str) -> int:
+        return (tmp_path / name).stat().st_mode & 0o777
+
+    assert mode("sub.csv") == mode("plain.csv") and mode("exp") == mode("plain")
