@@ -221,6 +221,10 @@ def test_row_weights_tune_for_the_rows_they_weigh() -> None:
     np.testing.assert_allclose(weighted.params.temperatures, alone.params.temperatures, rtol=1e-6)
     plain = Problem.build(Stack.of(preds), truth, use_floor=False)
     assert weighted.kl == pytest.approx(plain.kl(weighted.params), rel=1e-12)
+    # the weighted objective is reported beside the unweighted scores, equal weights too
+    assert weighted.tuning_kl == pytest.approx(alone.kl, rel=1e-6)
+    assert weighted.equal_tuning_kl == pytest.approx(alone.equal_kl, rel=1e-9)
+    assert alone.tuning_kl is None and alone.equal_tuning_kl is None
     fixed = fit_blend(preds, truth, folds, temperatures=False, **settings)
     assert np.all(fixed.params.temperatures == 1.0)
     assert fixed.kl > fit_blend(preds, truth, folds, **settings).kl

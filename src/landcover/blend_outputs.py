@@ -52,6 +52,7 @@ def summary(inputs: BlendInputs, fit: BlendFit) -> dict:
         "oof_kl": fit.kl,
         "nested_cv_kl": fit.nested_kl,
         "tuning_kl": fit.tuning_kl,
+        "equal_weight_tuning_kl": fit.equal_tuning_kl,
         "nested_cv_fold_kl": {str(k): v for k, v in fit.nested_fold_kl.items()},
         "equal_weight_kl": fit.equal_kl,
         "best_single": {"name": names[best], "oof_kl": float(fit.single_kl[best])},
@@ -218,6 +219,12 @@ def format_table(inputs: BlendInputs, fit: BlendFit) -> str:
     lines.append(f"{floor}; chosen by {fit.source}")
     if fit.params.bias is not None:
         lines.append(describe_calibration(fit.params))
+    if fit.tuning_kl is not None:
+        lines.append(
+            f"tuned for the average region (rows weighted by the class-mix regions): weighted "
+            f"OOF KL {fit.tuning_kl:.5f}, equal weights at T=1 {fit.equal_tuning_kl:.5f}; "
+            "below, the training region's own rows, unweighted"
+        )
     for label, kl in rows:
         shown = "n/a (one fold)" if kl is None else f"{kl:.5f}"
         lines.append(f"{label:<{width + 24}}  {shown:>7}" + ratio(kl))

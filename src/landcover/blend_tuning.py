@@ -177,6 +177,7 @@ class BlendFit:
     floor_uniform: float = 0.0  # the uniform share of the floor's target, likewise
     lacking: list[str] = field(default_factory=list)  # scored classes the OOF truth lacks
     tuning_kl: float | None = None  # with row weights: the weighted KL tuning reached
+    equal_tuning_kl: float | None = None  # with row weights: equal weights, T = 1, weighted
 
     @property
     def best_single(self) -> int:
@@ -261,6 +262,7 @@ def fit_blend(
         floor_uniform=problem.uniform,
         lacking=[c for c, gone in zip(SCORED_CLASSES, lacking(truth), strict=True) if gone],
         tuning_kl=None if row_weights is None else tuned.kl,
+        equal_tuning_kl=None if row_weights is None else tuner.kl(BlendParams.equal(m)),
     )
 
 
