@@ -3,6 +3,7 @@
 #   tests/run.sh               everything
 #   tests/run.sh --quick       the inner loop: no test that trains a model or runs a command
 #   tests/run.sh -k metric     extra arguments go to pytest
+# Tests run on every core (pytest-xdist, one worker a core; PYTEST_WORKERS=1: in one process).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source src/ensure_venv.sh
@@ -15,4 +16,4 @@ if [[ "${1:-}" == --quick ]]; then
     shift
 fi
 echo "==> pytest"
-python -m pytest ${quick[@]+"${quick[@]}"} "$@"
+python -m pytest -n "${PYTEST_WORKERS:-auto}" ${quick[@]+"${quick[@]}"} "$@"
