@@ -33,14 +33,7 @@ class Parser(argparse.ArgumentParser):
 
     def add_set(self, example: str = "train.epochs=3 seed=1") -> None:
         """``--set KEY=VALUE ...``, repeatable: every pair of every ``--set`` is kept."""
-        self.add_argument(
-            "--set",
-            action="extend",
-            nargs="+",
-            default=[],
-            metavar="KEY=VALUE",
-            help=f"config overrides, repeatable (e.g. --set {example})",
-        )
+        add_set(self, f"config overrides, repeatable (e.g. --set {example})")
 
     def add_experiments(self, default: str = "the profile's") -> None:
         self.add_argument(
@@ -58,6 +51,14 @@ class Parser(argparse.ArgumentParser):
             help="where runs are kept: DIR/oof/<experiment>/, DIR/submissions/ "
             "(default: the current folder)",
         )
+
+
+def add_set(parser: argparse.ArgumentParser, help: str) -> None:
+    """``--set KEY=VALUE ...`` on any parser (a subcommand's too), repeatable: every pair of
+    every ``--set`` is kept."""
+    parser.add_argument(
+        "--set", action="extend", nargs="+", default=[], metavar="KEY=VALUE", help=help
+    )
 
 
 def names(text: str | None) -> list[str]:

@@ -38,6 +38,7 @@ import argparse
 import torch
 
 from landcover.cache import prepare_data
+from landcover.cli import add_set
 from landcover.config import load_config, load_profile
 from landcover.members import member_for
 from landcover.runtime import resolve_device
@@ -82,14 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", required=True, help="data folder to measure on")
     parser.add_argument("--profile", required=True)
     parser.add_argument("--experiments", help="comma-separated (default: the profile's)")
-    parser.add_argument(
-        "--set",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config overrides for every experiment, repeatable",
-    )
+    add_set(parser, "config overrides for every experiment, repeatable")
     parser.add_argument("--smoke", action="store_true", help="the configs as --smoke runs them")
     parser.add_argument("--n-train", type=int, default=N_TRAIN)
     parser.add_argument("--n-test", type=int, default=N_TEST)

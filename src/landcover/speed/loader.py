@@ -24,6 +24,7 @@ import argparse
 import torch
 
 from landcover.cache import prepare_data
+from landcover.cli import add_set
 from landcover.config import load_config
 from landcover.speed.rates import Bench
 
@@ -37,13 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: default)")
-    parser.add_argument(
-        "--set",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config overrides for every model, e.g. "
+    add_set(
+        parser,
+        "config overrides for every model, e.g. "
         "'augment.albumentations=[{name: GaussNoise, p: 0.5}]'",
     )
     parser.add_argument(

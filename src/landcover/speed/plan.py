@@ -23,6 +23,7 @@ import warnings
 import rasterio
 import rasterio.errors
 
+from landcover.cli import add_set
 from landcover.config import load_config
 from landcover.errors import ConfigError, LandcoverError
 from landcover.layout import locate
@@ -48,14 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--data", metavar="DIR", help="data folder: its size is printed")
     parser.add_argument("--smoke", action="store_true", help="the configs as --smoke runs them")
-    parser.add_argument(
-        "--set",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config overrides for every experiment, repeatable",
-    )
+    add_set(parser, "config overrides for every experiment, repeatable")
 
 
 def describe(config: dict) -> str:
